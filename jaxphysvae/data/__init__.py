@@ -1,0 +1,39 @@
+"""Data sets: the synthetic pendulum and advection-diffusion generators, and the human locomotion strides.
+
+    ds = jaxphysvae.data.load("pendulum", "train")        # a Dataset; x of shape (N, C, T)
+    for batch in jaxphysvae.data.batches(ds.x, 100, key): ...
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from jaxphysvae.data import advdif, locomotion, pendulum
+from jaxphysvae.data.batching import Batch, batches, num_batches
+from jaxphysvae.data.dataset import SPLITS, Dataset, check_sequences
+from jaxphysvae.errors import DataError
+
+DATASETS = ("pendulum", "advdif", "locomotion")
+
+
+def load(name: str, split: str, **options) -> Dataset:
+    """Load split `split` ("train", "valid", "test") of data set `name`.
+
+    Options:
+      pendulum, advdif: `n` (number of sequences, default 1000 / 500 / 1000), `seed` (default 0),
+        `data_dir` (cache directory, default $JAXPHYSVAE_DATA_DIR or ~/.cache/jaxphysvae).
+      locomotion: `directory` (split directory, default $JAXPHYSVAE_LOCOMOTION_DIR or ../shared/data/...),
+        `verify` (MD5 check, default True).
+    """
+    modules = {"pendulum": pendulum, "advdif": advdif, "locomotion": locomotion}
+    if name not in modules:
+        raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+    try:
+        inspect.signature(modules[name].load).bind(split, **options)
+    except TypeError as e:
+        raise DataError(f"bad option for data set {name!r}: {e}") from None
+    return modules[name].load(split, **options)
+
+
+__all__ = ["DATASETS", "SPLITS", "Batch", "Dataset", "DataError", "batches", "check_sequences", "load",
+           "num_batches"]

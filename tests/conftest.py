@@ -1,0 +1,27 @@
+import os
+
+import pytest
+
+from jaxphysvae.data import locomotion
+
+RAW_DIR = locomotion.SHARED_DATA / "lencioni2019_raw_subset"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Generated data go to a fresh cache directory in every test."""
+    monkeypatch.setenv("JAXPHYSVAE_DATA_DIR", str(tmp_path / "cache"))
+
+
+def locomotion_dir():
+    """The shared locomotion split (env setting or default); skip tests that need it when it is absent."""
+    try:
+        return locomotion.locate(None)
+    except Exception:
+        pytest.skip("locomotion split not available (set JAXPHYSVAE_LOCOMOTION_DIR)")
+
+
+def raw_dir():
+    if not RAW_DIR.is_dir():
+        pytest.skip("raw locomotion files not available")
+    return RAW_DIR
