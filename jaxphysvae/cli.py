@@ -41,6 +41,100 @@ def _data_download(args) -> None:
     print(f"{len(paths)} files in {args.out}")
 
 
+def _hparams_and_config(args):
+    from jaxphysvae import presets
+    from jaxphysvae.config import HParams, apply_overrides
+    config, hparams = presets.get(args.preset)
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    config, hparams = apply_overrides(config, hparams, args.set or [])
+    return config, HParams.create(**hparams)
+
+
+def _print_metrics(summary: dict) -> None:
+    for split in ("valid", "test"):
+        if split in summary:
+            m = summary[split]
+            extra = "  ".join(f"{k} {v:.4g}" for k, v in m.items()
+                              if k not in ("mae", "rmse", "sse_per_seq") and isinstance(v, float))
+            print(f"{split:>5}: MAE {m['mae']:.4f}  RMSE {m['rmse']:.4f}  squared error per sequence "
+                  f"{m['sse_per_seq']:.4f}  {extra}")
+
+
+def _train(args) -> None:
+    from jaxphysvae.fit import fit
+    config, hparams = _hparams_and_config(args)
+    out = args.out or f"runs/{args.preset}-seed{args.seed}"
+    summary = fit(config, hparams, out, seed=args.seed, resume=args.resume, progress=not args.no_progress,
+                  preset=args.preset, checkpoint_every=args.checkpoint_every)
+    print(f"{summary['status']}: {summary['epochs_run']} epochs, best validation at epoch {summary['best_epoch']}"
+          + (f", {summary['train_seconds_per_epoch']:.3f} s per training epoch"
+             if "train_seconds_per_epoch" in summary else ""))
+    _print_metrics(summary)
+    print(f"run directory: {out}")
+
+
+def _eval(args) -> None:
+    import json
+    from pathlib import Path
+
+    import jax
+
+    from jaxphysvae.data.cache import atomic_path
+    from jaxphysvae.fit import load_run
+    from jaxphysvae.train import evaluate, physics_errors
+    config, hparams, model, fns, params, splits, _ = load_run(args.run_dir)
+    metrics, per = evaluate(fns, params, splits[args.split], hparams, config.eval_batch_size, samples=args.samples,
+                            key=jax.random.key(args.seed))
+    metrics.update(physics_errors(model, per["z_phy"], splits[args.split]))
+    metrics["protocol"] = ("posterior mean" if args.samples == 0 else
+                           f"mean reconstruction of {args.samples} posterior samples (seed {args.seed})")
+    _print_metrics({args.split: metrics})
+    path = Path(args.run_dir) / f"eval_{args.split}_samples{args.samples}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"written to {path}")
+
+
+def _presets(args) -> None:
+    from jaxphysvae import presets
+    for name, text in presets.describe():
+        print(f"{name:<30} {text}")
+
+
+def _demo(args) -> None:
+    from pathlib import Path
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxphysvae import plots, presets
+    from jaxphysvae.config import HParams
+    from jaxphysvae.fit import fit, load_run
+    config, hparams = presets.get("pendulum-phys-vae")
+    config = config.replace(epochs=args.epochs)
+    out = Path(args.out)
+    print(f"training pendulum-phys-vae for {args.epochs} epochs (the paper runs 5000) into {out}")
+    summary = fit(config, HParams.create(**hparams), out, seed=0, resume=(out / "last.ckpt").exists(),
+                  progress=not args.no_progress, preset="pendulum-phys-vae")
+    _print_metrics(summary)
+    test = summary["test"]
+    print(f"test reconstruction RMSE {test['rmse']:.4f} rad; physics-only x_P RMSE {test['rmse_P']:.4f} rad; "
+          f"inferred omega: mean absolute error {test['omega_mae']:.3f} rad/s "
+          f"({100 * test['omega_rel_err']:.1f} % relative)")
+    _, _, model, fns, params, splits, _ = load_run(out)
+    ds = splits["test"]
+    x = jnp.asarray(ds.x[:4])
+    post = model.encode(params, x)
+    rec = model.decode(params, model.posterior_mean(post), post.s0)
+    omega = jax.device_get(model.posterior_mean(post).phy[:, 0])
+    plots.reconstructions(out / "reconstructions.png", ds.t, ds.x[:4], jax.device_get(rec.x_P),
+                          jax.device_get(rec.x_PAB), ds.channels,
+                          title="pendulum test sequences; omega true / inferred: " + ", ".join(
+                              f"{a:.2f}/{b:.2f}" for a, b in zip(ds.params["omega"][:4], omega)))
+    print(f"figure: {out / 'reconstructions.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxphysvae", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     dl = data_commands.add_parser("download", help="download the 50 raw SubjectN.mat files from figshare")
     dl.add_argument("--out", required=True, help="directory to download into")
     dl.set_defaults(run=_data_download)
+
+    train = commands.add_parser("train", help="train a preset, writing a run directory")
+    train.add_argument("--preset", required=True, help="see `jaxphysvae presets`")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, help="run directory (default runs/PRESET-seedS)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a configuration key or hyper-parameter (repeatable)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--checkpoint-every", type=int, default=50)
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(run=_train)
+
+    ev = commands.add_parser("eval", help="evaluate a run's best checkpoint on a split")
+    ev.add_argument("run_dir", help="run directory")
+    ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    ev.add_argument("--samples", type=int, default=0,
+                    help="0: posterior mean; S > 0: mean reconstruction of S posterior samples")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
+    ev.set_defaults(run=_eval)
+
+    pr = commands.add_parser("presets", help="list the presets")
+    pr.set_defaults(run=_presets)
+
+    demo = commands.add_parser("demo", help="train phys-VAE on the pendulum, report errors, save a figure")
+    demo.add_argument("--epochs", type=int, default=600)
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(run=_demo)
     return parser
 
 

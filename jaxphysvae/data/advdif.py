@@ -59,9 +59,13 @@ def simulate(m, diffusion, advection, t) -> np.ndarray:
     return solve_accurately(vector_field, initial_profile(m), args, np.asarray(t, np.float64))
 
 
-def generate(n: int, rng: np.random.Generator, noise_std: float = NOISE_STD) -> dict[str, np.ndarray]:
-    """n sequences: 'x' of shape (n, 20, T) float32 (channels = grid points) and each true parameter (n,)."""
-    params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in RANGES.items()}
+def generate(n: int, rng: np.random.Generator, noise_std: float = NOISE_STD,
+             ranges: dict | None = None) -> dict[str, np.ndarray]:
+    """n sequences: 'x' of shape (n, 20, T) float32 (channels = grid points) and each true parameter (n,).
+
+    `ranges` overrides some parameter ranges, e.g. {"c": (0, 0)} for pure diffusion.
+    """
+    params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in {**RANGES, **(ranges or {})}.items()}
     y = simulate(params["m"], params["D"], params["c"], np.arange(NUM_STEPS) * DT)
     y = y + noise_std * rng.standard_normal(y.shape)
     return {"x": np.swapaxes(y, 1, 2).astype(np.float32), **{k: v.astype(np.float32) for k, v in params.items()}}

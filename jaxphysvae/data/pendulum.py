@@ -42,9 +42,13 @@ def simulate(theta0, omega, gamma, amp, freq, t) -> np.ndarray:
     return solve_accurately(vector_field, y0, args, np.asarray(t, np.float64))
 
 
-def generate(n: int, rng: np.random.Generator, noise_std: float = NOISE_STD) -> dict[str, np.ndarray]:
-    """n sequences: 'x' of shape (n, 1, T) float32 and each true parameter of shape (n,)."""
-    params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in RANGES.items()}
+def generate(n: int, rng: np.random.Generator, noise_std: float = NOISE_STD,
+             ranges: dict | None = None) -> dict[str, np.ndarray]:
+    """n sequences: 'x' of shape (n, 1, T) float32 and each true parameter of shape (n,).
+
+    `ranges` overrides some parameter ranges, e.g. {"gamma": (0, 0), "A": (0, 0)} for a free, undamped pendulum.
+    """
+    params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in {**RANGES, **(ranges or {})}.items()}
     states = simulate(params["theta0"], params["omega"], params["gamma"], params["A"], params["f"],
                       np.arange(NUM_STEPS) * DT)
     theta = states[:, :, 0] + noise_std * rng.standard_normal((n, NUM_STEPS))

@@ -1,0 +1,36 @@
+"""Checkpoints: a pytree plus metadata in one msgpack file, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import flax.serialization
+import jax
+import numpy as np
+
+from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.errors import DataError
+
+
+def save(path: str | os.PathLike, tree, meta: dict) -> None:
+    """Write `tree` (any pytree of arrays) and JSON-like `meta` to `path` atomically."""
+    payload = {"tree": flax.serialization.to_state_dict(jax.device_get(tree)), "meta": meta}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(flax.serialization.msgpack_serialize(payload))
+
+
+def load(path: str | os.PathLike, template) -> tuple[object, dict]:
+    """Read a checkpoint into the structure of `template`; return (tree, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        payload = flax.serialization.msgpack_restore(path.read_bytes())
+        tree = flax.serialization.from_state_dict(template, payload["tree"])
+    except Exception as e:
+        raise DataError(f"{path}: corrupt or incompatible checkpoint ({type(e).__name__}: {e})") from None
+    shapes = jax.tree.map(np.shape, template), jax.tree.map(np.shape, tree)
+    if shapes[0] != shapes[1]:
+        raise DataError(f"{path}: checkpoint shapes do not match this model's configuration")
+    return tree, payload["meta"]

@@ -1,0 +1,221 @@
+"""Static configuration (shapes, architecture, solver, training schedule) and dynamic hyper-parameters.
+
+`Config` fixes what is compiled: changing it means a new compiled step. `HParams` holds every number a sweep may
+vary; it is a pytree of float32 scalars passed to the step as data, so `jax.vmap` over a stack of HParams trains
+several models in one compiled step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxphysvae.errors import ConfigError
+from jaxphysvae.physics.integrate import SOLVERS
+
+PHYSICS = ("pendulum", "diffusion", "hamiltonian")
+UNMIXERS = ("none", "residual", "linear")
+PPC = ("all", "residual")
+
+
+class HParams(NamedTuple):
+    """Hyper-parameters that are data, not code: float32 scalars (or stacks of them for a sweep).
+
+    Attributes:
+      kl_weight: beta_KL, the weight of the KL term (1 in the references).
+      alpha: weight of R_ppc, also added to the KL weight (METHOD.md section 1).
+      beta: weight of R_DA2, the physics data augmentation.
+      gamma: weight of R_DA1, the unmixing regulariser.
+      lr: Adam's learning rate.
+      x_lnvar: log of the observation noise variance sigma^2 (the initial value when it is learned).
+      noise: level of the input or feature noise model in training (0 = none).
+    """
+
+    kl_weight: Any = 1.0
+    alpha: Any = 0.0
+    beta: Any = 0.0
+    gamma: Any = 0.0
+    lr: Any = 1e-3
+    x_lnvar: Any = -9.0
+    noise: Any = 0.0
+
+    @classmethod
+    def create(cls, **values) -> "HParams":
+        """HParams with float32 (never weakly typed) values; unknown names are a ConfigError."""
+        unknown = set(values) - set(cls._fields)
+        if unknown:
+            raise ConfigError(f"unknown hyper-parameter(s) {sorted(unknown)}; known: {', '.join(cls._fields)}")
+        merged = cls()._replace(**values)
+        for name, v in merged._asdict().items():
+            if not np.all(np.isfinite(np.asarray(v, np.float64))):
+                raise ConfigError(f"hyper-parameter {name} must be finite, got {v}")
+        if np.any(np.asarray(merged.lr) <= 0):
+            raise ConfigError(f"learning rate must be positive, got {merged.lr}")
+        for name in ("kl_weight", "alpha", "beta", "gamma", "noise"):
+            if np.any(np.asarray(getattr(merged, name)) < 0):
+                raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
+        return cls(*(jnp.asarray(v, jnp.float32) for v in merged))
+
+    def to_json(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self._asdict().items()}
+
+
+def stack(hparams: list[HParams]) -> HParams:
+    """Stack HParams along a new leading axis, for `jax.vmap`."""
+    return jax.tree.map(lambda *v: jnp.stack(v), *hparams)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything static about a model and its training.
+
+    Latent dimensions: -1 removes the component, 0 keeps its network without latent input.
+    """
+
+    # data
+    dataset: str = "pendulum"
+    data_seed: int = 0
+    n_train: int | None = None  # generated data sets: number of sequences per split (None = the reference sizes)
+    n_valid: int | None = None
+    n_test: int | None = None
+    # physics
+    physics: str = "pendulum"
+    use_physics: bool = True  # False: f_P = 0 (the NN-only and NN + solver baselines)
+    dim_z_phy: int = 1
+    dim_z_aux1: int = -1
+    dim_z_aux2: int = -1
+    hamiltonian_hidden: tuple[int, ...] = (128, 128)
+    hamiltonian_separable: bool = False
+    observation_map: bool = False
+    # networks
+    activation: str = "elu"
+    feat_hidden: tuple[int, ...] = (128, 128)
+    feat_dim: int = 256
+    head_hidden: tuple[int, ...] = ()
+    unmixer: str = "none"
+    unmixer_hidden: tuple[int, ...] = (128, 128)
+    correction_hidden: tuple[int, ...] = (64, 64)
+    residual_hidden: tuple[int, ...] = (128, 128)
+    init_hidden: tuple[int, ...] = (128, 128)
+    # objective
+    ppc: str = "all"
+    learn_x_lnvar: bool = False
+    # solver
+    solver: str = "euler"
+    substeps: int = 1
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    max_steps: int = 4096
+    # optimisation
+    batch_size: int = 200
+    epochs: int = 5000
+    eval_every: int = 1
+    eval_batch_size: int = 500
+    weight_decay: float = 1e-6
+    grad_clip: float = 5.0
+    adam_eps: float = 1e-3
+
+    def __post_init__(self):
+        from jaxphysvae.data import DATASETS
+        from jaxphysvae.nets import activation_fn
+        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC, "solver": SOLVERS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(allowed)}")
+        activation_fn(self.activation)
+        for key in ("dim_z_aux1", "dim_z_aux2"):
+            if getattr(self, key) < -1:
+                raise ConfigError(f"{key} must be -1 (removed), 0 or positive, got {getattr(self, key)}")
+        if self.dim_z_phy < 0:
+            raise ConfigError(f"dim_z_phy must be 0 or positive, got {self.dim_z_phy}")
+        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "substeps", "max_steps", "feat_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        for key in ("n_train", "n_valid", "n_test"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be a positive integer or None, got {getattr(self, key)}")
+        if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:
+            raise ConfigError("weight_decay must be >= 0, grad_clip and adam_eps > 0")
+        if self.unmixer != "none" and not self.use_physics:
+            raise ConfigError("an unmixer needs physics (use_physics=True): it cleans the input for the physics "
+                              "encoder")
+        if self.solver == "semi_implicit_euler" and self.dim_z_aux1 >= 0:
+            raise ConfigError("the symplectic semi_implicit_euler solver needs a separable field: remove the in-ODE "
+                              "correction (dim_z_aux1=-1) or choose another solver")
+
+    def replace(self, **changes) -> "Config":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "Config":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def parse_value(text: str, current):
+    """Parse a `--set key=value` string to the type of the current value."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {text!r}")
+        return value
+    if isinstance(current, tuple):
+        if isinstance(value, int):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list such as [128,128], got {text!r}")
+        return tuple(value)
+    if isinstance(current, float) or (current is None and isinstance(value, float)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"expected a number, got {text!r}")
+        return float(value)
+    if isinstance(current, int) or current is None:
+        if current is None and value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"expected an integer, got {text!r}")
+        return value
+    return str(value) if not isinstance(value, str) else value
+
+
+def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tuple[Config, dict]:
+    """Apply `key=value` strings to a Config and a dict of hyper-parameter values."""
+    config_changes = {}
+    hparams = dict(hparams)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key in HParams._fields:
+            try:
+                hparams[key] = float(text)
+            except ValueError:
+                raise ConfigError(f"hyper-parameter {key}: expected a number, got {text!r}") from None
+        elif key in {f.name for f in dataclasses.fields(Config)}:
+            try:
+                config_changes[key] = parse_value(text, getattr(config, key))
+            except ConfigError as e:
+                raise ConfigError(f"{key}: {e}") from None
+        else:
+            raise ConfigError(f"unknown key {key!r} in --set; configuration keys: "
+                              f"{', '.join(f.name for f in dataclasses.fields(Config))}; hyper-parameters: "
+                              f"{', '.join(HParams._fields)}")
+    return config.replace(**config_changes), hparams

@@ -1,0 +1,315 @@
+"""The physics-integrated VAE (phys-VAE): encoder, grey-box ODE decoder and objective, as pure functions.
+
+Shapes: B sequences per batch, C channels, T time points, S state size; latent widths d_P, d_A1, d_A2 (a removed
+latent has width 0). Latent groups: z_P (physics parameters), z_A1 (in-ODE correction f_A), z_A2 (residual).
+See METHOD.md section 1 for the equations.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxphysvae.config import Config, HParams
+from jaxphysvae.errors import ConfigError
+from jaxphysvae.nets import MLP
+from jaxphysvae.physics import NoPhysics, PhysicsModel, make_physics
+from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate
+
+
+class Latents(NamedTuple):
+    """One value per latent group: (B, d_P), (B, d_A1), (B, d_A2)."""
+
+    phy: jax.Array
+    aux1: jax.Array
+    aux2: jax.Array
+
+
+class Posterior(NamedTuple):
+    """The encoder's output: Gaussian posterior parameters, the unmixed input and the initial state.
+
+    Attributes:
+      mean, lnvar: Latents of means and log-variances.
+      unmixed: (B, C, T) the cleaned "physics-only" view u of the input (the input itself without an unmixer).
+      s0: (B, S) initial ODE state.
+    """
+
+    mean: Latents
+    lnvar: Latents
+    unmixed: jax.Array
+    s0: jax.Array
+
+
+class Reconstructions(NamedTuple):
+    """The four decoder outputs, each (B, C, T): physics only, + in-ODE correction, + residual, + both."""
+
+    x_P: jax.Array
+    x_PA: jax.Array
+    x_PB: jax.Array
+    x_PAB: jax.Array
+
+
+def masked_mean(v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of per-sequence values v (B,) over the rows where mask (B,) is True."""
+    mask = mask.astype(v.dtype)
+    return jnp.sum(v * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+class PhysVAE:
+    """A phys-VAE for sequences of C channels and T time points with step dt.
+
+    All methods are pure functions of their arguments (the instance holds only static structure), so they can be
+    jitted, vmapped and differentiated.
+    """
+
+    def __init__(self, config: Config, num_channels: int, num_steps: int, dt: float,
+                 physics: PhysicsModel | None = None):
+        self.config = config
+        self.num_channels, self.num_steps, self.dt = num_channels, num_steps, float(dt)
+        self.t = (np.arange(num_steps) * self.dt).astype(np.float32)
+        base = make_physics(config, num_channels) if physics is None else physics
+        self.physics = base if config.use_physics else NoPhysics(base)
+        self.solver = SolverConfig(config.solver, config.substeps, config.rtol, config.atol, config.max_steps)
+        p = self.physics
+        self.dims = Latents(p.dim_z if config.use_physics else 0, max(config.dim_z_aux1, 0),
+                            max(config.dim_z_aux2, 0))
+        self.has_correction = config.dim_z_aux1 >= 0
+        self.has_residual = config.dim_z_aux2 >= 0
+        self._check()
+        self.nets = self._networks()
+
+    # --- structure ----------------------------------------------------------------------------------------------
+    def _check(self):
+        c, p = self.config, self.physics
+        if self.solver.name == SYMPLECTIC and not (p.separable and c.use_physics):
+            raise ConfigError(f"the symplectic solver needs separable physics; {c.physics} "
+                              f"{'is not separable' if c.use_physics else 'is switched off'}")
+        if c.use_physics and c.physics == "hamiltonian" and c.dim_z_phy != p.dim_z:
+            raise ConfigError("internal: Hamiltonian dim_z mismatch")
+        if c.use_physics and c.physics != "hamiltonian" and c.dim_z_phy != p.dim_z:
+            raise ConfigError(f"physics {c.physics!r} has {p.dim_z} parameter(s): set dim_z_phy={p.dim_z}, "
+                              f"got {c.dim_z_phy}")
+        if c.unmixer == "linear" and self.dims.aux1 + self.dims.aux2 == 0:
+            raise ConfigError("the linear unmixer needs z_A1 or z_A2 (it maps their means to a correction)")
+        x = jax.ShapeDtypeStruct((self.num_channels, self.num_steps), jnp.float32)
+        try:
+            params = jax.eval_shape(p.init, jax.random.key(0))
+            s0 = (jax.ShapeDtypeStruct((p.state_size,), jnp.float32) if p.learned_initial_state
+                  else jax.eval_shape(p.initial_state, x))
+            obs = jax.eval_shape(p.observe, params, s0)
+            ds = jax.eval_shape(p.vector_field, params, 0.0, s0, jnp.zeros(p.dim_z))
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"physics {type(p).__name__} does not fit data of shape (C={self.num_channels}, "
+                              f"T={self.num_steps}): {type(e).__name__}: {e}") from None
+        if s0.shape != (p.state_size,) or ds.shape != (p.state_size,):
+            raise ConfigError(f"physics {type(p).__name__}: initial state {s0.shape} and field {ds.shape} must "
+                              f"both have shape ({p.state_size},)")
+        if obs.shape != (self.num_channels,):
+            raise ConfigError(f"physics {type(p).__name__} observes {obs.shape[0] if obs.ndim else 0} channel(s) "
+                              f"but the data have {self.num_channels}")
+
+    def _networks(self) -> dict[str, tuple[nn.Module, int]]:
+        """Each network with its input width."""
+        c, d, p = self.config, self.dims, self.physics
+        ct = self.num_channels * self.num_steps
+        act = c.activation
+        nets = {}
+
+        def branch(name, width):
+            nets[f"feat_{name}"] = (MLP(c.feat_hidden + (c.feat_dim,), act, activate_final=True), ct)
+            nets[f"mean_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
+            nets[f"lnvar_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
+
+        if d.aux1 > 0:
+            branch("aux1", d.aux1)
+        if d.aux2 > 0:
+            branch("aux2", d.aux2)
+        if d.phy > 0:
+            branch("phy", d.phy)
+        if c.unmixer == "residual":
+            nets["unmixer"] = (MLP(c.unmixer_hidden + (ct,), act), ct + d.aux1 + d.aux2)
+        elif c.unmixer == "linear":
+            nets["unmix_map"] = (nn.Dense(self.num_channels), self.num_channels)
+            nets["unmixer"] = (MLP(c.unmixer_hidden + (ct,), act), d.aux1 + d.aux2)
+        if p.learned_initial_state:
+            nets["initial_state"] = (MLP(c.init_hidden + (p.state_size,), act), ct)
+        if self.has_correction:
+            idx = p.correction_index
+            nets["correction"] = (MLP(c.correction_hidden + (len(idx),), act), p.state_size + d.aux1)
+        if self.has_residual:
+            nets["residual"] = (MLP(c.residual_hidden + (ct,), act), d.phy + d.aux1 + d.aux2)
+        return nets
+
+    def init(self, key: jax.Array, hparams: HParams | None = None) -> dict:
+        """Initial parameters: {'nets': {name: flax params}, 'physics': ..., and 'x_lnvar' when learned}."""
+        keys = jax.random.split(key, len(self.nets) + 1)
+        nets = {name: net.init(k, jnp.zeros((1, width)))
+                for k, (name, (net, width)) in zip(keys[1:], sorted(self.nets.items()))}
+        params = {"nets": nets, "physics": self.physics.init(keys[0])}
+        if self.config.learn_x_lnvar:
+            start = HParams().x_lnvar if hparams is None else hparams.x_lnvar
+            params["x_lnvar"] = jnp.asarray(start, jnp.float32)
+        return params
+
+    def _apply(self, params, name, x):
+        return self.nets[name][0].apply(params["nets"][name], x)
+
+    # --- encoder ------------------------------------------------------------------------------------------------
+    def _branch(self, params, name, width, x_flat):
+        if width == 0:
+            empty = jnp.zeros((x_flat.shape[0], 0), x_flat.dtype)
+            return empty, empty
+        h = self._apply(params, f"feat_{name}", x_flat)
+        return self._apply(params, f"mean_{name}", h), self._apply(params, f"lnvar_{name}", h)
+
+    def physics_mean(self, params, u: jax.Array) -> jax.Array:
+        """The physics encoder's mean of z_P from a (cleaned) input u of shape (B, C, T): (B, d_P)."""
+        mean, _ = self._branch(params, "phy", self.dims.phy, u.reshape(u.shape[0], -1))
+        return nn.softplus(mean) if self.physics.positive else mean
+
+    def encode(self, params, x: jax.Array) -> Posterior:
+        """Posterior parameters, unmixed input and initial state of a batch x of shape (B, C, T)."""
+        b = x.shape[0]
+        flat = x.reshape(b, -1)
+        m1, v1 = self._branch(params, "aux1", self.dims.aux1, flat)
+        m2, v2 = self._branch(params, "aux2", self.dims.aux2, flat)
+        if self.config.unmixer == "residual":
+            u = x + self._apply(params, "unmixer", jnp.concatenate([flat, m1, m2], -1)).reshape(x.shape)
+        elif self.config.unmixer == "linear":
+            mapped = self._apply(params, "unmix_map", jnp.swapaxes(x, 1, 2))
+            u = jnp.swapaxes(mapped, 1, 2) + self._apply(params, "unmixer",
+                                                         jnp.concatenate([m1, m2], -1)).reshape(x.shape)
+        else:
+            u = x
+        mp, vp = self._branch(params, "phy", self.dims.phy, u.reshape(b, -1))
+        if self.physics.positive:
+            mp = nn.softplus(mp)
+        if self.physics.learned_initial_state:
+            s0 = self._apply(params, "initial_state", flat)
+        else:
+            s0 = jax.vmap(self.physics.initial_state)(x)
+        return Posterior(Latents(mp, m1, m2), Latents(vp, v1, v2), u, s0)
+
+    def sample(self, posterior: Posterior, key: jax.Array) -> Latents:
+        """A reparameterised sample of the diagonal-Gaussian posterior, z_P clipped to its physical range."""
+        keys = jax.random.split(key, 3)
+        z = [m + jnp.exp(0.5 * v) * jax.random.normal(k, m.shape)
+             for k, m, v in zip(keys, posterior.mean, posterior.lnvar)]
+        return Latents(self.physics.clip(z[0]), z[1], z[2])
+
+    def posterior_mean(self, posterior: Posterior) -> Latents:
+        m = posterior.mean
+        return Latents(self.physics.clip(m.phy), m.aux1, m.aux2)
+
+    def kl(self, posterior: Posterior) -> jax.Array:
+        """KL(q || p) per sequence, (B,), closed form for diagonal Gaussians."""
+        prior_mean, prior_std = self.physics.prior() if self.dims.phy else (np.zeros(0), np.ones(0))
+        priors = [(prior_mean, prior_std), (0.0, 1.0), (0.0, 1.0)]
+        total = 0.0
+        for m, v, (pm, ps) in zip(posterior.mean, posterior.lnvar, priors):
+            q = distrax.Normal(m, jnp.exp(0.5 * v))
+            total = total + jnp.sum(q.kl_divergence(distrax.Normal(jnp.asarray(pm, jnp.float32),
+                                                                    jnp.asarray(ps, jnp.float32))), axis=-1)
+        return total
+
+    # --- decoder ------------------------------------------------------------------------------------------------
+    def _trajectory(self, params, z_phy, z_aux1, s0, correction: bool) -> jax.Array:
+        """Observed physics trajectory (C, T) of one sequence: f_P, plus f_A when `correction`."""
+        p = self.physics
+        if isinstance(p, NoPhysics) and not correction:
+            states = jnp.broadcast_to(s0, (self.num_steps, s0.shape[0]))
+        elif self.solver.name == SYMPLECTIC:
+            g, h = p.separable_fields(params["physics"], z_phy)
+            y1, y2 = jnp.split(s0, 2)
+            ys = integrate((lambda t, y, a: g(t, y), lambda t, y, a: h(t, y)), (y1, y2), self.t, None,
+                           self.solver)
+            states = jnp.concatenate(ys, axis=-1)
+        else:
+            index = np.asarray(p.correction_index)
+
+            def field(t, s, args):
+                prm, zp, za1 = args
+                ds = p.vector_field(prm["physics"], t, s, zp)
+                if correction:
+                    ds = ds.at[index].add(self._apply(prm, "correction", jnp.concatenate([s, za1])))
+                return ds
+
+            states = integrate(field, s0, self.t, (params, z_phy, z_aux1), self.solver)
+        return jax.vmap(lambda s: p.observe(params["physics"], s))(states).T
+
+    def simulate(self, params, z_phy: jax.Array, s0: jax.Array) -> jax.Array:
+        """Physics-only signals (B, C, T) for z_P (B, d_P) from initial states s0 (B, S)."""
+        z_aux1 = jnp.zeros((s0.shape[0], self.dims.aux1))
+        return jax.vmap(lambda zp, za, s: self._trajectory(params, zp, za, s, False))(z_phy, z_aux1, s0)
+
+    def decode(self, params, z: Latents, s0: jax.Array) -> Reconstructions:
+        """The four reconstructions of latents z from initial states s0 (B, S)."""
+        x_p = self.simulate(params, z.phy, s0)
+        if self.has_correction:
+            x_pa = jax.vmap(lambda zp, za, s: self._trajectory(params, zp, za, s, True))(z.phy, z.aux1, s0)
+        else:
+            x_pa = x_p
+        if self.has_residual:
+            r = self._apply(params, "residual", jnp.concatenate(z, -1)).reshape(x_p.shape)
+            return Reconstructions(x_p, x_pa, x_p + r, x_pa + r)
+        return Reconstructions(x_p, x_pa, x_p, x_pa)
+
+    # --- objective ----------------------------------------------------------------------------------------------
+    def x_lnvar(self, params, hparams: HParams) -> jax.Array:
+        return params["x_lnvar"] if self.config.learn_x_lnvar else hparams.x_lnvar
+
+    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams,
+             x_input: jax.Array | None = None):
+        """The training objective of METHOD.md section 1 on a batch, and its parts.
+
+        Args:
+          x: (B, C, T) clean targets; mask: (B,) valid rows; key: randomness of this step.
+          x_input: what the encoder sees (a noisy version of x), default x.
+
+        Returns:
+          (loss, metrics): loss = mean_n [ ||x_PAB - x||^2 + (kl_weight + alpha) sigma^2 KL + gamma R_DA1
+          + beta R_DA2 + alpha R_ppc ], with sigma^2 = exp(x_lnvar). With a learned variance the squared error is
+          weighted sigma^2_sg / sigma^2 plus C T sigma^2_sg ln sigma^2 (sg = stop-gradient): the same value and
+          network gradients, and the maximum-likelihood gradient for sigma^2.
+        """
+        k_sample, k_aug = jax.random.split(key)
+        post = self.encode(params, x if x_input is None else x_input)
+        z = self.sample(post, k_sample)
+        rec = self.decode(params, z, post.s0)
+        sq = lambda a, b: jnp.sum((a - b) ** 2, axis=(1, 2))
+        sse = sq(rec.x_PAB, x)
+        kl = self.kl(post)
+        zero = jnp.zeros_like(sse)
+        r_da1 = sq(post.unmixed, jax.lax.stop_gradient(rec.x_P)) if self.config.unmixer != "none" else zero
+        if self.config.ppc == "all":
+            r_ppc = (sq(rec.x_PA, rec.x_P) + sq(rec.x_PB, rec.x_P) + sq(rec.x_PAB, rec.x_PA)
+                     + sq(rec.x_PAB, rec.x_PB)) / 4
+        else:
+            r_ppc = sq(rec.x_PB, rec.x_P)
+        if self.dims.phy:
+            z_aug = self.physics.sample_augmentation(k_aug, x.shape[0])
+            x_aug = jax.lax.stop_gradient(self.simulate(params, z_aug, post.s0))
+            r_da2 = jnp.sum((self.physics_mean(params, x_aug) - z_aug) ** 2, axis=-1)
+        else:
+            r_da2 = zero
+        lnvar = self.x_lnvar(params, hparams)
+        var_sg = jnp.exp(jax.lax.stop_gradient(lnvar))
+        ct = self.num_channels * self.num_steps
+        nll_scaled = sse * var_sg * jnp.exp(-lnvar) + ct * var_sg * (lnvar - jax.lax.stop_gradient(lnvar))
+        per_seq = (nll_scaled + (hparams.kl_weight + hparams.alpha) * var_sg * kl + hparams.gamma * r_da1
+                   + hparams.beta * r_da2 + hparams.alpha * r_ppc)
+        neg_elbo = sse / (2 * jnp.exp(lnvar)) + 0.5 * ct * (jnp.log(2 * jnp.pi) + lnvar) + kl
+        metrics = {name: masked_mean(v, mask) for name, v in [
+            ("sse", sse), ("kl", kl), ("neg_elbo", neg_elbo), ("r_da1", r_da1), ("r_da2", r_da2),
+            ("r_ppc", r_ppc)]}
+        loss = masked_mean(per_seq, mask)
+        metrics["loss"] = loss
+        metrics["x_lnvar"] = jnp.asarray(lnvar, jnp.float32)
+        return loss, metrics

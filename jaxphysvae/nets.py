@@ -1,0 +1,39 @@
+"""Small flax building blocks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxphysvae.errors import ConfigError
+
+ACTIVATIONS = {"elu": nn.elu, "relu": nn.relu, "tanh": jnp.tanh, "softplus": nn.softplus, "gelu": nn.gelu,
+               "silu": nn.silu}
+
+
+def activation_fn(name: str):
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+class MLP(nn.Module):
+    """Dense layers of the given widths; the activation follows every layer but the last unless activate_final.
+
+    Maps (..., D_in) to (..., features[-1]).
+    """
+
+    features: Sequence[int]
+    activation: str = "elu"
+    activate_final: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        act = activation_fn(self.activation)
+        for i, width in enumerate(self.features):
+            x = nn.Dense(width)(x)
+            if i < len(self.features) - 1 or self.activate_final:
+                x = act(x)
+        return x

@@ -1,0 +1,86 @@
+"""ODE integration on the data grid with diffrax: the one place where the decoder solves its ODE."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import diffrax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxphysvae.errors import ConfigError
+
+FIXED_STEP = {"euler": diffrax.Euler, "heun": diffrax.Heun}
+ADAPTIVE = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
+SYMPLECTIC = "semi_implicit_euler"
+SOLVERS = (*FIXED_STEP, *ADAPTIVE, SYMPLECTIC)
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """How the decoder integrates its ODE.
+
+    Attributes:
+      name: "euler" (the references' choice), "heun", "tsit5" or "dopri5" (adaptive, PID step-size control), or
+        "semi_implicit_euler" (symplectic; separable physics with no in-ODE correction only).
+      substeps: solver steps per data step for the fixed-step solvers (the references' `intg_lev`); also the
+        initial step of the adaptive solvers is dt / substeps.
+      rtol, atol: tolerances of the adaptive solvers.
+      max_steps: step budget of the adaptive solvers (the solve fails loudly past it).
+    """
+
+    name: str = "euler"
+    substeps: int = 1
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    max_steps: int = 4096
+
+    def __post_init__(self):
+        if self.name not in SOLVERS:
+            raise ConfigError(f"unknown solver {self.name!r}; expected one of {', '.join(SOLVERS)}")
+        if self.substeps < 1:
+            raise ConfigError(f"solver substeps must be >= 1, got {self.substeps}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.name in ADAPTIVE
+
+
+def _grid(t: np.ndarray, substeps: int) -> np.ndarray:
+    fine = np.interp(np.arange((len(t) - 1) * substeps + 1) / substeps, np.arange(len(t)), t)
+    return fine.astype(np.float32)
+
+
+def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
+    """Solve dy/dt = field(t, y, args) from y(t[0]) = y0 and return y at every point of the grid `t`.
+
+    Args:
+      field: vector field of one system, `(t, y, args) -> dy/dt` (y a pytree; for the symplectic solver a pair
+        of fields `(g, h)`, dy_1/dt = g(t, y_2, args), dy_2/dt = h(t, y_1, args), and y0 = (y_1, y_2)).
+      y0: initial state.
+      t: the data's time grid, a NumPy array of shape (T,) (static: it fixes the number of solver steps).
+      args: differentiable inputs of the field (parameters, latents).
+      solver: the method.
+
+    Returns:
+      y on the grid: leaves of shape (T, ...).
+    """
+    t = np.asarray(t, np.float32)
+    saveat = diffrax.SaveAt(ts=jnp.asarray(t))
+    if solver.name == SYMPLECTIC:
+        g, h = field
+        terms, method = (diffrax.ODETerm(g), diffrax.ODETerm(h)), diffrax.SemiImplicitEuler()
+    else:
+        terms = diffrax.ODETerm(field)
+        method = ADAPTIVE[solver.name]() if solver.adaptive else FIXED_STEP[solver.name]()
+    if solver.adaptive:
+        controller = diffrax.PIDController(rtol=solver.rtol, atol=solver.atol)
+        max_steps = solver.max_steps
+    else:
+        grid = _grid(t, solver.substeps)
+        controller, max_steps = diffrax.StepTo(ts=jnp.asarray(grid)), len(grid) - 1
+    dt0 = None if not solver.adaptive else float(t[1] - t[0]) / solver.substeps
+    sol = diffrax.diffeqsolve(terms, method, t0=float(t[0]), t1=float(t[-1]), dt0=dt0, y0=y0, args=args,
+                              saveat=saveat, stepsize_controller=controller, max_steps=max_steps)
+    return sol.ys

@@ -1,0 +1,117 @@
+"""The built-in physics models, written against the same `PhysicsModel` interface a user implements."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxphysvae.data import advdif
+from jaxphysvae.nets import MLP
+from jaxphysvae.physics.base import PhysicsModel
+
+
+class Pendulum(PhysicsModel):
+    """theta'' = -omega^2 sin(theta); state (theta, theta'), z_P = omega in [0.392, 3.53] rad/s, theta observed.
+
+    The initial state is (x_0, 0): the first observation and zero velocity. The in-ODE correction acts on the
+    acceleration only.
+    """
+
+    def __init__(self, omega_range=(0.392, 3.53)):
+        super().__init__(dim_z=1, state_size=2, z_range=((omega_range[0],), (omega_range[1],)), positive=True,
+                         param_names=("omega",), correction_index=(1,), separable=True)
+
+    def vector_field(self, params, t, state, z):
+        return jnp.stack([state[1], -z[0] ** 2 * jnp.sin(state[0])])
+
+    def separable_fields(self, params, z):
+        return (lambda t, dtheta: dtheta), (lambda t, theta: -z[0] ** 2 * jnp.sin(theta))
+
+    def initial_state(self, x):
+        return jnp.stack([x[0, 0], jnp.zeros_like(x[0, 0])])
+
+    def observe(self, params, state):
+        return state[:1]
+
+
+class Diffusion(PhysicsModel):
+    """dy/dt = D y_xx on a 1-D grid with zero ghost cells; z_P = D in [5e-3, 0.2]; the first frame is y(0).
+
+    The observation is W y + b with a learned W (C x C, initialised to the identity) shared over time, as in
+    phys-VAE's advection-diffusion model.
+    """
+
+    def __init__(self, num_points: int = advdif.NUM_POINTS, dx: float = advdif.DX, d_range=(5e-3, 0.2),
+                 observation_map: bool = True):
+        super().__init__(dim_z=1, state_size=num_points, z_range=((d_range[0],), (d_range[1],)), positive=True,
+                         param_names=("D",))
+        self.dx = dx
+        self.observation_map = observation_map
+
+    def vector_field(self, params, t, state, z):
+        return z[0] * advdif.laplacian(state, self.dx)
+
+    def initial_state(self, x):
+        return x[:, 0]
+
+    def init(self, key):
+        if not self.observation_map:
+            return {}
+        return {"W": jnp.eye(self.state_size), "b": jnp.zeros(self.state_size)}
+
+    def observe(self, params, state):
+        return params["W"] @ state + params["b"] if self.observation_map else state
+
+
+class Hamiltonian(PhysicsModel):
+    """A learned Hamiltonian system: state (q, p), dq/dt = dH/dp, dp/dt = -dH/dq with H(q, p, z_P) an MLP.
+
+    The field is `jax.grad` of the network, so training differentiates through gradients. q has one component per
+    observed channel; the initial state (q_0, p_0) is predicted by an encoder head. The observation is q, or W q + b
+    with a learned map (initialised to the identity). z_P has no physical units: its prior is N(0, I).
+
+    With `separable=True`, H = K(p) + V(q, z_P) with two networks, which admits the symplectic semi-implicit Euler.
+    """
+
+    def __init__(self, channels: int = 3, dim_z: int = 0, hidden: Sequence[int] = (128, 128),
+                 activation: str = "elu", observation_map: bool = False, separable: bool = False):
+        super().__init__(dim_z=dim_z, state_size=2 * channels, learned_initial_state=True, separable=separable)
+        self.channels = channels
+        self.observation_map = observation_map
+        self.energy = MLP(tuple(hidden) + (1,), activation=activation)
+
+    def init(self, key):
+        k1, k2 = jax.random.split(key)
+        c = self.channels
+        params = {"H": self.energy.init(k1, jnp.zeros(2 * c + self.dim_z))}
+        if self.separable:
+            params = {"K": self.energy.init(k1, jnp.zeros(c)), "V": self.energy.init(k2, jnp.zeros(c + self.dim_z))}
+        if self.observation_map:
+            params["W"], params["b"] = jnp.eye(c), jnp.zeros(c)
+        return params
+
+    def hamiltonian(self, params, q, p, z):
+        if self.separable:
+            return (self.energy.apply(params["K"], p)[0]
+                    + self.energy.apply(params["V"], jnp.concatenate([q, z]))[0])
+        return self.energy.apply(params["H"], jnp.concatenate([q, p, z]))[0]
+
+    def vector_field(self, params, t, state, z):
+        q, p = jnp.split(state, 2)
+        dh_dq, dh_dp = jax.grad(self.hamiltonian, argnums=(1, 2))(params, q, p, z)
+        return jnp.concatenate([dh_dp, -dh_dq])
+
+    def separable_fields(self, params, z):
+        if not self.separable:
+            return super().separable_fields(params, z)
+        kinetic = lambda p: self.energy.apply(params["K"], p)[0]
+        potential = lambda q: self.energy.apply(params["V"], jnp.concatenate([q, z]))[0]
+        return (lambda t, p: jax.grad(kinetic)(p)), (lambda t, q: -jax.grad(potential)(q))
+
+    def observe(self, params, state):
+        q = state[: self.channels]
+        return params["W"] @ q + params["b"] if self.observation_map else q
+
+

@@ -1,0 +1,81 @@
+"""Named configurations reproducing the references (METHOD.md section 6), named DATASET-VARIANT.
+
+Variants (every baseline of phys-VAE is configuration, not separate code):
+  nn-only    no ODE: x_hat = x_0 + MLP(z_A2), x_0 the initial observation held constant
+  nn-solver  a neural ODE: f_P = 0, the in-ODE network f_A drives the whole state
+  phys-only  the known physics alone, z_P its only latent
+  phys-nn    physics + neural corrections, no regularisers
+  phys-vae   physics + neural corrections + the regularisers R_DA1, R_DA2, R_ppc
+"""
+
+from __future__ import annotations
+
+from jaxphysvae.config import Config, HParams
+from jaxphysvae.errors import ConfigError
+
+_PENDULUM = dict(dataset="pendulum", physics="pendulum", dim_z_phy=1, feat_hidden=(128, 128), feat_dim=256,
+                 unmixer_hidden=(128, 128), correction_hidden=(64, 64), residual_hidden=(128, 128), batch_size=200,
+                 epochs=5000, solver="euler", substeps=1)
+_ADVDIF = dict(dataset="advdif", physics="diffusion", dim_z_phy=1, observation_map=True, feat_hidden=(256, 256),
+               feat_dim=256, unmixer_hidden=(256, 256), correction_hidden=(64, 64), residual_hidden=(128,),
+               batch_size=200, epochs=20000, solver="euler", substeps=2)
+_LOCOMOTION = dict(dataset="locomotion", physics="hamiltonian", feat_hidden=(512, 512), feat_dim=512,
+                   unmixer_hidden=(512, 512), residual_hidden=(512, 512), hamiltonian_hidden=(128, 128),
+                   init_hidden=(512, 512), ppc="residual", batch_size=100, eval_batch_size=344, solver="euler",
+                   substeps=1)
+
+_NO_REG = dict(alpha=0.0, beta=0.0, gamma=0.0)
+
+PRESETS: dict[str, tuple[str, dict, dict]] = {
+    "pendulum-nn-only": ("x_0 + MLP(z_A2), no ODE", {**_PENDULUM, "use_physics": False, "dim_z_phy": 0,
+                                                     "dim_z_aux2": 4}, {"x_lnvar": -9.0, **_NO_REG}),
+    "pendulum-nn-solver": ("neural ODE on (theta, theta') with f_A, plus residual",
+                           {**_PENDULUM, "use_physics": False, "dim_z_phy": 0, "dim_z_aux1": 2, "dim_z_aux2": 2},
+                           {"x_lnvar": -9.0, **_NO_REG}),
+    "pendulum-phys-only": ("theta'' = -omega^2 sin theta, z_P = omega only", _PENDULUM,
+                           {"x_lnvar": -9.0, **_NO_REG}),
+    "pendulum-phys-nn": ("pendulum physics + f_A + residual, no regularisers",
+                         {**_PENDULUM, "dim_z_aux1": 1, "dim_z_aux2": 2, "unmixer": "residual"},
+                         {"x_lnvar": -9.0, **_NO_REG}),
+    "pendulum-phys-vae": ("phys-VAE pendulum of Takeishi & Kalousis (dims 1/1/2, regularisers)",
+                          {**_PENDULUM, "dim_z_aux1": 1, "dim_z_aux2": 2, "unmixer": "residual"},
+                          {"x_lnvar": -9.0, "alpha": 1e-2, "beta": 1e-1, "gamma": 1e-3}),
+    "advdif-nn-only": ("first frame + MLP(z_A2), no ODE", {**_ADVDIF, "use_physics": False, "dim_z_phy": 0,
+                                                           "dim_z_aux2": 5}, {"x_lnvar": -13.8, **_NO_REG}),
+    "advdif-nn-solver": ("neural ODE on the 20-point profile", {**_ADVDIF, "use_physics": False, "dim_z_phy": 0,
+                                                                 "dim_z_aux1": 4}, {"x_lnvar": -13.8, **_NO_REG}),
+    "advdif-phys-only": ("diffusion only, z_P = D", _ADVDIF, {"x_lnvar": -13.8, **_NO_REG}),
+    "advdif-phys-nn": ("diffusion + f_A, no regularisers", {**_ADVDIF, "dim_z_aux1": 4, "unmixer": "linear"},
+                       {"x_lnvar": -13.8, **_NO_REG}),
+    "advdif-phys-vae": ("phys-VAE advection-diffusion (dims 1/4/-1, regularisers)",
+                        {**_ADVDIF, "dim_z_aux1": 4, "unmixer": "linear"},
+                        {"x_lnvar": -13.8, "alpha": 1e-1, "beta": 1e6, "gamma": 1e-2}),
+    "locomotion-nn-only": ("q_0 + MLP(z_A2), no ODE", {**_LOCOMOTION, "use_physics": False, "dim_z_phy": 0,
+                                                       "dim_z_aux2": 15, "epochs": 3000},
+                           {"x_lnvar": -13.8, **_NO_REG}),
+    "locomotion-phys-only": ("learned Hamiltonian H(q, p, z_P) alone", {**_LOCOMOTION, "dim_z_phy": 2,
+                                                                         "epochs": 2000},
+                             {"x_lnvar": -13.8, **_NO_REG}),
+    "locomotion-phys-nn": ("Hamiltonian + residual, no regularisers", {**_LOCOMOTION, "dim_z_phy": 2,
+                                                                        "dim_z_aux2": 15, "epochs": 2000},
+                           {"x_lnvar": -13.8, **_NO_REG}),
+    "locomotion-phys-vae": ("NF paper's phys-VAE column: H(q, p, z_P), dims 2/-/15, unmixer, regularisers",
+                            {**_LOCOMOTION, "dim_z_phy": 2, "dim_z_aux2": 15, "unmixer": "residual",
+                             "epochs": 2000},
+                            {"x_lnvar": -13.8, "alpha": 1e-2, "beta": 1e-1, "gamma": 1e-3}),
+    "locomotion-phys-vae-takeishi": ("Takeishi & Kalousis: H(q, p), dims 0/-/15, R_ppc",
+                                     {**_LOCOMOTION, "dim_z_phy": 0, "dim_z_aux2": 15, "epochs": 3000},
+                                     {"x_lnvar": -13.8, "alpha": 1e-1, "beta": 0.0, "gamma": 0.0}),
+}
+
+
+def get(name: str) -> tuple[Config, dict]:
+    """The Config and hyper-parameter values (a dict for HParams.create) of preset `name`."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; `jaxphysvae presets` lists them: {', '.join(PRESETS)}")
+    _, config, hparams = PRESETS[name]
+    return Config(**config), dict(hparams)
+
+
+def describe() -> list[tuple[str, str]]:
+    return [(name, text) for name, (text, _, _) in PRESETS.items()]

@@ -1,0 +1,25 @@
+"""Small models and data shared by the tests (kept small so the suite stays fast on 2 cores)."""
+
+import numpy as np
+
+from jaxphysvae.config import Config
+from jaxphysvae.data import Dataset, pendulum
+
+SMALL = dict(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), correction_hidden=(8,), residual_hidden=(16,),
+             init_hidden=(16,), hamiltonian_hidden=(16,), head_hidden=())
+
+
+def small_config(**changes) -> Config:
+    """The pendulum phys-VAE architecture at toy width."""
+    return Config(**{**SMALL, "dim_z_aux1": 1, "dim_z_aux2": 2, "unmixer": "residual", "batch_size": 8,
+                     "eval_batch_size": 16, **changes})
+
+
+def pendulum_splits(n=(32, 16, 16), seed=0, **ranges) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, size in zip(("train", "valid", "test"), n):
+        a = pendulum.generate(size, rng, ranges=ranges or None)
+        out[split] = Dataset("pendulum", split, a["x"], pendulum.DT, ("theta",),
+                             params={k: a[k] for k in pendulum.PARAMS})
+    return out

@@ -1,0 +1,219 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxphysvae import presets
+from jaxphysvae.config import Config, HParams
+from jaxphysvae.errors import ConfigError
+from jaxphysvae.model import PhysVAE
+from jaxphysvae.physics import PhysicsModel
+from tests.helpers import SMALL, small_config
+
+HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0)
+
+
+def _data(c, t, b=4, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(b, c, t)), jnp.float32) * 0.3
+
+
+@pytest.mark.parametrize("config, shape", [
+    (small_config(), (1, 50)),
+    (small_config(physics="diffusion", observation_map=True, unmixer="linear", dim_z_aux2=-1, substeps=2), (20, 50)),
+    (small_config(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual"), (3, 101)),
+])
+def test_shapes_of_every_output(config, shape):
+    c, t = shape
+    model = PhysVAE(config, c, t, 0.05)
+    params = model.init(jax.random.key(0))
+    x = _data(c, t)
+    post = jax.jit(model.encode)(params, x)
+    d = model.dims
+    assert [a.shape for a in post.mean] == [(4, d.phy), (4, d.aux1), (4, d.aux2)]
+    assert [a.shape for a in post.lnvar] == [(4, d.phy), (4, d.aux1), (4, d.aux2)]
+    assert post.unmixed.shape == x.shape and post.s0.shape == (4, model.physics.state_size)
+    z = model.sample(post, jax.random.key(1))
+    rec = jax.jit(model.decode)(params, z, post.s0)
+    assert all(r.shape == x.shape for r in rec) and all(bool(jnp.all(jnp.isfinite(r))) for r in rec)
+    assert model.kl(post).shape == (4,)
+    loss, metrics = jax.jit(model.loss)(params, x, jnp.ones(4, bool), jax.random.key(2), HP)
+    assert loss.shape == () and set(metrics) >= {"sse", "kl", "neg_elbo", "r_da1", "r_da2", "r_ppc", "loss"}
+
+
+def test_physics_only_pendulum_decoder_is_the_pendulum():
+    """x_P of the decoder equals an accurate solution of theta'' = -omega^2 sin theta at fine Euler steps."""
+    from jaxphysvae.data import pendulum as gen
+    model = PhysVAE(small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", solver="tsit5", rtol=1e-7,
+                                 atol=1e-9), 1, 50, 0.05)
+    params = model.init(jax.random.key(0))
+    s0 = jnp.array([[1.0, 0.0], [-0.5, 0.0]])
+    x_p = model.simulate(params, jnp.array([[2.0], [1.2]]), s0)
+    exact = gen.simulate([1.0, -0.5], [2.0, 1.2], 0.0, 0.0, 5.0, np.arange(50) * 0.05)[..., 0]
+    np.testing.assert_allclose(np.asarray(x_p[:, 0]), exact, atol=2e-5)
+
+
+def test_solvers_agree_on_the_pendulum():
+    outs = {}
+    for solver, sub in [("euler", 20), ("heun", 2), ("tsit5", 1), ("dopri5", 1), ("semi_implicit_euler", 20)]:
+        model = PhysVAE(small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", solver=solver, substeps=sub,
+                                     rtol=1e-6, atol=1e-8), 1, 50, 0.05)
+        outs[solver] = np.asarray(model.simulate(model.init(jax.random.key(0)), jnp.array([[2.5]]),
+                                                 jnp.array([[1.2, 0.0]])))
+    tolerance = {"euler": 0.06, "semi_implicit_euler": 0.06, "heun": 5e-3, "tsit5": 1e-3, "dopri5": 0.0}
+    for solver, out in outs.items():
+        np.testing.assert_allclose(out, outs["dopri5"], atol=tolerance[solver], err_msg=solver)
+
+
+def test_symplectic_solver_keeps_the_pendulum_energy_bounded():
+    model = PhysVAE(small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", solver="semi_implicit_euler"),
+                    1, 400, 0.05)
+    euler = PhysVAE(small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none"), 1, 400, 0.05)
+    z, s0 = jnp.array([[3.0]]), jnp.array([[1.0, 0.0]])
+    amp_symplectic = float(jnp.max(jnp.abs(model.simulate({"nets": {}, "physics": {}}, z, s0))))
+    amp_euler = float(jnp.max(jnp.abs(euler.simulate({"nets": {}, "physics": {}}, z, s0))))
+    assert amp_symplectic < 1.05 and amp_euler > 1.5  # explicit Euler pumps energy in, the symplectic one does not
+
+
+def test_float64_gradient_matches_finite_differences():
+    config = small_config(physics="hamiltonian", dim_z_phy=1, dim_z_aux1=-1, dim_z_aux2=2, ppc="residual",
+                          activation="tanh", unmixer="residual")
+    with jax.enable_x64(True):
+        model = PhysVAE(config, 2, 12, 0.05)
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), model.init(jax.random.key(0)))
+        x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 2, 12)) * 0.3)
+        # R_DA1 and R_DA2 stop gradients on purpose (their targets are constants), so finite differences of the
+        # whole objective see more than its gradient does: check the squared error, KL and R_ppc terms.
+        hp = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), HP._replace(beta=0.0, gamma=0.0))
+        f = jax.jit(lambda p: model.loss(p, x, jnp.ones(3, bool), jax.random.key(3), hp)[0])
+        grad = jax.grad(f)(params)
+        for seed in range(3):
+            leaves, tree = jax.tree.flatten(params)
+            keys = jax.random.split(jax.random.key(seed), len(leaves))
+            v = jax.tree.unflatten(tree, [jax.random.normal(k, l.shape, jnp.float64) for k, l in zip(keys, leaves)])
+            eps = 1e-6
+            fd = (f(jax.tree.map(lambda p, d: p + eps * d, params, v))
+                  - f(jax.tree.map(lambda p, d: p - eps * d, params, v))) / (2 * eps)
+            analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v)))
+            assert float(analytic) == pytest.approx(float(fd), rel=1e-5)
+
+
+@pytest.mark.parametrize("config", [
+    small_config(),
+    small_config(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual"),
+], ids=["pendulum", "hamiltonian"])
+def test_reconstruction_sends_gradient_to_the_physics_encoder(config):
+    """Unlike the published NF code, the squared error alone reaches z_P's encoder (and through it the unmixer)."""
+    c, t = (1, 50) if config.physics == "pendulum" else (3, 30)
+    model = PhysVAE(config, c, t, 0.05)
+    params = model.init(jax.random.key(0))
+    x = _data(c, t)
+    hp = HParams.create(kl_weight=0.0, x_lnvar=0.0)  # reconstruction only: no regulariser, no KL
+    grads = jax.jit(jax.grad(lambda p: model.loss(p, x, jnp.ones(4, bool), jax.random.key(1), hp)[0]))(params)
+    for name in ("feat_phy", "mean_phy", "lnvar_phy", "unmixer"):
+        norm = sum(float(jnp.sum(jnp.abs(g))) for g in jax.tree.leaves(grads["nets"][name]))
+        assert norm > 0, name
+
+
+def test_learned_observation_variance_reaches_its_maximum_likelihood_value():
+    model = PhysVAE(small_config(learn_x_lnvar=True), 1, 50, 0.05)
+    params = model.init(jax.random.key(0), HParams.create(x_lnvar=-1.0))
+    x = _data(1, 50)
+    hp = HParams.create(x_lnvar=-1.0)
+    f = lambda lnvar: model.loss({**params, "x_lnvar": lnvar}, x, jnp.ones(4, bool), jax.random.key(1), hp)
+    _, metrics = jax.jit(f)(params["x_lnvar"])
+    mle = float(jnp.log(metrics["sse"] / 50))
+    grad = jax.jit(jax.grad(lambda v: f(v)[0]))
+    assert float(grad(jnp.float32(mle))) == pytest.approx(0.0, abs=1e-3)
+    assert float(grad(jnp.float32(mle - 1))) < 0
+
+
+class Spring(PhysicsModel):
+    """A user's own physics, defined outside the library."""
+
+    def __init__(self):
+        super().__init__(dim_z=1, state_size=2, z_range=((0.5,), (3.0,)), positive=True, param_names=("k",),
+                         correction_index=(1,))
+
+    def vector_field(self, params, t, state, z):
+        return jnp.stack([state[1], -z[0] * state[0]])
+
+    def initial_state(self, x):
+        return jnp.stack([x[0, 0], 0.0])
+
+    def observe(self, params, state):
+        return state[:1]
+
+
+def test_user_physics_plugs_in_without_editing_the_library():
+    model = PhysVAE(small_config(solver="tsit5"), 1, 40, 0.05, physics=Spring())
+    params = model.init(jax.random.key(0))
+    x_p = model.simulate(params, jnp.array([[2.0]]), jnp.array([[1.0, 0.0]]))
+    np.testing.assert_allclose(np.asarray(x_p[0, 0]), np.cos(np.sqrt(2.0) * np.arange(40) * 0.05), atol=1e-3)
+    loss, _ = model.loss(params, _data(1, 40), jnp.ones(4, bool), jax.random.key(0), HP)
+    assert np.isfinite(float(loss))
+
+
+@pytest.mark.parametrize("changes, shape, match", [
+    (dict(dataset="galaxy"), (1, 50), "unknown dataset 'galaxy'"),
+    (dict(physics="lorenz"), (1, 50), "unknown physics 'lorenz'"),
+    (dict(solver="rk4"), (1, 50), "unknown solver 'rk4'"),
+    (dict(unmixer="pca"), (1, 50), "unknown unmixer 'pca'"),
+    (dict(activation="swish9"), (1, 50), "unknown activation 'swish9'"),
+    (dict(dim_z_aux1=-2), (1, 50), "dim_z_aux1 must be -1"),
+    (dict(dim_z_aux2=-5), (1, 50), "dim_z_aux2 must be -1"),
+    (dict(dim_z_phy=-1), (1, 50), "dim_z_phy must be 0 or positive"),
+    (dict(batch_size=0), (1, 50), "batch_size must be a positive integer"),
+    (dict(substeps=0), (1, 50), "substeps must be a positive integer"),
+    (dict(use_physics=False), (1, 50), "an unmixer needs physics"),
+    (dict(solver="semi_implicit_euler"), (1, 50), "symplectic .* separable field"),
+    (dict(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", physics="diffusion", solver="semi_implicit_euler"), (20, 50),
+     "symplectic solver needs separable physics"),
+    (dict(dim_z_phy=3), (1, 50), "physics 'pendulum' has 1 parameter"),
+    (dict(), (3, 50), "observes 1 channel.* data have 3"),
+    (dict(unmixer="linear", dim_z_aux1=-1, dim_z_aux2=-1), (1, 50), "linear unmixer needs"),
+])
+def test_bad_configuration_is_a_clear_error_before_compilation(changes, shape, match):
+    with pytest.raises(ConfigError, match=match):
+        PhysVAE(small_config(**changes), *shape, 0.05)
+
+
+class Broken(Spring):
+    def initial_state(self, x):
+        return x.reshape(7, -1)[:, 0]
+
+
+def test_physics_that_does_not_fit_the_data_is_named():
+    with pytest.raises(ConfigError, match="physics Broken does not fit data of shape"):
+        PhysVAE(small_config(), 1, 50, 0.05, physics=Broken())
+
+
+def test_bad_hyperparameters_and_overrides():
+    from jaxphysvae.config import apply_overrides
+    with pytest.raises(ConfigError, match="unknown hyper-parameter"):
+        HParams.create(alpah=1.0)
+    with pytest.raises(ConfigError, match="learning rate must be positive"):
+        HParams.create(lr=0.0)
+    with pytest.raises(ConfigError, match="alpha must be >= 0"):
+        HParams.create(alpha=-1.0)
+    with pytest.raises(ConfigError, match="must be finite"):
+        HParams.create(beta=float("nan"))
+    with pytest.raises(ConfigError, match="unknown preset 'pendulum-vae'"):
+        presets.get("pendulum-vae")
+    config, hp = presets.get("pendulum-phys-vae")
+    with pytest.raises(ConfigError, match="unknown key 'dimz'"):
+        apply_overrides(config, hp, ["dimz=3"])
+    with pytest.raises(ConfigError, match="batch_size: expected an integer"):
+        apply_overrides(config, hp, ["batch_size=1.5"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(config, hp, ["alpha"])
+    new, hp2 = apply_overrides(config, hp, ["alpha=0.5", "feat_hidden=[32,32]", "solver=heun", "learn_x_lnvar=true"])
+    assert hp2["alpha"] == 0.5 and new.feat_hidden == (32, 32) and new.solver == "heun" and new.learn_x_lnvar
+
+
+def test_every_preset_builds():
+    for name in presets.PRESETS:
+        config, hp = presets.get(name)
+        c, t = {"pendulum": (1, 50), "advdif": (20, 50), "locomotion": (3, 101)}[config.dataset]
+        config = config.replace(**SMALL)
+        PhysVAE(config, c, t, 0.05)
+        HParams.create(**hp)
