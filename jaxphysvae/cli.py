@@ -130,8 +130,9 @@ def _demo(args) -> None:
     omega = jax.device_get(model.posterior_mean(post).phy[:, 0])
     plots.reconstructions(out / "reconstructions.png", ds.t, ds.x[:4], jax.device_get(rec.x_P),
                           jax.device_get(rec.x_PAB), ds.channels,
-                          title="pendulum test sequences; omega true / inferred: " + ", ".join(
-                              f"{a:.2f}/{b:.2f}" for a, b in zip(ds.params["omega"][:4], omega)))
+                          titles=[f"omega true {a:.2f}, inferred {b:.2f} rad/s"
+                                  for a, b in zip(ds.params["omega"][:4], omega)],
+                          title=f"pendulum-phys-vae, {summary['epochs_run']} epochs: test sequences")
     print(f"figure: {out / 'reconstructions.png'}")
 
 
@@ -196,8 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk ($JAXPHYSVAE_COMPILATION_CACHE, default ~/.cache/jaxphysvae/xla; set it
+    to an empty string to disable), so that a second run of the same model starts at once."""
+    import os
+    from pathlib import Path
+
+    import jax
+    path = os.environ.get("JAXPHYSVAE_COMPILATION_CACHE", str(Path.home() / ".cache" / "jaxphysvae" / "xla"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    enable_compilation_cache()
     try:
         args.run(args)
     except JaxPhysVAEError as e:

@@ -58,6 +58,20 @@ def build(config: Config, splits: dict) -> PhysVAE:
     return PhysVAE(config, x.num_channels, x.num_steps, x.dt)
 
 
+_COMPILED: dict = {}
+
+
+def compiled(config: Config, splits: dict):
+    """The model and its jitted functions, shared by every run of the same architecture and data shape in this
+    process (the number of epochs does not change what is compiled)."""
+    x = splits["train"]
+    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt)
+    if key not in _COMPILED:
+        model = build(config, splits)
+        _COMPILED[key] = (model, make_functions(model))
+    return _COMPILED[key]
+
+
 def _write_json(path: Path, value) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, indent=2) + "\n")
@@ -82,9 +96,9 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
     """
     out = Path(out)
     splits = load_splits(config) if splits is None else splits
-    model = build(config, splits)
-    fns = make_functions(model)
-    record = {"preset": preset, "config": config.to_json(), "hparams": hparams.to_json(), "seed": seed}
+    model, fns = compiled(config, splits)
+    record = json.loads(json.dumps({"preset": preset, "config": config.to_json(), "hparams": hparams.to_json(),
+                                    "seed": seed}))
     if resume:
         stored = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
         if stored is None or not (out / "last.ckpt").is_file():
@@ -156,7 +170,7 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
         raise
     finally:
         last_epoch = int(state.step) // max(1, splits["train"].num_sequences // config.batch_size)
-        if last_epoch != saved_epoch:
+        if last_epoch != saved_epoch or not (out / "last.ckpt").is_file():
             save_checkpoints(last_epoch)
         if hasattr(bar, "close"):
             bar.close()
@@ -205,8 +219,7 @@ def load_run(out: str | os.PathLike):
     config = Config.from_json(record["config"])
     hparams = HParams.create(**record["hparams"])
     splits = load_splits(config)
-    model = build(config, splits)
-    fns = make_functions(model)
+    model, fns = compiled(config, splits)
     template = fns.init(jax.random.key(0), hparams).params
     params, _ = checkpoint.load(out / "best.ckpt", template)
     return config, hparams, model, fns, params, splits, record

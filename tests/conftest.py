@@ -1,10 +1,18 @@
 import os
+import tempfile
 
+import jax
 import pytest
 
 from jaxphysvae.data import locomotion
 
 RAW_DIR = locomotion.SHARED_DATA / "lencioni2019_raw_subset"
+
+# Tests build the same small programs many times from different closures: a compilation cache shared by the
+# whole session turns every repeat into a cache hit.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jaxphysvae-xla-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(autouse=True)

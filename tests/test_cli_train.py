@@ -1,0 +1,38 @@
+import json
+
+from jaxphysvae.cli import main
+
+SMALL = ["--set", "feat_hidden=[16]", "--set", "feat_dim=16", "--set", "unmixer_hidden=[16]",
+         "--set", "correction_hidden=[8]", "--set", "residual_hidden=[16]", "--set", "n_train=16",
+         "--set", "n_valid=8", "--set", "n_test=8", "--set", "batch_size=8"]
+
+
+def test_train_then_eval_writes_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "pendulum-phys-vae", "--epochs", "2", "--out", str(out), "--no-progress",
+                 *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "completed: 2 epochs" in printed and "test: MAE" in printed and "omega_mae" in printed
+    assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.jsonl", "best.ckpt", "last.ckpt",
+                                                "summary.json"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["test"]) >= {"mae", "rmse", "sse_per_seq", "omega_mae", "omega_rel_err"}
+    assert main(["eval", str(out), "--split", "test", "--samples", "2"]) == 0
+    written = json.loads((out / "eval_test_samples2.json").read_text())
+    assert "2 posterior samples" in written["protocol"]
+    assert main(["eval", str(out)]) == 0
+    mean = json.loads((out / "eval_test_samples0.json").read_text())
+    assert mean["sse_per_seq"] == summary["test"]["sse_per_seq"]
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "--preset", "pendulum-vae"]) == 2
+    assert "unknown preset 'pendulum-vae'" in capsys.readouterr().err
+    assert main(["train", "--preset", "pendulum-phys-vae", "--set", "dim_z_aux1=-4"]) == 2
+    assert "dim_z_aux1 must be -1" in capsys.readouterr().err
+    assert main(["train", "--preset", "pendulum-phys-vae", "--set", "n_train=4", "--out", str(tmp_path)]) == 2
+    assert "batch_size 200 exceeds the 4 training sequences" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["presets"]) == 0
+    assert "locomotion-phys-vae-takeishi" in capsys.readouterr().out
