@@ -126,8 +126,9 @@ def _demo(args) -> None:
     ds = splits["test"]
     x = jnp.asarray(ds.x[:4])
     post = model.encode(params, x)
-    rec = model.decode(params, model.posterior_mean(post), post.s0)
-    omega = jax.device_get(model.posterior_mean(post).phy[:, 0])
+    z, _ = model.latents(params, post, None)
+    rec = model.decode(params, z, post.s0)
+    omega = jax.device_get(z.phy[:, 0])
     plots.reconstructions(out / "reconstructions.png", ds.t, ds.x[:4], jax.device_get(rec.x_P),
                           jax.device_get(rec.x_PAB), ds.channels,
                           titles=[f"omega true {a:.2f}, inferred {b:.2f} rad/s"

@@ -21,6 +21,7 @@ from jaxphysvae.physics.integrate import SOLVERS
 PHYSICS = ("pendulum", "diffusion", "hamiltonian")
 UNMIXERS = ("none", "residual", "linear")
 PPC = ("all", "residual")
+FLOW_KL = ("exact", "published_base_kl")
 
 
 class HParams(NamedTuple):
@@ -54,6 +55,8 @@ class HParams(NamedTuple):
         for name, v in merged._asdict().items():
             if not np.all(np.isfinite(np.asarray(v, np.float64))):
                 raise ConfigError(f"hyper-parameter {name} must be finite, got {v}")
+        if np.any((np.asarray(merged.noise) < 0) | (np.asarray(merged.noise) > 1)):
+            raise ConfigError(f"noise level must lie in [0, 1], got {merged.noise}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
         for name in ("kl_weight", "alpha", "beta", "gamma", "noise"):
@@ -102,6 +105,17 @@ class Config:
     correction_hidden: tuple[int, ...] = (64, 64)
     residual_hidden: tuple[int, ...] = (128, 128)
     init_hidden: tuple[int, ...] = (128, 128)
+    # posteriors: planar-flow lengths per latent group, attention context per branch, noise model
+    flow_phy: int = 0
+    flow_aux1: int = 0
+    flow_aux2: int = 0
+    flow_kl: str = "exact"  # "published_base_kl" drops the log-determinants (METHOD.md section 4, defect 1)
+    attention_phy: str = "none"
+    attention_aux1: str = "none"
+    attention_aux2: str = "none"
+    attention_dim: int = 32
+    noise: str = "none"  # training noise model; its level is hparams.noise
+    noise_seq_fraction: float = 0.1
     # objective
     ppc: str = "all"
     learn_x_lnvar: bool = False
@@ -123,7 +137,11 @@ class Config:
     def __post_init__(self):
         from jaxphysvae.data import DATASETS
         from jaxphysvae.nets import activation_fn
-        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC, "solver": SOLVERS}
+        from jaxphysvae.attention import CONTEXTS
+        from jaxphysvae.noise import NOISE
+        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC, "solver": SOLVERS,
+                   "flow_kl": FLOW_KL, "attention_phy": CONTEXTS, "attention_aux1": CONTEXTS,
+                   "attention_aux2": CONTEXTS, "noise": NOISE}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(allowed)}")
@@ -139,6 +157,13 @@ class Config:
         for key in ("n_train", "n_valid", "n_test"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer or None, got {getattr(self, key)}")
+        for key in ("flow_phy", "flow_aux1", "flow_aux2"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
+        if self.attention_dim < 1:
+            raise ConfigError(f"attention_dim must be a positive integer, got {self.attention_dim}")
+        if not 0.0 <= self.noise_seq_fraction <= 1.0:
+            raise ConfigError(f"noise_seq_fraction must lie in [0, 1], got {self.noise_seq_fraction}")
         if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:
             raise ConfigError("weight_decay must be >= 0, grad_clip and adam_eps > 0")
         if self.unmixer != "none" and not self.use_physics:

@@ -53,9 +53,14 @@ def load_splits(config: Config) -> dict[str, data.Dataset]:
     return out
 
 
+def data_stats(train: data.Dataset) -> dict:
+    """Per-channel standard deviation, minimum and maximum (C,) of the training data, for input noise."""
+    return {"std": train.x.std(axis=(0, 2)), "min": train.x.min(axis=(0, 2)), "max": train.x.max(axis=(0, 2))}
+
+
 def build(config: Config, splits: dict) -> PhysVAE:
     x = splits["train"]
-    return PhysVAE(config, x.num_channels, x.num_steps, x.dt)
+    return PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=data_stats(x))
 
 
 _COMPILED: dict = {}
@@ -65,7 +70,8 @@ def compiled(config: Config, splits: dict):
     """The model and its jitted functions, shared by every run of the same architecture and data shape in this
     process (the number of epochs does not change what is compiled)."""
     x = splits["train"]
-    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt)
+    stats = tuple(np.round(v, 6).tobytes() for v in data_stats(x).values())
+    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt, stats)
     if key not in _COMPILED:
         model = build(config, splits)
         _COMPILED[key] = (model, make_functions(model))

@@ -2,7 +2,9 @@
 
 Shapes: B sequences per batch, C channels, T time points, S state size; latent widths d_P, d_A1, d_A2 (a removed
 latent has width 0). Latent groups: z_P (physics parameters), z_A1 (in-ODE correction f_A), z_A2 (residual).
-See METHOD.md section 1 for the equations.
+See METHOD.md sections 1-3 for the equations. Each group's posterior is a diagonal Gaussian, optionally pushed
+through K planar-flow steps whose parameters the encoder produces, optionally followed by an attention context.
+Randomness is drawn per sequence from per-sequence keys (B,), so no sequence's sample or noise depends on its batch.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxphysvae.attention import BatchAttention, SequenceContext
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
+from jaxphysvae.flows import flow_forward, split_params
 from jaxphysvae.nets import MLP
+from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE, feature_noise, input_noise
 from jaxphysvae.physics import NoPhysics, PhysicsModel, make_physics
 from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate
+
+GROUPS = ("phy", "aux1", "aux2")
 
 
 class Latents(NamedTuple):
@@ -31,18 +38,28 @@ class Latents(NamedTuple):
 
 
 class Posterior(NamedTuple):
-    """The encoder's output: Gaussian posterior parameters, the unmixed input and the initial state.
+    """The encoder's output: posterior parameters, the unmixed input and the initial state.
 
     Attributes:
-      mean, lnvar: Latents of means and log-variances.
+      mean, lnvar: Latents of the base Gaussian's means and log-variances.
+      flows: Latents of raw planar-flow parameters, (B, K (2 d + 1)) per group (width 0 without a flow).
       unmixed: (B, C, T) the cleaned "physics-only" view u of the input (the input itself without an unmixer).
       s0: (B, S) initial ODE state.
     """
 
     mean: Latents
     lnvar: Latents
+    flows: Latents
     unmixed: jax.Array
     s0: jax.Array
+
+
+class Noise(NamedTuple):
+    """A noise model applied in the encoder: kind (static, see jaxphysvae.noise), level p, per-sequence keys (B,)."""
+
+    kind: str
+    level: jax.Array
+    keys: jax.Array
 
 
 class Reconstructions(NamedTuple):
@@ -68,8 +85,11 @@ class PhysVAE:
     """
 
     def __init__(self, config: Config, num_channels: int, num_steps: int, dt: float,
-                 physics: PhysicsModel | None = None):
+                 physics: PhysicsModel | None = None, data_stats: dict | None = None):
+        """data_stats: per-channel 'std', 'min' and 'max' (C,) of the training data, used by input noise."""
         self.config = config
+        self.data_stats = None if data_stats is None else {k: jnp.asarray(v, jnp.float32)
+                                                           for k, v in data_stats.items()}
         self.num_channels, self.num_steps, self.dt = num_channels, num_steps, float(dt)
         self.t = (np.arange(num_steps) * self.dt).astype(np.float32)
         base = make_physics(config, num_channels) if physics is None else physics
@@ -78,6 +98,9 @@ class PhysVAE:
         p = self.physics
         self.dims = Latents(p.dim_z if config.use_physics else 0, max(config.dim_z_aux1, 0),
                             max(config.dim_z_aux2, 0))
+        self.flow_steps = Latents(config.flow_phy if self.dims.phy else 0, config.flow_aux1 if self.dims.aux1 else 0,
+                                  config.flow_aux2 if self.dims.aux2 else 0)
+        self.attention = Latents(config.attention_phy, config.attention_aux1, config.attention_aux2)
         self.has_correction = config.dim_z_aux1 >= 0
         self.has_residual = config.dim_z_aux2 >= 0
         self._check()
@@ -115,24 +138,26 @@ class PhysVAE:
             raise ConfigError(f"physics {type(p).__name__} observes {obs.shape[0] if obs.ndim else 0} channel(s) "
                               f"but the data have {self.num_channels}")
 
-    def _networks(self) -> dict[str, tuple[nn.Module, int]]:
-        """Each network with its input width."""
+    def _networks(self) -> dict[str, tuple[nn.Module, int | tuple]]:
+        """Each network with its input width (or input shape)."""
         c, d, p = self.config, self.dims, self.physics
         ct = self.num_channels * self.num_steps
         act = c.activation
         nets = {}
 
-        def branch(name, width):
+        for name, width, steps, context in zip(GROUPS, d, self.flow_steps, self.attention):
+            if width == 0:
+                continue
             nets[f"feat_{name}"] = (MLP(c.feat_hidden + (c.feat_dim,), act, activate_final=True), ct)
             nets[f"mean_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
             nets[f"lnvar_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
-
-        if d.aux1 > 0:
-            branch("aux1", d.aux1)
-        if d.aux2 > 0:
-            branch("aux2", d.aux2)
-        if d.phy > 0:
-            branch("phy", d.phy)
+            if steps:
+                nets[f"flow_{name}"] = (nn.Dense(steps * (2 * width + 1)), c.feat_dim)
+            if context == "seq":
+                nets[f"context_{name}"] = (SequenceContext(c.attention_dim, c.feat_dim),
+                                           (self.num_channels, self.num_steps))
+            elif context == "batch":
+                nets[f"attention_{name}"] = (BatchAttention(), width)
         if c.unmixer == "residual":
             nets["unmixer"] = (MLP(c.unmixer_hidden + (ct,), act), ct + d.aux1 + d.aux2)
         elif c.unmixer == "linear":
@@ -150,7 +175,8 @@ class PhysVAE:
     def init(self, key: jax.Array, hparams: HParams | None = None) -> dict:
         """Initial parameters: {'nets': {name: flax params}, 'physics': ..., and 'x_lnvar' when learned}."""
         keys = jax.random.split(key, len(self.nets) + 1)
-        nets = {name: net.init(k, jnp.zeros((1, width)))
+        shape = lambda width: (1,) + (tuple(width) if isinstance(width, tuple) else (width,))
+        nets = {name: net.init(k, jnp.zeros(shape(width)))
                 for k, (name, (net, width)) in zip(keys[1:], sorted(self.nets.items()))}
         params = {"nets": nets, "physics": self.physics.init(keys[0])}
         if self.config.learn_x_lnvar:
@@ -162,24 +188,45 @@ class PhysVAE:
         return self.nets[name][0].apply(params["nets"][name], x)
 
     # --- encoder ------------------------------------------------------------------------------------------------
-    def _branch(self, params, name, width, x_flat):
+    def _branch(self, params, name, x, noise: Noise | None):
+        """Mean, log-variance and raw flow parameters of one latent group from its input x (B, C, T)."""
+        group = GROUPS.index(name)
+        width, steps = self.dims[group], self.flow_steps[group]
+        b = x.shape[0]
         if width == 0:
-            empty = jnp.zeros((x_flat.shape[0], 0), x_flat.dtype)
-            return empty, empty
-        h = self._apply(params, f"feat_{name}", x_flat)
-        return self._apply(params, f"mean_{name}", h), self._apply(params, f"lnvar_{name}", h)
+            empty = jnp.zeros((b, 0), x.dtype)
+            return empty, empty, empty
+        h = self._apply(params, f"feat_{name}", x.reshape(b, -1))
+        if self.attention[group] == "seq":
+            h = h + h * self._apply(params, f"context_{name}", x)
+        if noise is not None and noise.kind in FEATURE_NOISE:
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, group))(noise.keys)
+            h = feature_noise(noise.kind, h, keys, noise.level, self.config.noise_seq_fraction)
+        mean, lnvar = self._apply(params, f"mean_{name}", h), self._apply(params, f"lnvar_{name}", h)
+        if name == "phy" and self.physics.positive:
+            mean = nn.softplus(mean)
+        flow = self._apply(params, f"flow_{name}", h) if steps else jnp.zeros((b, 0), x.dtype)
+        return mean, lnvar, flow
 
     def physics_mean(self, params, u: jax.Array) -> jax.Array:
-        """The physics encoder's mean of z_P from a (cleaned) input u of shape (B, C, T): (B, d_P)."""
-        mean, _ = self._branch(params, "phy", self.dims.phy, u.reshape(u.shape[0], -1))
-        return nn.softplus(mean) if self.physics.positive else mean
+        """The physics encoder's base mean of z_P from a (cleaned) input u of shape (B, C, T): (B, d_P)."""
+        return self._branch(params, "phy", u, None)[0]
 
-    def encode(self, params, x: jax.Array) -> Posterior:
-        """Posterior parameters, unmixed input and initial state of a batch x of shape (B, C, T)."""
+    def encode(self, params, x: jax.Array, noise: Noise | None = None) -> Posterior:
+        """Posterior parameters, unmixed input and initial state of a batch x of shape (B, C, T).
+
+        noise: an input noise corrupts x before everything else; a feature noise zeroes units of every branch's
+        features. The initial state is taken from the (possibly noisy) input like everything else.
+        """
+        if noise is not None and noise.kind in INPUT_NOISE:
+            if self.data_stats is None:
+                raise ConfigError(f"{noise.kind} input noise needs the training data's per-channel statistics: "
+                                  f"build the model with data_stats")
+            x = input_noise(noise.kind, x, noise.keys, noise.level, self.data_stats)
         b = x.shape[0]
         flat = x.reshape(b, -1)
-        m1, v1 = self._branch(params, "aux1", self.dims.aux1, flat)
-        m2, v2 = self._branch(params, "aux2", self.dims.aux2, flat)
+        m1, v1, f1 = self._branch(params, "aux1", x, noise)
+        m2, v2, f2 = self._branch(params, "aux2", x, noise)
         if self.config.unmixer == "residual":
             u = x + self._apply(params, "unmixer", jnp.concatenate([flat, m1, m2], -1)).reshape(x.shape)
         elif self.config.unmixer == "linear":
@@ -188,36 +235,53 @@ class PhysVAE:
                                                          jnp.concatenate([m1, m2], -1)).reshape(x.shape)
         else:
             u = x
-        mp, vp = self._branch(params, "phy", self.dims.phy, u.reshape(b, -1))
-        if self.physics.positive:
-            mp = nn.softplus(mp)
+        mp, vp, fp = self._branch(params, "phy", u, noise)
         if self.physics.learned_initial_state:
             s0 = self._apply(params, "initial_state", flat)
         else:
             s0 = jax.vmap(self.physics.initial_state)(x)
-        return Posterior(Latents(mp, m1, m2), Latents(vp, v1, v2), u, s0)
+        return Posterior(Latents(mp, m1, m2), Latents(vp, v1, v2), Latents(fp, f1, f2), u, s0)
 
-    def sample(self, posterior: Posterior, key: jax.Array) -> Latents:
-        """A reparameterised sample of the diagonal-Gaussian posterior, z_P clipped to its physical range."""
-        keys = jax.random.split(key, 3)
-        z = [m + jnp.exp(0.5 * v) * jax.random.normal(k, m.shape)
-             for k, m, v in zip(keys, posterior.mean, posterior.lnvar)]
-        return Latents(self.physics.clip(z[0]), z[1], z[2])
+    def _priors(self):
+        pm, ps = self.physics.prior() if self.dims.phy else (np.zeros(0, np.float32), np.ones(0, np.float32))
+        return [distrax.Normal(jnp.asarray(pm), jnp.asarray(ps)), distrax.Normal(0.0, 1.0), distrax.Normal(0.0, 1.0)]
 
-    def posterior_mean(self, posterior: Posterior) -> Latents:
-        m = posterior.mean
-        return Latents(self.physics.clip(m.phy), m.aux1, m.aux2)
+    def latents(self, params, posterior: Posterior, keys: jax.Array | None, mask: jax.Array | None = None):
+        """Latents for the decoder and the KL term per sequence.
 
-    def kl(self, posterior: Posterior) -> jax.Array:
-        """KL(q || p) per sequence, (B,), closed form for diagonal Gaussians."""
-        prior_mean, prior_std = self.physics.prior() if self.dims.phy else (np.zeros(0), np.ones(0))
-        priors = [(prior_mean, prior_std), (0.0, 1.0), (0.0, 1.0)]
-        total = 0.0
-        for m, v, (pm, ps) in zip(posterior.mean, posterior.lnvar, priors):
-            q = distrax.Normal(m, jnp.exp(0.5 * v))
-            total = total + jnp.sum(q.kl_divergence(distrax.Normal(jnp.asarray(pm, jnp.float32),
-                                                                    jnp.asarray(ps, jnp.float32))), axis=-1)
-        return total
+        Args:
+          keys: per-sequence keys (B,) for reparameterised samples, or None for the posterior mean (the base mean
+            pushed through the flows; its KL is the closed form of the base Gaussian, for reporting only).
+          mask: (B,) valid rows, excluded from the keys of a "batch" attention context.
+
+        Returns:
+          (z, kl): Latents (B, d) after flows, attention and clipping of z_P to its range; kl (B,) is
+          log q_0(z_0) - sum_k log|det J_k| - log p(z_K) for a flowed group (a one-sample estimate), and the closed
+          form KL(q_0 || p) for a group without flow or when config.flow_kl == "published_base_kl".
+        """
+        z, kl = [], 0.0
+        for g, (m, v, raw, prior) in enumerate(zip(posterior.mean, posterior.lnvar, posterior.flows,
+                                                    self._priors())):
+            q0 = distrax.Normal(m, jnp.exp(0.5 * v))
+            closed_form = jnp.sum(q0.kl_divergence(prior), axis=-1)
+            if keys is None:
+                z0 = m
+            else:
+                eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)
+                z0 = m + jnp.exp(0.5 * v) * eps
+            steps = self.flow_steps[g]
+            if steps:
+                zk, log_det = flow_forward(z0, split_params(raw, steps, m.shape[-1]))
+                if keys is not None and self.config.flow_kl == "exact":
+                    closed_form = (jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1))
+            else:
+                zk = z0
+            if self.attention[g] == "batch" and m.shape[-1]:
+                zk = self._apply(params, f"attention_{GROUPS[g]}", zk) if mask is None else \
+                    self.nets[f"attention_{GROUPS[g]}"][0].apply(params["nets"][f"attention_{GROUPS[g]}"], zk, mask)
+            z.append(zk)
+            kl = kl + closed_form
+        return Latents(self.physics.clip(z[0]), z[1], z[2]), kl
 
     # --- decoder ------------------------------------------------------------------------------------------------
     def _trajectory(self, params, z_phy, z_aux1, s0, correction: bool) -> jax.Array:
@@ -265,13 +329,12 @@ class PhysVAE:
     def x_lnvar(self, params, hparams: HParams) -> jax.Array:
         return params["x_lnvar"] if self.config.learn_x_lnvar else hparams.x_lnvar
 
-    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams,
-             x_input: jax.Array | None = None):
+    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams):
         """The training objective of METHOD.md section 1 on a batch, and its parts.
 
         Args:
-          x: (B, C, T) clean targets; mask: (B,) valid rows; key: randomness of this step.
-          x_input: what the encoder sees (a noisy version of x), default x.
+          x: (B, C, T) clean data, the targets; mask: (B,) valid rows; key: randomness of this step. The encoder
+            sees x corrupted by config.noise at level hparams.noise (clean when the kind is "none").
 
         Returns:
           (loss, metrics): loss = mean_n [ ||x_PAB - x||^2 + (kl_weight + alpha) sigma^2 KL + gamma R_DA1
@@ -279,13 +342,14 @@ class PhysVAE:
           weighted sigma^2_sg / sigma^2 plus C T sigma^2_sg ln sigma^2 (sg = stop-gradient): the same value and
           network gradients, and the maximum-likelihood gradient for sigma^2.
         """
-        k_sample, k_aug = jax.random.split(key)
-        post = self.encode(params, x if x_input is None else x_input)
-        z = self.sample(post, k_sample)
+        k_sample, k_aug, k_noise = jax.random.split(key, 3)
+        b = x.shape[0]
+        noise = Noise(self.config.noise, hparams.noise, jax.random.split(k_noise, b))
+        post = self.encode(params, x, noise if self.config.noise != "none" else None)
+        z, kl = self.latents(params, post, jax.random.split(k_sample, b), mask)
         rec = self.decode(params, z, post.s0)
         sq = lambda a, b: jnp.sum((a - b) ** 2, axis=(1, 2))
         sse = sq(rec.x_PAB, x)
-        kl = self.kl(post)
         zero = jnp.zeros_like(sse)
         r_da1 = sq(post.unmixed, jax.lax.stop_gradient(rec.x_P)) if self.config.unmixer != "none" else zero
         if self.config.ppc == "all":

@@ -22,18 +22,20 @@ def activation_fn(name: str):
 class MLP(nn.Module):
     """Dense layers of the given widths; the activation follows every layer but the last unless activate_final.
 
-    Maps (..., D_in) to (..., features[-1]).
+    Maps (..., D_in) to (..., features[-1]). bias_final=False drops the last layer's bias (for an energy whose
+    gradient is all that matters).
     """
 
     features: Sequence[int]
     activation: str = "elu"
     activate_final: bool = False
+    bias_final: bool = True
 
     @nn.compact
     def __call__(self, x):
         act = activation_fn(self.activation)
         for i, width in enumerate(self.features):
-            x = nn.Dense(width)(x)
+            x = nn.Dense(width, use_bias=self.bias_final or i < len(self.features) - 1)(x)
             if i < len(self.features) - 1 or self.activate_final:
                 x = act(x)
         return x

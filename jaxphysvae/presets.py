@@ -6,6 +6,8 @@ Variants (every baseline of phys-VAE is configuration, not separate code):
   phys-only  the known physics alone, z_P its only latent
   phys-nn    physics + neural corrections, no regularisers
   phys-vae   physics + neural corrections + the regularisers R_DA1, R_DA2, R_ppc
+  nf         phys-vae with planar-flow posteriors and the NF paper's feature noise in training
+  attnf      nf with the published attention across the batch; attnf-seq with our batch-independent attention
 """
 
 from __future__ import annotations
@@ -67,6 +69,33 @@ PRESETS: dict[str, tuple[str, dict, dict]] = {
                                      {**_LOCOMOTION, "dim_z_phy": 0, "dim_z_aux2": 15, "epochs": 3000},
                                      {"x_lnvar": -13.8, "alpha": 1e-1, "beta": 0.0, "gamma": 0.0}),
 }
+
+
+_FEATURE_NOISE = {"noise": "feature", "noise_seq_fraction": 0.1}
+
+
+def _nf(base: str, text: str, k_aux: int, k_phy: int, context: str = "none"):
+    """A planar-flow variant of preset `base`: K planar steps on each auxiliary group and on z_P, an attention
+    context on every branch, and the NF paper's training noise (10 % of sequences, 10 % of feature units)."""
+    _, config, hparams = PRESETS[base]
+    flows = {"flow_aux1": k_aux, "flow_aux2": k_aux, "flow_phy": k_phy}
+    attention = {f"attention_{g}": context for g in ("phy", "aux1", "aux2")}
+    return text, {**config, **flows, **attention, **_FEATURE_NOISE}, {**hparams, "noise": 0.1}
+
+
+PRESETS.update({
+    "locomotion-nf": _nf("locomotion-phys-vae", "NF-VAE: planar flows K_A = 12, K_P = 5, feature noise 10 % x 10 %",
+                         12, 5),
+    "locomotion-attnf": _nf("locomotion-phys-vae", "attentive NF-VAE as published: K_A = 12, K_P = 10, attention "
+                                                   "across the batch, feature noise", 12, 10, "batch"),
+    "locomotion-attnf-seq": _nf("locomotion-phys-vae", "attentive NF-VAE with batch-independent attention over each "
+                                                       "sequence's time steps", 12, 10, "seq"),
+    "pendulum-nf": _nf("pendulum-phys-vae", "pendulum phys-VAE with planar flows (K_A = 12, K_P = 5)", 12, 5),
+    "pendulum-attnf-seq": _nf("pendulum-phys-vae", "pendulum phys-VAE, flows and sequence attention", 12, 10, "seq"),
+    "advdif-nf": _nf("advdif-phys-vae", "advection-diffusion phys-VAE with planar flows (K_A = 12, K_P = 5)", 12, 5),
+    "advdif-attnf-seq": _nf("advdif-phys-vae", "advection-diffusion phys-VAE, flows and sequence attention", 12, 10,
+                            "seq"),
+})
 
 
 def get(name: str) -> tuple[Config, dict]:

@@ -12,6 +12,7 @@ trains several models at once (see tests/test_train.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -20,7 +21,7 @@ import numpy as np
 import optax
 
 from jaxphysvae.config import Config, HParams
-from jaxphysvae.model import PhysVAE
+from jaxphysvae.model import Noise, PhysVAE
 
 
 class TrainState(NamedTuple):
@@ -46,6 +47,18 @@ class Functions(NamedTuple):
     train_step_raw: Callable
     train_epoch: Callable
     evaluate_batch: Callable
+
+
+def _float32_hparams(jitted: Callable) -> Callable:
+    """Call `jitted(state, data, key, hparams)` with hparams cast to float32 arrays: a Python float (weakly typed)
+    or a float64 value would otherwise compile a second program. `.jitted` is the compiled function."""
+
+    @functools.wraps(jitted)
+    def call(state, data, key, hparams: HParams):
+        return jitted(state, data, key, HParams(*(jnp.asarray(v, jnp.float32) for v in hparams)))
+
+    call.jitted = jitted
+    return call
 
 
 def make_functions(model: PhysVAE) -> Functions:
@@ -84,42 +97,51 @@ def make_functions(model: PhysVAE) -> Functions:
         state, metrics = jax.lax.scan(body, state, (order, step_keys))
         return state, jax.tree.map(jnp.mean, metrics)
 
-    def evaluate_batch(params, x, index, key, hparams: HParams, samples: int):
+    def evaluate_batch(params, x, index, mask, key, hparams: HParams, samples: int, noise_kind: str = "none",
+                       noise_level=0.0):
         """Per-sequence errors of a batch x (B, C, T) whose sequences sit at `index` (B,) in their data set.
 
-        With samples = 0 the decoder uses the posterior mean; with S > 0 it averages the reconstructions of S
-        posterior samples, drawn with keys folded from `key` and each sequence's index, so that results never
-        depend on batching. Returns abs_err and sq_err of x_PAB and sq_err_P of x_P, each summed per sequence
-        (B,), and z_phy (B, d_P), the posterior mean of the physics parameters.
+        With samples = 0 the decoder uses the posterior mean (for flowed groups the base mean pushed through the
+        flow); with S > 0 it averages the reconstructions of S posterior samples. The encoder sees clean data
+        unless noise_kind names a noise model (jaxphysvae.noise), applied at noise_level. Random draws use keys
+        folded from `key` and each sequence's index, so results never depend on batching (except through a
+        "batch" attention context, whose padding rows are masked out by `mask`). Returns abs_err and sq_err of
+        x_PAB and sq_err_P of x_P, each summed per sequence (B,), and z_phy (B, d_P), the posterior mean of z_P.
         """
-        post = model.encode(params, x)
+        per_sequence = lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(index)
+        noise = None
+        if noise_kind != "none":
+            noise = Noise(noise_kind, jnp.asarray(noise_level, jnp.float32),
+                          per_sequence(jax.random.fold_in(key, 1)))
+        post = model.encode(params, x, noise)
+        z_mean, _ = model.latents(params, post, None, mask)
         if samples == 0:
-            rec = model.decode(params, model.posterior_mean(post), post.s0)
+            rec = model.decode(params, z_mean, post.s0)
             x_hat, x_p = rec.x_PAB, rec.x_P
         else:
             def one(k):
-                keys = jax.vmap(lambda i: jax.random.fold_in(k, i))(index)
-                z = jax.vmap(lambda p, kk: model.sample(p, kk))(
-                    jax.tree.map(lambda a: a[:, None], post), keys)
-                z = jax.tree.map(lambda a: a[:, 0], z)
+                z, _ = model.latents(params, post, per_sequence(k), mask)
                 rec = model.decode(params, z, post.s0)
                 return rec.x_PAB, rec.x_P
 
-            x_hats, x_ps = jax.lax.map(one, jax.random.split(key, samples))
+            x_hats, x_ps = jax.lax.map(one, jax.random.split(jax.random.fold_in(key, 2), samples))
             x_hat, x_p = x_hats.mean(0), x_ps.mean(0)
         return {"abs_err": jnp.sum(jnp.abs(x_hat - x), axis=(1, 2)),
                 "sq_err": jnp.sum((x_hat - x) ** 2, axis=(1, 2)),
                 "sq_err_P": jnp.sum((x_p - x) ** 2, axis=(1, 2)),
-                "z_phy": model.posterior_mean(post).phy}
+                "z_phy": z_mean.phy}
 
-    return Functions(init=jax.jit(init), train_step=jax.jit(train_step), train_step_raw=train_step,
-                     train_epoch=jax.jit(train_epoch),
-                     evaluate_batch=jax.jit(evaluate_batch, static_argnames="samples"))
+    return Functions(init=jax.jit(init), train_step=_float32_hparams(jax.jit(train_step)),
+                     train_step_raw=train_step, train_epoch=_float32_hparams(jax.jit(train_epoch)),
+                     evaluate_batch=jax.jit(evaluate_batch, static_argnames=("samples", "noise_kind")))
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,
-             key: jax.Array | None = None) -> dict:
-    """Reconstruction metrics of a whole Dataset, independent of batch size and order.
+             key: jax.Array | None = None, noise_kind: str = "none", noise_level: float = 0.0) -> dict:
+    """Reconstruction metrics of a whole Dataset, independent of batch size and order (with a "batch" attention
+    context they depend on the batch size, which must then be stated with the results).
+
+    The encoder sees clean data unless `noise_kind` is given; the targets are always the clean data.
 
     Returns mae and rmse (per value, in the data's units), sse_per_seq (squared error summed over channels and
     time, averaged over sequences) of x_hat = x_PAB, the same three for x_P (suffix _P), and for each true physics
@@ -131,7 +153,8 @@ def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int,
     batch_size = min(batch_size, n)
     parts = {"abs_err": [], "sq_err": [], "sq_err_P": [], "z_phy": []}
     for b in batches(dataset.x, batch_size, remainder="pad"):
-        out = fns.evaluate_batch(params, jnp.asarray(b.x), jnp.asarray(b.index), key, hparams, samples)
+        out = fns.evaluate_batch(params, jnp.asarray(b.x), jnp.asarray(b.index), jnp.asarray(b.mask), key, hparams,
+                                 samples, noise_kind, jnp.float32(noise_level))
         for k in parts:
             parts[k].append(np.asarray(out[k])[b.mask])
     per = {k: np.concatenate(v) for k, v in parts.items()}

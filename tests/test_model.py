@@ -32,10 +32,10 @@ def test_shapes_of_every_output(config, shape):
     assert [a.shape for a in post.mean] == [(4, d.phy), (4, d.aux1), (4, d.aux2)]
     assert [a.shape for a in post.lnvar] == [(4, d.phy), (4, d.aux1), (4, d.aux2)]
     assert post.unmixed.shape == x.shape and post.s0.shape == (4, model.physics.state_size)
-    z = model.sample(post, jax.random.key(1))
+    z, kl = model.latents(params, post, jax.random.split(jax.random.key(1), 4))
     rec = jax.jit(model.decode)(params, z, post.s0)
     assert all(r.shape == x.shape for r in rec) and all(bool(jnp.all(jnp.isfinite(r))) for r in rec)
-    assert model.kl(post).shape == (4,)
+    assert kl.shape == (4,) and [a.shape for a in z] == [(4, d.phy), (4, d.aux1), (4, d.aux2)]
     loss, metrics = jax.jit(model.loss)(params, x, jnp.ones(4, bool), jax.random.key(2), HP)
     assert loss.shape == () and set(metrics) >= {"sse", "kl", "neg_elbo", "r_da1", "r_da2", "r_ppc", "loss"}
 

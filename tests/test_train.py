@@ -37,8 +37,8 @@ def test_one_compilation_for_many_steps(setup):
     for i in range(4):
         state, metrics = fns.train_step(state, (x[i * 8:(i + 1) * 8], jnp.ones(8, bool)), jax.random.key(i),
                                         HParams.create(alpha=1e-2 * (i + 1), lr=1e-3 / (i + 1), x_lnvar=-4.0))
-        state, _ = fns.train_epoch(state, x, jax.random.key(10 + i), HP._replace(beta=jnp.float32(i)))
-    assert fns.train_step._cache_size() == 1 and fns.train_epoch._cache_size() == 1
+        state, _ = fns.train_epoch(state, x, jax.random.key(10 + i), HP._replace(beta=float(i)))  # Python float
+    assert fns.train_step.jitted._cache_size() == 1 and fns.train_epoch.jitted._cache_size() == 1
     assert int(state.step) == 4 + 4 * 4 and np.isfinite(float(metrics["loss"]))
 
 
@@ -161,8 +161,9 @@ def test_physics_only_recovers_omega_on_a_free_undamped_pendulum():
     hp = HParams.create(beta=0.1, x_lnvar=-9.0, lr=3e-3)
     state = fns.init(jax.random.key(0), hp)
     x = jnp.asarray(train.x)
-    for epoch in range(400):
-        state, _ = fns.train_epoch(state, x, jax.random.key(epoch), hp)
+    for epoch in range(600):  # the learning rate is data: lowering it for the last 200 epochs recompiles nothing
+        state, _ = fns.train_epoch(state, x, jax.random.key(epoch), hp if epoch < 400 else hp._replace(lr=jnp.float32(3e-4)))
     _, per = evaluate(fns, state.params, test, hp, 128)
     errors = physics_errors(model, per["z_phy"], test)
-    assert errors["omega_rel_err"] < 0.02
+    assert errors["omega_rel_err"] < 0.02  # 0.5 to 1.0 % over seeds 0-2 of data and initialisation
+    assert fns.train_epoch.jitted._cache_size() == 1

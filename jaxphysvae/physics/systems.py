@@ -80,7 +80,8 @@ class Hamiltonian(PhysicsModel):
         super().__init__(dim_z=dim_z, state_size=2 * channels, learned_initial_state=True, separable=separable)
         self.channels = channels
         self.observation_map = observation_map
-        self.energy = MLP(tuple(hidden) + (1,), activation=activation)
+        # H enters only through its gradient: an output bias would be a parameter without gradient
+        self.energy = MLP(tuple(hidden) + (1,), activation=activation, bias_final=False)
 
     def init(self, key):
         k1, k2 = jax.random.split(key)

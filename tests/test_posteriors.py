@@ -1,0 +1,160 @@
+"""Attention contexts, noise models, and the whole step with flows and attention."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxphysvae.config import HParams, stack
+from jaxphysvae.data import Dataset
+from jaxphysvae.model import Noise, PhysVAE
+from jaxphysvae.noise import feature_noise, input_noise
+from jaxphysvae.train import evaluate, make_functions
+from tests.helpers import small_config
+
+C, T = 3, 20
+HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0, noise=0.1)
+
+
+def attentive(context, **changes):
+    """The locomotion NF architecture at toy size: learned Hamiltonian, flows and attention on z_P and z_A2."""
+    return small_config(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual",
+                        unmixer="residual", flow_phy=3, flow_aux2=4, attention_phy=context, attention_aux2=context,
+                        attention_dim=8, **changes)
+
+
+def light(context, **changes):
+    """The same posteriors around the cheaper pendulum physics (one channel), where compile time matters."""
+    return small_config(dim_z_aux1=-1, dim_z_aux2=3, flow_phy=3, flow_aux2=4, attention_phy=context,
+                        attention_aux2=context, attention_dim=8, **changes)
+
+
+def _x(b=8, seed=0, c=C):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(b, c, T)) * 0.3, jnp.float32)
+
+
+STATS = {"std": np.array([0.5, 1.0, 2.0]), "min": np.array([-1.0, 0.0, 5.0]), "max": np.array([1.0, 2.0, 6.0])}
+STATS1 = {k: v[:1] for k, v in STATS.items()}
+
+
+@pytest.mark.parametrize("context", ["batch", "seq"])
+def test_every_parameter_learns(context):
+    """Unlike the published code, the z_P flows and the attention weights get gradient."""
+    model = PhysVAE(attentive(context, noise="feature"), C, T, 0.05)
+    params = model.init(jax.random.key(0))
+    grads = jax.jit(jax.grad(lambda p: model.loss(p, _x(), jnp.ones(8, bool), jax.random.key(1), HP)[0]))(params)
+    flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+    dead = [jax.tree_util.keystr(path) for path, g in flat if not bool(jnp.any(g != 0))]
+    assert not dead, dead
+    names = {jax.tree_util.keystr(path) for path, _ in flat}
+    assert any("flow_phy" in n for n in names) and any(("attention_phy" if context == "batch" else "context_phy") in n
+                                                        for n in names)
+
+
+def _outputs(model, params, x, keys):
+    post = model.encode(params, x)
+    z_mean, _ = model.latents(params, post, None)
+    z_sample, _ = model.latents(params, post, keys)
+    return model.decode(params, z_mean, post.s0).x_PAB, model.decode(params, z_sample, post.s0).x_PAB
+
+
+@pytest.mark.parametrize("context, independent", [("seq", True), ("none", True), ("batch", False)])
+def test_batch_independence(context, independent):
+    model = PhysVAE(light(context), 1, T, 0.05)
+    params = model.init(jax.random.key(0))
+    x = _x(c=1)
+    keys = jax.random.split(jax.random.key(5), 8)
+    f = jax.jit(lambda x, k: _outputs(model, params, x, k))
+    mean, sample = f(x, keys)
+    order = jnp.array([0, 7, 3, 5, 1, 6, 2, 4])
+    mean_perm, sample_perm = f(x[order], keys[order])
+    other = x.at[1:].set(_x(seed=9, c=1)[1:])
+    mean_other, sample_other = f(other, keys)
+    same = [np.allclose(mean_perm[0], mean[0], atol=1e-6), np.allclose(sample_perm[0], sample[0], atol=1e-6),
+            np.allclose(mean_other[0], mean[0], atol=1e-6), np.allclose(sample_other[0], sample[0], atol=1e-6)]
+    if independent:
+        assert all(same)
+    else:
+        assert not same[2] and not same[3]  # replacing the other sequences changes sequence 0's output
+
+
+def test_input_noise_fractions():
+    x = jnp.zeros((400, 3, 100)) + jnp.array([0.5, 1.0, 5.5])[None, :, None]
+    keys = jax.random.split(jax.random.key(0), 400)
+    stats = {k: jnp.asarray(v, jnp.float32) for k, v in STATS.items()}
+    noisy = input_noise("gaussian", x, keys, 0.2, stats)
+    np.testing.assert_allclose(np.std(noisy - x, axis=(0, 2)), 0.2 * STATS["std"], rtol=0.02)
+    noisy = input_noise("impulse", x, keys, 0.15, stats)
+    changed = np.asarray(noisy != x)
+    assert changed.mean() == pytest.approx(0.15, abs=0.01)
+    assert np.all((noisy >= stats["min"][:, None]) & (noisy <= stats["max"][:, None]))
+    noisy = input_noise("segment", x, keys, 0.25, stats)
+    zeroed = np.asarray(noisy == 0).all(axis=1)  # (400, 100) time steps masked in all channels
+    assert np.all(zeroed.sum(axis=1) == 25)
+    runs = [np.flatnonzero(row) for row in zeroed]
+    assert all(r[-1] - r[0] == 24 for r in runs)  # one contiguous block
+    assert len({r[0] for r in runs}) > 30  # at random positions
+    assert np.array_equal(input_noise("segment", x, keys, 0.0, stats), x)
+
+
+def test_feature_noise_fractions():
+    h = jnp.ones((4000, 512))
+    keys = jax.random.split(jax.random.key(1), 4000)
+    out = np.asarray(feature_noise("feature", h, keys, 0.1, seq_fraction=0.1))
+    hit = (out == 0).any(axis=1)
+    assert hit.mean() == pytest.approx(0.1, abs=0.015)
+    assert (out[hit] == 0).mean() == pytest.approx(0.1, abs=0.005)
+    out = np.asarray(feature_noise("dropout", h, keys, 0.3, seq_fraction=0.1))
+    assert (out == 0).mean() == pytest.approx(0.3, abs=0.005) and (out == 0).any(axis=1).all()
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "impulse", "segment", "feature", "dropout"])
+def test_noise_is_absent_at_evaluation_unless_requested(kind):
+    model = PhysVAE(light("seq", noise=kind), 1, T, 0.05, data_stats=STATS1)
+    fns = make_functions(model)
+    params = fns.init(jax.random.key(0), HP).params
+    ds = Dataset("toy", "test", np.asarray(_x(12, seed=3, c=1)), 0.05, ("a",))
+    clean, _ = evaluate(fns, params, ds, HP, batch_size=6)
+    clean_model = PhysVAE(light("seq"), 1, T, 0.05, data_stats=STATS1)
+    reference, _ = evaluate(make_functions(clean_model), params, ds, HP, batch_size=4)
+    assert clean["sse_per_seq"] == pytest.approx(reference["sse_per_seq"], rel=1e-5)
+    noisy, _ = evaluate(fns, params, ds, HP, batch_size=6, noise_kind=kind, noise_level=0.3)
+    assert noisy["sse_per_seq"] != pytest.approx(clean["sse_per_seq"], rel=1e-6)
+    noisy_again, _ = evaluate(fns, params, ds, HP, batch_size=4, noise_kind=kind, noise_level=0.3)
+    assert noisy_again["sse_per_seq"] == pytest.approx(noisy["sse_per_seq"], rel=1e-5)  # batch-independent
+
+
+def test_training_targets_are_the_clean_data():
+    model = PhysVAE(attentive("none", noise="segment"), C, T, 0.05, data_stats=STATS)
+    params = model.init(jax.random.key(0))
+    x = _x()
+    hp = HP._replace(noise=jnp.float32(1.0))  # the encoder sees zeros only
+    _, metrics = model.loss(params, x, jnp.ones(8, bool), jax.random.key(0), hp)
+    k_sample, _, k_noise = jax.random.split(jax.random.key(0), 3)
+    post = model.encode(params, x, Noise("segment", hp.noise, jax.random.split(k_noise, 8)))
+    blind = model.encode(params, jnp.zeros_like(x))  # at level 1 the whole input is masked
+    np.testing.assert_allclose(post.mean.aux2, blind.mean.aux2, atol=1e-6)
+    z, _ = model.latents(params, post, jax.random.split(k_sample, 8), jnp.ones(8, bool))
+    rec = model.decode(params, z, post.s0)
+    assert float(metrics["sse"]) == pytest.approx(float(jnp.mean(jnp.sum((rec.x_PAB - x) ** 2, (1, 2)))), rel=1e-5)
+
+
+def test_step_with_flows_attention_and_noise_compiles_once_and_vmaps():
+    model = PhysVAE(light("batch", noise="feature"), 1, T, 0.05)
+    fns = make_functions(model)
+    hps = [HP, HParams.create(alpha=0.1, beta=0.0, gamma=0.0, lr=2e-3, x_lnvar=-1.0, noise=0.5)]
+    states = [fns.init(jax.random.key(i), h) for i, h in enumerate(hps)]
+    batch = (_x(c=1), jnp.ones(8, bool))
+    keys = jax.random.split(jax.random.key(7), 2)
+    singles = list(states)
+    for i in range(3):
+        singles = [fns.train_step(s, batch, k, h)[0] for s, k, h in zip(singles, keys, hps)]
+    assert fns.train_step.jitted._cache_size() == 1
+    vstep = jax.jit(jax.vmap(fns.train_step_raw, in_axes=(0, None, 0, 0)))
+    vstate = jax.tree.map(lambda *a: jnp.stack(a), *states)
+    for _ in range(3):
+        vstate, _ = vstep(vstate, batch, keys, stack(hps))
+    for i in range(2):
+        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda v: v[i], vstate.params)),
+                        jax.tree.leaves(singles[i].params)):
+            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
