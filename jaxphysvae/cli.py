@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from jaxphysvae.errors import JaxPhysVAEError
 
@@ -96,6 +97,29 @@ def _eval(args) -> None:
     print(f"written to {path}")
 
 
+def _sweep(args) -> None:
+    from jaxphysvae.errors import ConfigError
+    from jaxphysvae.sweep import sweep
+    config, hparams = _hparams_and_config(args)
+    grid = {}
+    for item in args.grid or []:
+        if "=" not in item:
+            raise ConfigError(f"--grid expects key=v1,v2,..., got {item!r}")
+        key, values = item.split("=", 1)
+        try:
+            grid[key.strip()] = [int(v) if key.strip() == "seed" else float(v) for v in values.split(",") if v]
+        except ValueError:
+            raise ConfigError(f"--grid {key}: expected comma-separated numbers, got {values!r}") from None
+    if not grid:
+        raise ConfigError("give at least one --grid key=v1,v2,...")
+    out = args.out or f"runs/sweep-{args.preset}"
+    base = {k: float(v) for k, v in hparams._asdict().items()}
+    result = sweep(config, base, grid, out, progress=not args.no_progress)
+    print((Path(out) / "sweep.md").read_text())
+    print(f"{len(result['members'])} members, {result['epochs']} epochs in {result['seconds']:.1f} s on "
+          f"{result['devices']} device(s); written to {out}")
+
+
 def _presets(args) -> None:
     from jaxphysvae import presets
     for name, text in presets.describe():
@@ -186,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="0: posterior mean; S > 0: mean reconstruction of S posterior samples")
     ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
     ev.set_defaults(run=_eval)
+
+    sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
+    sw.add_argument("--preset", required=True)
+    sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                    help="hyper-parameter (or seed) values to combine, e.g. --grid alpha=1e-3,1e-2 --grid seed=0,1")
+    sw.add_argument("--epochs", type=int, default=None)
+    sw.add_argument("--out", default=None, help="sweep directory (default runs/sweep-PRESET)")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the preset (repeatable)")
+    sw.add_argument("--no-progress", action="store_true")
+    sw.set_defaults(run=_sweep)
 
     pr = commands.add_parser("presets", help="list the presets")
     pr.set_defaults(run=_presets)

@@ -7,7 +7,8 @@
     state, metrics = fns.train_epoch(state, x_train, key, hparams)   # all batches of an epoch in one call
 
 `train_step` and `train_epoch` take hyper-parameters as data; `jax.vmap(fns.train_step_raw, in_axes=(0, None, 0, 0))`
-trains several models at once (see tests/test_train.py).
+trains several models at once (jaxphysvae.sweep does this for whole runs). The `*_raw` functions are the un-jitted
+pure functions, for composing with vmap, shard_map or a jit of your own.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ class Functions(NamedTuple):
     """The compiled functions of one model (see the module docstring)."""
 
     init: Callable
+    init_raw: Callable
     train_step: Callable
     train_step_raw: Callable
     train_epoch: Callable
+    train_epoch_raw: Callable
     evaluate_batch: Callable
+    evaluate_batch_raw: Callable
 
 
 def _float32_hparams(jitted: Callable) -> Callable:
@@ -131,9 +135,11 @@ def make_functions(model: PhysVAE) -> Functions:
                 "sq_err_P": jnp.sum((x_p - x) ** 2, axis=(1, 2)),
                 "z_phy": z_mean.phy}
 
-    return Functions(init=jax.jit(init), train_step=_float32_hparams(jax.jit(train_step)),
+    return Functions(init=jax.jit(init), init_raw=init, train_step=_float32_hparams(jax.jit(train_step)),
                      train_step_raw=train_step, train_epoch=_float32_hparams(jax.jit(train_epoch)),
-                     evaluate_batch=jax.jit(evaluate_batch, static_argnames=("samples", "noise_kind")))
+                     train_epoch_raw=train_epoch,
+                     evaluate_batch=jax.jit(evaluate_batch, static_argnames=("samples", "noise_kind")),
+                     evaluate_batch_raw=evaluate_batch)
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,

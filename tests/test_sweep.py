@@ -1,0 +1,88 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxphysvae.cli import main
+from jaxphysvae.config import HParams
+from jaxphysvae.errors import ConfigError
+from jaxphysvae.fit import fit
+from jaxphysvae.sweep import grid_members, sweep
+from tests.helpers import pendulum_splits, small_config
+
+BASE = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
+    splits = pendulum_splits()
+    config = small_config(epochs=3)
+    result = sweep(config, BASE, {"alpha": [1e-2, 0.5], "seed": [0, 1], "lr": [1e-3, 1e8]}, tmp_path / "sweep",
+                   progress=False, splits=splits)
+    rows = result["members"]
+    assert len(rows) == 8
+    assert {r["status"] for r in rows if r["lr"] == 1e8} == {"diverged"}
+    assert {r["status"] for r in rows if r["lr"] == 1e-3} == {"completed"}
+    for r in rows:
+        assert np.isfinite(r["test"]["sse_per_seq"])  # frozen at the last good state, never NaN
+    member = next(r for r in rows if r["alpha"] == 0.5 and r["seed"] == 1 and r["lr"] == 1e-3)
+    alone = fit(config, HParams.create(**{**BASE, "alpha": 0.5}), tmp_path / "alone", seed=1, progress=False,
+                splits=splits)
+    assert member["best_epoch"] == alone["best_epoch"]
+    for k in ("mae", "rmse", "sse_per_seq"):
+        assert member["test"][k] == pytest.approx(alone["test"][k], rel=1e-4)
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert table.count("\n") == 10 and "diverged" in table
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
+
+
+def test_grid_errors():
+    with pytest.raises(ConfigError, match="cannot sweep 'feat_dim'"):
+        grid_members(BASE, {"feat_dim": [8, 16]})
+    with pytest.raises(ConfigError, match="has no values"):
+        grid_members(BASE, {"alpha": []})
+    assert len(grid_members(BASE, {"alpha": [1, 2, 3], "seed": [0, 1]})) == 6
+
+
+SHARDED = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {root!r})
+    import jax
+    from jaxphysvae.sweep import sweep
+    from tests.helpers import pendulum_splits, small_config
+    splits = pendulum_splits()
+    base = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
+    grid = {{"alpha": [1e-2, 0.3, 1.0], "seed": [0, 1]}}
+    out = {{}}
+    for name, devices in (("sharded", jax.devices()), ("single", jax.devices()[:1])):
+        r = sweep(small_config(epochs=2), base, grid, None, devices=devices, progress=False, splits=splits)
+        out[name] = [m["test"]["sse_per_seq"] for m in r["members"]]
+    out["devices"] = len(jax.devices())
+    print(json.dumps(out))
+""")
+
+
+def test_sharded_sweep_equals_unsharded_on_two_host_devices():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SHARDED.format(root=str(ROOT))], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 2
+    np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-5)  # 6 members, 3 per device
+
+
+def test_cli_sweep(tmp_path, capsys):
+    args = ["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=0.01,0.1", "--epochs", "1", "--no-progress",
+            "--out", str(tmp_path), "--set", "feat_hidden=[8]", "--set", "feat_dim=8", "--set", "unmixer_hidden=[8]",
+            "--set", "correction_hidden=[8]", "--set", "residual_hidden=[8]", "--set", "n_train=16",
+            "--set", "n_valid=8", "--set", "n_test=8", "--set", "batch_size=8"]
+    assert main(args) == 0
+    assert "2 members, 1 epochs" in capsys.readouterr().out
+    assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
+    assert "expected comma-separated numbers" in capsys.readouterr().err
