@@ -1,0 +1,66 @@
+"""How the cost of a training step grows with the work: sequence length T, batch size, flow length K, solver.
+
+    python -m benchmarks.scaling [--repeats 10]
+
+Synthetic data of the locomotion shape (3 channels) on the locomotion phys-VAE architecture; each row changes one
+factor from the base (T = 101, batch 100, K = 0, Euler). Medians over repeats after warm-up, with min and max.
+Results go to benchmarks/results/scaling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.common import timed, write
+from jaxphysvae import presets
+from jaxphysvae.config import HParams
+from jaxphysvae.model import PhysVAE
+from jaxphysvae.train import make_functions
+
+FACTORS = {"num_steps": [26, 51, 101, 201], "batch_size": [25, 50, 100, 200], "flow_aux2": [0, 4, 12, 32],
+           "solver": ["euler", "heun", "tsit5"]}
+
+
+def step_time(num_steps=101, batch_size=100, flow_aux2=0, solver="euler", repeats=10, base="locomotion-phys-vae",
+              small=False) -> dict:
+    config, hp = presets.get(base)
+    changes = dict(batch_size=batch_size, flow_aux2=flow_aux2, solver=solver)
+    if small:
+        changes.update(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), residual_hidden=(16,), init_hidden=(16,),
+                       hamiltonian_hidden=(16,))
+    config = config.replace(**changes)
+    model = PhysVAE(config, 3, num_steps, 2.0 / (num_steps - 1))
+    fns = make_functions(model)
+    hparams = HParams.create(**hp)
+    state = fns.init(jax.random.key(0), hparams)
+    t = np.linspace(0, 2 * np.pi, num_steps)
+    x = jnp.asarray(0.5 * np.sin(t[None, None, :] + np.arange(3)[None, :, None])
+                    + 0.05 * np.random.default_rng(0).normal(size=(batch_size, 3, num_steps)), jnp.float32)
+    batch = (x, jnp.ones(batch_size, bool))
+    run = lambda: jax.block_until_ready(fns.train_step(state, batch, jax.random.key(1), hparams))
+    return timed(run, repeats)
+
+
+def main(argv=None, quick=False):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    rows = []
+    base = {"num_steps": 26, "batch_size": 8} if quick else {}
+    for factor, values in FACTORS.items():
+        for value in values[:1] if quick else values:
+            timing = step_time(**{**base, factor: value}, repeats=1 if quick else args.repeats, small=quick)
+            rows.append({"factor": factor, "value": value, **timing})
+            print(f"{factor}={value}: {1e3 * timing['median_s']:.1f} ms per step "
+                  f"({1e3 * timing['min_s']:.1f}-{1e3 * timing['max_s']:.1f})")
+    if not quick:
+        print(f"written to {write('scaling', {'benchmark': 'scaling', 'results': rows})}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
