@@ -131,7 +131,8 @@ class Config:
     eval_every: int = 1
     eval_batch_size: int = 500
     weight_decay: float = 1e-6
-    grad_clip: float = 5.0
+    grad_clip: float = 5.0  # clip every gradient value to [-5, 5], as the references do
+    grad_clip_norm: float | None = None  # also clip the global gradient norm (stops Adam's rare explosive spikes)
     adam_eps: float = 1e-3
 
     def __post_init__(self):
@@ -164,6 +165,8 @@ class Config:
             raise ConfigError(f"attention_dim must be a positive integer, got {self.attention_dim}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:
             raise ConfigError(f"noise_seq_fraction must lie in [0, 1], got {self.noise_seq_fraction}")
+        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+            raise ConfigError(f"grad_clip_norm must be positive or None, got {self.grad_clip_norm}")
         if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:
             raise ConfigError("weight_decay must be >= 0, grad_clip and adam_eps > 0")
         if self.unmixer != "none" and not self.use_physics:

@@ -112,9 +112,7 @@ class PhysVAE:
         if self.solver.name == SYMPLECTIC and not (p.separable and c.use_physics):
             raise ConfigError(f"the symplectic solver needs separable physics; {c.physics} "
                               f"{'is not separable' if c.use_physics else 'is switched off'}")
-        if c.use_physics and c.physics == "hamiltonian" and c.dim_z_phy != p.dim_z:
-            raise ConfigError("internal: Hamiltonian dim_z mismatch")
-        if c.use_physics and c.physics != "hamiltonian" and c.dim_z_phy != p.dim_z:
+        if c.use_physics and c.dim_z_phy != p.dim_z:
             raise ConfigError(f"physics {c.physics!r} has {p.dim_z} parameter(s): set dim_z_phy={p.dim_z}, "
                               f"got {c.dim_z_phy}")
         if c.unmixer == "linear" and self.dims.aux1 + self.dims.aux2 == 0:
@@ -277,8 +275,8 @@ class PhysVAE:
             else:
                 zk = z0
             if self.attention[g] == "batch" and m.shape[-1]:
-                zk = self._apply(params, f"attention_{GROUPS[g]}", zk) if mask is None else \
-                    self.nets[f"attention_{GROUPS[g]}"][0].apply(params["nets"][f"attention_{GROUPS[g]}"], zk, mask)
+                name = f"attention_{GROUPS[g]}"
+                zk = self.nets[name][0].apply(params["nets"][name], zk, mask)
             z.append(zk)
             kl = kl + closed_form
         return Latents(self.physics.clip(z[0]), z[1], z[2]), kl

@@ -35,8 +35,10 @@ class TrainState(NamedTuple):
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The references' optimiser without its learning rate: clip gradients by value, add L2 weight decay to the
-    gradient (PyTorch Adam's weight_decay), Adam scaling with eps. The step multiplies by -hparams.lr."""
-    return optax.chain(optax.clip(config.grad_clip), optax.add_decayed_weights(config.weight_decay),
+    gradient (PyTorch Adam's weight_decay), Adam scaling with eps; with config.grad_clip_norm, the global norm is
+    clipped first. The step multiplies by -hparams.lr."""
+    clip_norm = [] if config.grad_clip_norm is None else [optax.clip_by_global_norm(config.grad_clip_norm)]
+    return optax.chain(*clip_norm, optax.clip(config.grad_clip), optax.add_decayed_weights(config.weight_decay),
                        optax.scale_by_adam(eps=config.adam_eps))
 
 
