@@ -61,6 +61,7 @@ def collect(run_dirs) -> list[dict]:
         summary = json.loads((run / "summary.json").read_text())
         record = json.loads((run / "config.json").read_text())
         rows.append({"model": record.get("preset") or run.name, "run": str(run), "epochs": summary["epochs_run"],
+                     "grad_clip_norm": record["config"].get("grad_clip_norm"),
                      "best_epoch": summary["best_epoch"], "status": summary["status"], **summary["test"],
                      "train_seconds_per_epoch": summary.get("train_seconds_per_epoch"),
                      "valid_sse_per_seq": summary["valid"]["sse_per_seq"]})
@@ -68,16 +69,17 @@ def collect(run_dirs) -> list[dict]:
 
 
 def markdown(ours: list[dict], base: list[dict]) -> str:
-    lines = ["| model | epochs (best) | test MAE | RMSE | squared error per stride | s / training epoch |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model | epochs run (best) | run ended | norm clip | test MAE | RMSE | squared error per stride |",
+             "|---|---|---|---|---|---|---|"]
     for r in ours:
-        sec = f"{r['train_seconds_per_epoch']:.2f}" if r.get("train_seconds_per_epoch") else "-"
-        lines.append(f"| **{r['model']}** | {r['epochs']} ({r['best_epoch']}) | {r['mae']:.4f} | {r['rmse']:.4f} | "
-                     f"{r['sse_per_seq']:.4f} | {sec} |")
+        ended = "completed" if r["status"] == "completed" else f"{r['status']} after epoch {r['epochs']}"
+        clip = r["grad_clip_norm"] if r.get("grad_clip_norm") else "none"
+        lines.append(f"| **{r['model']}** | {r['epochs']} ({r['best_epoch']}) | {ended} | {clip} | {r['mae']:.4f} | "
+                     f"{r['rmse']:.4f} | {r['sse_per_seq']:.4f} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
-        lines.append(f"| {name} | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} | {sec:.2f} (1 thread) |")
+        lines.append(f"| {name} | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
     for r in base:
-        lines.append(f"| {r['model']} | - | {r['mae']:.4f} | {r['rmse']:.4f} | {r['sse_per_seq']:.4f} | - |")
+        lines.append(f"| {r['model']} | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | {r['sse_per_seq']:.4f} |")
     return "\n".join(lines)
 
 
