@@ -23,7 +23,7 @@ from jaxphysvae.config import Config, HParams
 from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
-from jaxphysvae.train import TrainState, evaluate, make_functions, physics_errors
+from jaxphysvae.train import evaluate, make_functions, physics_errors
 
 
 def versions() -> dict:

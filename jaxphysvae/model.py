@@ -261,7 +261,7 @@ class PhysVAE:
         for g, (m, v, raw, prior) in enumerate(zip(posterior.mean, posterior.lnvar, posterior.flows,
                                                     self._priors())):
             q0 = distrax.Normal(m, jnp.exp(0.5 * v))
-            closed_form = jnp.sum(q0.kl_divergence(prior), axis=-1)
+            group_kl = jnp.sum(q0.kl_divergence(prior), axis=-1)  # closed form, replaced below for a sampled flow
             if keys is None:
                 z0 = m
             else:
@@ -271,14 +271,14 @@ class PhysVAE:
             if steps:
                 zk, log_det = flow_forward(z0, split_params(raw, steps, m.shape[-1]))
                 if keys is not None and self.config.flow_kl == "exact":
-                    closed_form = (jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1))
+                    group_kl = jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1)
             else:
                 zk = z0
             if self.attention[g] == "batch" and m.shape[-1]:
                 name = f"attention_{GROUPS[g]}"
                 zk = self.nets[name][0].apply(params["nets"][name], zk, mask)
             z.append(zk)
-            kl = kl + closed_form
+            kl = kl + group_kl
         return Latents(self.physics.clip(z[0]), z[1], z[2]), kl
 
     # --- decoder ------------------------------------------------------------------------------------------------

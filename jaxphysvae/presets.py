@@ -12,7 +12,7 @@ Variants (every baseline of phys-VAE is configuration, not separate code):
 
 from __future__ import annotations
 
-from jaxphysvae.config import Config, HParams
+from jaxphysvae.config import Config
 from jaxphysvae.errors import ConfigError
 
 _PENDULUM = dict(dataset="pendulum", physics="pendulum", dim_z_phy=1, feat_hidden=(128, 128), feat_dim=256,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxphysvae import presets
-from jaxphysvae.config import Config, HParams
+from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.physics import PhysicsModel
