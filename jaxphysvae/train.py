@@ -83,7 +83,7 @@ def make_functions(model: PhysVAE) -> Functions:
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: -hparams.lr * u, updates)
         params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     def train_epoch(state: TrainState, x_train, key, hparams: HParams):

@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     splits = pendulum_splits()
-    config = small_config(epochs=3)
-    result = sweep(config, BASE, {"alpha": [1e-2, 0.5], "seed": [0, 1], "lr": [1e-3, 1e8]}, tmp_path / "sweep",
+    config = small_config(epochs=2)
+    result = sweep(config, BASE, {"alpha": [1e-2, 0.5], "seed": [1], "lr": [1e-3, 1e8]}, tmp_path / "sweep",
                    progress=False, splits=splits)
     rows = result["members"]
-    assert len(rows) == 8
+    assert len(rows) == 4
     assert {r["status"] for r in rows if r["lr"] == 1e8} == {"diverged"}
     assert {r["status"] for r in rows if r["lr"] == 1e-3} == {"completed"}
     for r in rows:
@@ -37,7 +37,7 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     for k in ("mae", "rmse", "sse_per_seq"):
         assert member["test"][k] == pytest.approx(alone["test"][k], rel=1e-4)
     table = (tmp_path / "sweep" / "sweep.md").read_text()
-    assert table.count("\n") == 10 and "diverged" in table
+    assert table.count("\n") == 6 and "diverged" in table
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
 
 
@@ -57,10 +57,10 @@ SHARDED = textwrap.dedent("""
     from tests.helpers import pendulum_splits, small_config
     splits = pendulum_splits()
     base = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
-    grid = {{"alpha": [1e-2, 0.3, 1.0], "seed": [0, 1]}}
+    grid = {{"alpha": [1e-2, 1.0], "seed": [0, 1]}}
     out = {{}}
     for name, devices in (("sharded", jax.devices()), ("single", jax.devices()[:1])):
-        r = sweep(small_config(epochs=2), base, grid, None, devices=devices, progress=False, splits=splits)
+        r = sweep(small_config(epochs=1), base, grid, None, devices=devices, progress=False, splits=splits)
         out[name] = [m["test"]["sse_per_seq"] for m in r["members"]]
     out["devices"] = len(jax.devices())
     print(json.dumps(out))
@@ -74,7 +74,7 @@ def test_sharded_sweep_equals_unsharded_on_two_host_devices():
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["devices"] == 2
-    np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-5)  # 6 members, 3 per device
+    np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-5)  # 4 members, 2 per device
 
 
 def test_cli_sweep(tmp_path, capsys):
