@@ -77,7 +77,6 @@ def _train(args) -> None:
 
 def _eval(args) -> None:
     import json
-    from pathlib import Path
 
     import jax
 
@@ -127,8 +126,6 @@ def _presets(args) -> None:
 
 
 def _demo(args) -> None:
-    from pathlib import Path
-
     import jax
     import jax.numpy as jnp
 
@@ -148,13 +145,14 @@ def _demo(args) -> None:
           f"({100 * test['omega_rel_err']:.1f} % relative)")
     _, _, model, fns, params, splits, _ = load_run(out)
     ds = splits["test"]
-    x = jnp.asarray(ds.x[:4])
-    post = model.encode(params, x)
-    z, _ = model.latents(params, post, None)
-    rec = model.decode(params, z, post.s0)
-    omega = jax.device_get(z.phy[:, 0])
-    plots.reconstructions(out / "reconstructions.png", ds.t, ds.x[:4], jax.device_get(rec.x_P),
-                          jax.device_get(rec.x_PAB), ds.channels,
+    @jax.jit
+    def reconstruct(x):
+        post = model.encode(params, x)
+        z, _ = model.latents(params, post, None)
+        return z.phy[:, 0], model.decode(params, z, post.s0)
+
+    omega, rec = jax.device_get(reconstruct(jnp.asarray(ds.x[:4])))
+    plots.reconstructions(out / "reconstructions.png", ds.t, ds.x[:4], rec.x_P, rec.x_PAB, ds.channels,
                           titles=[f"omega true {a:.2f}, inferred {b:.2f} rad/s"
                                   for a, b in zip(ds.params["omega"][:4], omega)],
                           title=f"pendulum-phys-vae, {summary['epochs_run']} epochs: test sequences")
@@ -236,7 +234,6 @@ def enable_compilation_cache() -> None:
     """Keep compiled programs on disk ($JAXPHYSVAE_COMPILATION_CACHE, default ~/.cache/jaxphysvae/xla; set it
     to an empty string to disable), so that a second run of the same model starts at once."""
     import os
-    from pathlib import Path
 
     import jax
     path = os.environ.get("JAXPHYSVAE_COMPILATION_CACHE", str(Path.home() / ".cache" / "jaxphysvae" / "xla"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from typing import Any, NamedTuple
 
 import jax
@@ -194,33 +196,35 @@ class Config:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def parse_value(text: str, current):
-    """Parse a `--set key=value` string to the type of the current value."""
+def parse_value(text: str, kind):
+    """Parse a `--set key=value` string to `kind`, a Config field's declared type (`null` for an optional one)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
         value = text
-    if isinstance(current, bool):
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        kind = next(a for a in options if a is not type(None))
+    if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"expected true or false, got {text!r}")
         return value
-    if isinstance(current, tuple):
-        if isinstance(value, int):
-            value = [value]
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list such as [128,128], got {text!r}")
+    if typing.get_origin(kind) is tuple:
+        value = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"expected a list of integers such as [128,128], got {text!r}")
         return tuple(value)
-    if isinstance(current, float) or (current is None and isinstance(value, float)):
+    if kind is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"expected a number, got {text!r}")
         return float(value)
-    if isinstance(current, int) or current is None:
-        if current is None and value is None:
-            return None
+    if kind is int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"expected an integer, got {text!r}")
         return value
-    return str(value) if not isinstance(value, str) else value
+    return text
 
 
 def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tuple[Config, dict]:
@@ -239,7 +243,7 @@ def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tupl
                 raise ConfigError(f"hyper-parameter {key}: expected a number, got {text!r}") from None
         elif key in {f.name for f in dataclasses.fields(Config)}:
             try:
-                config_changes[key] = parse_value(text, getattr(config, key))
+                config_changes[key] = parse_value(text, typing.get_type_hints(Config)[key])
             except ConfigError as e:
                 raise ConfigError(f"{key}: {e}") from None
         else:

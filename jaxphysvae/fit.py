@@ -58,22 +58,18 @@ def data_stats(train: data.Dataset) -> dict:
     return {"std": train.x.std(axis=(0, 2)), "min": train.x.min(axis=(0, 2)), "max": train.x.max(axis=(0, 2))}
 
 
-def build(config: Config, splits: dict) -> PhysVAE:
-    x = splits["train"]
-    return PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=data_stats(x))
-
-
 _COMPILED: dict = {}
 
 
 def compiled(config: Config, splits: dict):
-    """The model and its jitted functions, shared by every run of the same architecture and data shape in this
-    process (the number of epochs does not change what is compiled)."""
+    """The model and its jitted functions, shared by every run of the same architecture, data shape and training
+    statistics in this process (the number of epochs does not change what is compiled)."""
     x = splits["train"]
-    stats = tuple(np.round(v, 6).tobytes() for v in data_stats(x).values())
-    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt, stats)
+    stats = data_stats(x)
+    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt,
+           tuple(np.round(v, 6).tobytes() for v in stats.values()))
     if key not in _COMPILED:
-        model = build(config, splits)
+        model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=stats)
         _COMPILED[key] = (model, make_functions(model))
     return _COMPILED[key]
 

@@ -27,10 +27,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxphysvae import checkpoint
 from jaxphysvae.config import Config, HParams, stack
-from jaxphysvae.data import batches
 from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import compiled, load_splits, versions
+from jaxphysvae.train import evaluate
 
 
 def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
@@ -88,11 +88,10 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         new, metrics = jax.vmap(fns.train_epoch_raw, in_axes=(0, None, 0, 0))(state, x_train, keys, hparams)
         finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(metrics)]), axis=0)
         keep = alive & finite
-        state = jax.tree.map(lambda n, o: jnp.where(keep.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, state)
-        return state, keep, metrics
+        return _select(keep, new, state), keep, metrics
 
     evaluate_members = _member_evaluator(fns)
-    best_sse = jnp.full(len(padded), jnp.inf)
+    best_sse = np.full(len(padded), np.inf)
     best_params = state.params
     best_epoch = np.zeros(len(padded), int)
     diverged_at = np.zeros(len(padded), int)
@@ -108,16 +107,14 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         alive = now_alive
         if e % config.eval_every == 0 or e == config.epochs:
             valid = evaluate_members(state.params, splits["valid"], hparams, config.eval_batch_size)
-            improved = jnp.asarray(valid["sse_per_seq"] < np.asarray(best_sse)) & alive
-            best_sse = jnp.where(improved, valid["sse_per_seq"], best_sse)
-            best_epoch[np.asarray(improved)] = e
-            best_params = jax.tree.map(
-                lambda n, o: jnp.where(improved.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), state.params,
-                best_params)
+            improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
+            best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
+            best_epoch[improved] = e
+            best_params = _select(improved, state.params, best_params)
         if progress:
             loss = np.asarray(metrics["loss"])[:count]
             epochs.set_postfix(alive=int(np.asarray(alive)[:count].sum()),
-                               best_valid=f"{float(np.min(np.asarray(best_sse)[:count])):.4g}",
+                               best_valid=f"{float(np.min(best_sse[:count])):.4g}",
                                median_loss=f"{float(np.nanmedian(np.where(np.isfinite(loss), loss, np.nan))):.4g}")
     seconds = time.perf_counter() - start
     valid = evaluate_members(best_params, splits["valid"], hparams, config.eval_batch_size)
@@ -135,25 +132,25 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     return result
 
 
+def _select(which, new, old):
+    """Per member (leading axis): the leaves of `new` where `which` (M,) is True, else those of `old`."""
+    which = jnp.asarray(which)
+    return jax.tree.map(lambda n, o: jnp.where(which.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+
 def _init(fns, key_data, hparams):
     """Member initialisation with the key `fit` uses for the same seed."""
     return fns.init_raw(jax.random.fold_in(jax.random.wrap_key_data(key_data), 0), hparams)
 
 
 def _member_evaluator(fns):
+    """evaluate() over the stacked members: the batch function vmapped over parameters and hyper-parameters."""
     vmapped = jax.jit(jax.vmap(lambda p, x, i, m, k, h: fns.evaluate_batch_raw(p, x, i, m, k, h, 0),
                                in_axes=(0, None, None, None, None, 0)))
+    batch_fn = lambda p, x, i, m, k, h, samples, noise_kind, noise_level: vmapped(p, x, i, m, k, h)
 
     def evaluate_members(params, dataset, hparams, batch_size):
-        n, c, t = dataset.x.shape
-        sums = {"abs_err": 0.0, "sq_err": 0.0}
-        for b in batches(dataset.x, min(batch_size, n), remainder="pad"):
-            out = vmapped(params, jnp.asarray(b.x), jnp.asarray(b.index), jnp.asarray(b.mask), jax.random.key(0),
-                          hparams)
-            mask = jnp.asarray(b.mask)
-            sums = {k: sums[k] + jnp.sum(jnp.where(mask, out[k], 0.0), axis=1) for k in sums}
-        return {"mae": np.asarray(sums["abs_err"]) / (n * c * t), "rmse": np.sqrt(np.asarray(sums["sq_err"]) / (n * c * t)),
-                "sse_per_seq": np.asarray(sums["sq_err"]) / n}
+        return evaluate(fns, params, dataset, hparams, batch_size, batch_fn=batch_fn)[0]
 
     return evaluate_members
 

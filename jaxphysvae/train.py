@@ -55,13 +55,18 @@ class Functions(NamedTuple):
     evaluate_batch_raw: Callable
 
 
+def as_float32(hparams: HParams) -> HParams:
+    """HParams as float32 arrays: a Python float (weakly typed) or a float64 value passed to a jitted function
+    would compile a second program."""
+    return HParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+
+
 def _float32_hparams(jitted: Callable) -> Callable:
-    """Call `jitted(state, data, key, hparams)` with hparams cast to float32 arrays: a Python float (weakly typed)
-    or a float64 value would otherwise compile a second program. `.jitted` is the compiled function."""
+    """Call `jitted(state, data, key, hparams)` with `as_float32(hparams)`. `.jitted` is the compiled function."""
 
     @functools.wraps(jitted)
     def call(state, data, key, hparams: HParams):
-        return jitted(state, data, key, HParams(*(jnp.asarray(v, jnp.float32) for v in hparams)))
+        return jitted(state, data, key, as_float32(hparams))
 
     call.jitted = jitted
     return call
@@ -145,33 +150,41 @@ def make_functions(model: PhysVAE) -> Functions:
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,
-             key: jax.Array | None = None, noise_kind: str = "none", noise_level: float = 0.0) -> dict:
+             key: jax.Array | None = None, noise_kind: str = "none", noise_level: float = 0.0,
+             batch_fn: Callable | None = None) -> tuple[dict, dict]:
     """Reconstruction metrics of a whole Dataset, independent of batch size and order (with a "batch" attention
     context they depend on the batch size, which must then be stated with the results).
 
     The encoder sees clean data unless `noise_kind` is given; the targets are always the clean data.
 
-    Returns mae and rmse (per value, in the data's units), sse_per_seq (squared error summed over channels and
-    time, averaged over sequences) of x_hat = x_PAB, the same three for x_P (suffix _P), and for each true physics
-    parameter the model estimates, the mean absolute and relative error of the posterior mean.
+    Args:
+      batch_fn: what evaluates one batch, with the signature of `fns.evaluate_batch` (default); a vmapped version
+        evaluates a stack of models at once (jaxphysvae.sweep), and the metrics are then arrays over the models.
+
+    Returns:
+      (metrics, per_sequence): metrics are mae and rmse (per value, in the data's units) and sse_per_seq (squared
+      error summed over channels and time, averaged over sequences) of x_hat = x_PAB, and rmse_P and sse_per_seq_P
+      of x_P; per_sequence holds the summed errors of every sequence (..., N) and the posterior mean of z_P
+      (..., N, d_P), for `physics_errors`.
     """
     from jaxphysvae.data import batches
     key = jax.random.key(0) if key is None else key
+    batch_fn = fns.evaluate_batch if batch_fn is None else batch_fn
+    hparams = as_float32(hparams)
     n, c, t = dataset.x.shape
-    batch_size = min(batch_size, n)
     parts = {"abs_err": [], "sq_err": [], "sq_err_P": [], "z_phy": []}
-    for b in batches(dataset.x, batch_size, remainder="pad"):
-        out = fns.evaluate_batch(params, jnp.asarray(b.x), jnp.asarray(b.index), jnp.asarray(b.mask), key, hparams,
-                                 samples, noise_kind, jnp.float32(noise_level))
+    for b in batches(dataset.x, min(batch_size, n), remainder="pad"):
+        out = batch_fn(params, jnp.asarray(b.x), jnp.asarray(b.index), jnp.asarray(b.mask), key, hparams, samples,
+                       noise_kind, jnp.float32(noise_level))
         for k in parts:
-            parts[k].append(np.asarray(out[k])[b.mask])
-    per = {k: np.concatenate(v) for k, v in parts.items()}
-    metrics = {"mae": float(per["abs_err"].sum() / (n * c * t)),
-               "rmse": float(np.sqrt(per["sq_err"].sum() / (n * c * t))),
-               "sse_per_seq": float(per["sq_err"].mean()),
-               "rmse_P": float(np.sqrt(per["sq_err_P"].sum() / (n * c * t))),
-               "sse_per_seq_P": float(per["sq_err_P"].mean())}
-    return metrics, per
+            values = np.asarray(out[k])
+            parts[k].append(np.compress(b.mask, values, axis=values.ndim - (2 if k == "z_phy" else 1)))
+    per = {k: np.concatenate(v, axis=v[0].ndim - (2 if k == "z_phy" else 1)) for k, v in parts.items()}
+    values = n * c * t
+    metrics = {"mae": per["abs_err"].sum(-1) / values, "rmse": np.sqrt(per["sq_err"].sum(-1) / values),
+               "sse_per_seq": per["sq_err"].mean(-1), "rmse_P": np.sqrt(per["sq_err_P"].sum(-1) / values),
+               "sse_per_seq_P": per["sq_err_P"].mean(-1)}
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in metrics.items()}, per
 
 
 def physics_errors(model: PhysVAE, z_phy: np.ndarray, dataset) -> dict:

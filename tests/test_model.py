@@ -206,8 +206,16 @@ def test_bad_hyperparameters_and_overrides():
         apply_overrides(config, hp, ["batch_size=1.5"])
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(config, hp, ["alpha"])
+    with pytest.raises(ConfigError, match="feat_hidden: expected a list of integers"):
+        apply_overrides(config, hp, ["feat_hidden=[32.5]"])
     new, hp2 = apply_overrides(config, hp, ["alpha=0.5", "feat_hidden=[32,32]", "solver=heun", "learn_x_lnvar=true"])
     assert hp2["alpha"] == 0.5 and new.feat_hidden == (32, 32) and new.solver == "heun" and new.learn_x_lnvar
+    # optional fields follow their declared type, whatever the preset's current value
+    locomotion, _ = presets.get("locomotion-phys-vae")
+    assert locomotion.grad_clip_norm == 50.0
+    assert apply_overrides(locomotion, {}, ["grad_clip_norm=null"])[0].grad_clip_norm is None
+    assert apply_overrides(config, {}, ["grad_clip_norm=20"])[0].grad_clip_norm == 20.0
+    assert apply_overrides(config, {}, ["n_train=64"])[0].n_train == 64
 
 
 def test_every_preset_builds():
