@@ -24,7 +24,7 @@ from jaxphysvae.flows import flow_forward, split_params
 from jaxphysvae.nets import MLP
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE, feature_noise, input_noise
 from jaxphysvae.physics import NoPhysics, PhysicsModel, make_physics
-from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate
+from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate_batch
 
 GROUPS = ("phy", "aux1", "aux2")
 
@@ -282,40 +282,45 @@ class PhysVAE:
         return Latents(self.physics.clip(z[0]), z[1], z[2]), kl
 
     # --- decoder ------------------------------------------------------------------------------------------------
-    def _trajectory(self, params, z_phy, z_aux1, s0, correction: bool) -> jax.Array:
-        """Observed physics trajectory (C, T) of one sequence: f_P, plus f_A when `correction`."""
+    def _trajectories(self, params, z_phy, z_aux1, s0, correction: bool) -> jax.Array:
+        """Observed physics trajectories (B, C, T) from z_P (B, d_P), z_A1 (B, d_A1) and initial states s0 (B, S):
+        f_P, plus f_A when `correction`."""
         p = self.physics
+        physics = params["physics"]
         if isinstance(p, NoPhysics) and not correction:
-            states = jnp.broadcast_to(s0, (self.num_steps, s0.shape[0]))
+            states = jnp.broadcast_to(s0[:, None], (s0.shape[0], self.num_steps, s0.shape[1]))
         elif self.solver.name == SYMPLECTIC:
-            g, h = p.separable_fields(params["physics"], z_phy)
-            y1, y2 = jnp.split(s0, 2)
-            ys = integrate((lambda t, y, a: g(t, y), lambda t, y, a: h(t, y)), (y1, y2), self.t, None,
-                           self.solver)
-            states = jnp.concatenate(ys, axis=-1)
+            g = lambda t, y, prm, zp: p.separable_fields(prm, zp)[0](t, y)
+            h = lambda t, y, prm, zp: p.separable_fields(prm, zp)[1](t, y)
+            y1, y2 = jnp.split(s0, 2, axis=-1)
+            states = jnp.concatenate(integrate_batch((g, h), (y1, y2), self.t, physics, z_phy, self.solver), -1)
         else:
             index = np.asarray(p.correction_index)
+            net = self.nets["correction"][0] if correction else None
 
-            def field(t, s, args):
-                prm, zp, za1 = args
-                ds = p.vector_field(prm["physics"], t, s, zp)
+            def field(t, s, shared, latents):
+                prm, correction_params = shared
+                zp, za1 = latents
+                ds = p.vector_field(prm, t, s, zp)
                 if correction:
-                    ds = ds.at[index].add(self._apply(prm, "correction", jnp.concatenate([s, za1])))
+                    ds = ds.at[index].add(net.apply(correction_params, jnp.concatenate([s, za1])))
                 return ds
 
-            states = integrate(field, s0, self.t, (params, z_phy, z_aux1), self.solver)
-        return jax.vmap(lambda s: p.observe(params["physics"], s))(states).T
+            # only what the field reads goes in: reverse mode accumulates a cotangent of it at every step
+            shared = (physics, params["nets"]["correction"] if correction else None)
+            states = integrate_batch(field, s0, self.t, shared, (z_phy, z_aux1), self.solver)
+        observe = jax.vmap(jax.vmap(lambda s: p.observe(physics, s)))
+        return jnp.swapaxes(observe(states), 1, 2)
 
     def simulate(self, params, z_phy: jax.Array, s0: jax.Array) -> jax.Array:
         """Physics-only signals (B, C, T) for z_P (B, d_P) from initial states s0 (B, S)."""
-        z_aux1 = jnp.zeros((s0.shape[0], self.dims.aux1))
-        return jax.vmap(lambda zp, za, s: self._trajectory(params, zp, za, s, False))(z_phy, z_aux1, s0)
+        return self._trajectories(params, z_phy, jnp.zeros((s0.shape[0], self.dims.aux1)), s0, False)
 
     def decode(self, params, z: Latents, s0: jax.Array) -> Reconstructions:
         """The four reconstructions of latents z from initial states s0 (B, S)."""
         x_p = self.simulate(params, z.phy, s0)
         if self.has_correction:
-            x_pa = jax.vmap(lambda zp, za, s: self._trajectory(params, zp, za, s, True))(z.phy, z.aux1, s0)
+            x_pa = self._trajectories(params, z.phy, z.aux1, s0, True)
         else:
             x_pa = x_p
         if self.has_residual:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jaxphysvae.physics.base import NoPhysics, PhysicsModel
-from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate
+from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate, integrate_batch
 from jaxphysvae.physics.systems import Diffusion, Hamiltonian, Pendulum
 
 
@@ -19,4 +19,4 @@ def make_physics(config, num_channels: int) -> PhysicsModel:
 
 
 __all__ = ["Diffusion", "Hamiltonian", "NoPhysics", "Pendulum", "PhysicsModel", "SOLVERS", "SolverConfig",
-           "integrate", "make_physics"]
+           "integrate", "integrate_batch", "make_physics"]

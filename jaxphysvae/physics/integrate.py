@@ -6,6 +6,7 @@ import dataclasses
 from typing import Callable
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,11 +61,16 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
         of fields `(g, h)`, dy_1/dt = g(t, y_2, args), dy_2/dt = h(t, y_1, args), and y0 = (y_1, y_2)).
       y0: initial state.
       t: the data's time grid, a NumPy array of shape (T,) (static: it fixes the number of solver steps).
-      args: differentiable inputs of the field (parameters, latents).
+      args: differentiable inputs of the field (parameters, latents). Pass only what the field reads: reverse
+        mode accumulates a cotangent of every leaf of args at every solver step.
       solver: the method.
 
     Returns:
       y on the grid: leaves of shape (T, ...).
+
+    Reverse mode: the fixed-step solvers checkpoint every step (the backward pass re-evaluates each step once and
+    never re-runs the forward solve; memory T x the state); the adaptive ones use diffrax's default O(log n)
+    recursive checkpointing within max_steps.
     """
     t = np.asarray(t, np.float32)
     saveat = diffrax.SaveAt(ts=jnp.asarray(t))
@@ -76,11 +82,45 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
         method = ADAPTIVE[solver.name]() if solver.adaptive else FIXED_STEP[solver.name]()
     if solver.adaptive:
         controller = diffrax.PIDController(rtol=solver.rtol, atol=solver.atol)
-        max_steps = solver.max_steps
+        max_steps, adjoint = solver.max_steps, diffrax.RecursiveCheckpointAdjoint()
     else:
         grid = _grid(t, solver.substeps)
         controller, max_steps = diffrax.StepTo(ts=jnp.asarray(grid)), len(grid) - 1
+        adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=max_steps)
     dt0 = None if not solver.adaptive else float(t[1] - t[0]) / solver.substeps
     sol = diffrax.diffeqsolve(terms, method, t0=float(t[0]), t1=float(t[-1]), dt0=dt0, y0=y0, args=args,
-                              saveat=saveat, stepsize_controller=controller, max_steps=max_steps)
+                              saveat=saveat, stepsize_controller=controller, max_steps=max_steps, adjoint=adjoint)
     return sol.ys
+
+
+def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, solver: SolverConfig):
+    """Solve B independent systems dy_i/dt = field(t, y_i, shared, per_sequence_i) on the grid `t`.
+
+    Args:
+      field: vector field of ONE system, `(t, y, shared, per_sequence) -> dy/dt` (for the symplectic solver a pair
+        `(g, h)` of such fields, on y0 = (y_1, y_2) as in `integrate`).
+      y0: initial states, leaves (B, ...).
+      t: the data's time grid (T,), static.
+      shared: arguments common to all systems (e.g. network parameters), a pytree.
+      per_sequence: arguments of each system, leaves (B, ...).
+      solver: the method.
+
+    Returns:
+      y on the grid: leaves (B, T, ...).
+
+    A fixed-step solver integrates the batch as one stacked system: the same arithmetic per system as B separate
+    solves, but one loop whose matrix products cover the whole batch, and one cotangent of `shared` per step
+    instead of B. An adaptive solver solves each system on its own (vmapped), so that its step sizes, and hence
+    its result, never depend on the other sequences of its batch.
+    """
+    def batched(f):
+        return lambda tt, y, args: jax.vmap(f, in_axes=(None, 0, None, 0))(tt, y, *args)
+
+    if solver.adaptive:
+        def one(y, arg):
+            return integrate(lambda tt, yy, a: field(tt, yy, *a), y, t, (shared, arg), solver)
+
+        return jax.vmap(one)(y0, per_sequence)
+    stacked = tuple(batched(f) for f in field) if solver.name == SYMPLECTIC else batched(field)
+    ys = integrate(stacked, y0, t, (shared, per_sequence), solver)
+    return jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
