@@ -1,4 +1,8 @@
-"""Timing helpers shared by the benchmarks: medians over repeats after warm-up, and a JSON record of the machine."""
+"""Timing helpers shared by the benchmarks: medians over repeats after warm-up, the CPU set-up a benchmark runs on,
+and a JSON record of the machine.
+
+jax is imported inside the functions: `before_jax` must be able to run before it starts.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,25 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import jax
-
-from jaxphysvae.data.cache import atomic_path
-from jaxphysvae.fit import versions
-
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def before_jax(cores: int | None = None, host_devices: int | None = None) -> None:
+    """Restrict this process to the first `cores` CPU cores and split the CPU into `host_devices` jax devices.
+    Both must happen before jax starts: XLA sizes its thread pools from the affinity mask when it starts."""
+    if cores is not None:
+        available = sorted(os.sched_getaffinity(0))
+        if not 1 <= cores <= len(available):
+            raise SystemExit(f"--cores must lie in 1..{len(available)}, got {cores}")
+        os.sched_setaffinity(0, available[:cores])
+    if host_devices is not None:
+        from jaxphysvae.cli import use_host_devices
+        use_host_devices(host_devices)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0))
 
 
 def timed(fn: Callable, repeats: int, warmup: int = 1) -> dict:
@@ -38,12 +55,18 @@ def first_call(fn: Callable) -> float:
 
 
 def machine() -> dict:
-    return {**versions(), "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "node": platform.node()}
+    import jax
+
+    from jaxphysvae.fit import versions
+    return {**versions(), "cpu_count": os.cpu_count(), "cores_used": cores(),
+            "devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "node": platform.node()}
 
 
 def write(name: str, payload: dict, directory: Path = RESULTS) -> Path:
+    from jaxphysvae.data.cache import atomic_path
     path = Path(directory) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path

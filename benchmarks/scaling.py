@@ -1,10 +1,10 @@
 """How the cost of a training step grows with the work: sequence length T, batch size, flow length K, solver.
 
-    python -m benchmarks.scaling [--repeats 10]
+    python -m benchmarks.scaling [--repeats 10] [--quick]
 
 Synthetic data of the locomotion shape (3 channels) on the locomotion phys-VAE architecture; each row changes one
 factor from the base (T = 101, batch 100, K = 0, Euler). Medians over repeats after warm-up, with min and max.
-Results go to benchmarks/results/scaling.json.
+Results go to benchmarks/results/NAME.json (default scaling).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import timed, write
+from benchmarks.common import RESULTS, timed, write
 from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.model import PhysVAE
@@ -45,20 +45,31 @@ def step_time(num_steps=101, batch_size=100, flow_aux2=0, solver="euler", repeat
     return timed(run, repeats)
 
 
-def main(argv=None, quick=False):
+def table(rows: list[dict]) -> str:
+    lines = ["| factor | value | ms per step (min-max) |", "|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['factor']} | {r['value']} | {1e3 * r['median_s']:.1f} "
+                     f"({1e3 * r['min_s']:.1f}-{1e3 * r['max_s']:.1f}) |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny models, short sequences, the first value of each factor (checks the code)")
+    parser.add_argument("--name", default="scaling", help="results file name")
+    parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
     rows = []
-    base = {"num_steps": 26, "batch_size": 8} if quick else {}
+    base = {"num_steps": 26, "batch_size": 8} if args.quick else {}
     for factor, values in FACTORS.items():
-        for value in values[:1] if quick else values:
-            timing = step_time(**{**base, factor: value}, repeats=1 if quick else args.repeats, small=quick)
+        for value in values[:1] if args.quick else values:
+            timing = step_time(**{**base, factor: value}, repeats=1 if args.quick else args.repeats, small=args.quick)
             rows.append({"factor": factor, "value": value, **timing})
             print(f"{factor}={value}: {1e3 * timing['median_s']:.1f} ms per step "
                   f"({1e3 * timing['min_s']:.1f}-{1e3 * timing['max_s']:.1f})")
-    if not quick:
-        print(f"written to {write('scaling', {'benchmark': 'scaling', 'results': rows})}")
+    print(f"written to {write(args.name, {'benchmark': 'scaling', 'results': rows}, directory=args.out)}")
     return rows
 
 

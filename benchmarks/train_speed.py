@@ -1,59 +1,81 @@
-"""Time the training step and the training epoch of presets.
+"""Time the training step and the training epoch of presets, with compile time and peak memory.
 
     python -m benchmarks.train_speed                       # locomotion and pendulum presets, writes JSON + table
     python -m benchmarks.train_speed --preset locomotion-phys-vae-takeishi --repeats 20
+    python -m benchmarks.train_speed --host-devices 2 --set batch_shards=2    # one run split over 2 CPU devices
 
-For each preset: compile time of the epoch, seconds per train step (one batch), seconds per training epoch (every
-batch of the training split in one compiled scan), seconds per epoch including validation, as medians over repeats
-after a warm-up, with min and max. Results go to benchmarks/results/train_speed.json.
+For each preset: compile time of the epoch (lowering and XLA compilation), seconds per train step (one batch), seconds per training epoch (every
+batch of the training split in one compiled scan), seconds of a validation pass, as medians over repeats after a
+warm-up, with min and max; the compiled epoch's memory (arguments, outputs and XLA temporaries) and the process's
+peak resident memory. Results go to benchmarks/results/NAME.json (default train_speed).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 
-import jax
-import jax.numpy as jnp
+from benchmarks.common import RESULTS, before_jax, cores, first_call, timed, write
 
-from benchmarks.common import first_call, timed, write
-from jaxphysvae import presets
-from jaxphysvae.config import HParams
-from jaxphysvae.fit import compiled, load_splits
-from jaxphysvae.train import evaluate
-
-DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "pendulum-phys-vae")
+DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
+           "locomotion-attnf-seq", "pendulum-phys-vae")
+QUICK = dict(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), residual_hidden=(16,), init_hidden=(16,),
+             correction_hidden=(8,), hamiltonian_hidden=(16,), n_train=32, n_valid=16, n_test=16, batch_size=16)
 
 
-def measure(name: str, repeats: int, changes: dict | None = None) -> dict:
+def measure(name: str, repeats: int, changes: dict | None = None, overrides: list[str] = ()) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxphysvae import presets
+    from jaxphysvae.config import HParams, apply_overrides
+    from jaxphysvae.fit import compiled, load_splits
+    from jaxphysvae.train import as_float32, evaluate
+
     config, hp = presets.get(name)
-    config = config.replace(**(changes or {}))
-    hparams = HParams.create(**hp)
+    config, hp = apply_overrides(config.replace(**(changes or {})), hp, list(overrides))
+    hparams = as_float32(HParams.create(**hp))
     splits = load_splits(config)
     model, fns = compiled(config, splits)
-    state = fns.init(jax.random.key(0), hparams)
-    x = jnp.asarray(splits["train"].x)
-    batch = (x[: config.batch_size], jnp.ones(config.batch_size, bool))
+    state = fns.replicate(fns.init(jax.random.key(0), hparams))
+    x = fns.replicate(jnp.asarray(splits["train"].x))
+    batch = fns.replicate((x[: config.batch_size], jnp.ones(config.batch_size, bool)))
     key = jax.random.key(1)
-    compile_epoch = first_call(lambda: jax.block_until_ready(fns.train_epoch(state, x, key, hparams)))
+    train_epoch = None
+
+    def compile_epoch_fn():
+        nonlocal train_epoch
+        train_epoch = fns.train_epoch.jitted.lower(state, x, key, hparams).compile()
+
+    compile_epoch = first_call(compile_epoch_fn)
     compile_step = first_call(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)))
     step = timed(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)), repeats)
-    epoch = timed(lambda: jax.block_until_ready(fns.train_epoch(state, x, key, hparams)), repeats)
+    epoch = timed(lambda: jax.block_until_ready(train_epoch(state, x, key, hparams)), repeats)
     valid = timed(lambda: evaluate(fns, state.params, splits["valid"], hparams, config.eval_batch_size), repeats)
-    return {"preset": name, "changes": changes or {}, "batch_size": config.batch_size,
-            "train_sequences": int(x.shape[0]), "steps_per_epoch": int(x.shape[0]) // config.batch_size,
-            "compile_epoch_s": compile_epoch, "compile_step_s": compile_step, "train_step": step,
-            "train_epoch": epoch, "validation": valid,
-            "epoch_with_validation_s": epoch["median_s"] + valid["median_s"]}
+    memory = train_epoch.memory_analysis()
+    mib = lambda b: b / 2 ** 20
+    return {"preset": name, "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in (changes or {}).items()},
+            "overrides": list(overrides), "cores": cores(),
+            "batch_size": config.batch_size, "batch_shards": config.batch_shards,
+            "devices": len(jax.devices()), "train_sequences": int(x.shape[0]),
+            "steps_per_epoch": int(x.shape[0]) // config.batch_size, "compile_epoch_s": compile_epoch,
+            "compile_step_s": compile_step, "train_step": step, "train_epoch": epoch, "validation": valid,
+            "epoch_with_validation_s": epoch["median_s"] + valid["median_s"],
+            "epoch_memory_mib": {"arguments": mib(memory.argument_size_in_bytes),
+                                 "outputs": mib(memory.output_size_in_bytes),
+                                 "temporaries": mib(memory.temp_size_in_bytes)},
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| preset | step (ms) | training epoch (s) | epoch + validation (s) | compile (s) |",
-             "|---|---|---|---|---|"]
+    lines = ["| preset | cores | devices | step (ms) | training epoch (s) | epoch + validation (s) | compile (s) "
+             "| epoch memory (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        s, e = r["train_step"], r["train_epoch"]
-        lines.append(f"| {r['preset']} | {1e3 * s['median_s']:.1f} ({1e3 * s['min_s']:.1f}-{1e3 * s['max_s']:.1f}) "
+        s, e, m = r["train_step"], r["train_epoch"], r["epoch_memory_mib"]
+        lines.append(f"| {r['preset']} | {r['cores']} | {r['devices']} "
+                     f"| {1e3 * s['median_s']:.1f} ({1e3 * s['min_s']:.1f}-{1e3 * s['max_s']:.1f}) "
                      f"| {e['median_s']:.3f} ({e['min_s']:.3f}-{e['max_s']:.3f}) | {r['epoch_with_validation_s']:.3f} "
-                     f"| {r['compile_epoch_s']:.1f} |")
+                     f"| {r['compile_epoch_s']:.1f} | {sum(m.values()):.0f} |")
     return "\n".join(lines)
 
 
@@ -61,12 +83,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", help="preset(s) to time (default: %s)" % ", ".join(DEFAULT))
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration changes")
+    parser.add_argument("--quick", action="store_true", help="tiny models and data (checks the code, not speed)")
+    parser.add_argument("--cores", type=int, default=None, help="run on this many CPU cores (affinity)")
+    parser.add_argument("--host-devices", type=int, default=None, help="split the CPU into this many devices")
     parser.add_argument("--name", default="train_speed", help="results file name")
+    parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
-    rows = [measure(p, args.repeats) for p in (args.preset or DEFAULT)]
-    path = write(args.name, {"benchmark": "train_speed", "results": rows})
+    before_jax(args.cores, args.host_devices)
+    rows = [measure(p, args.repeats, QUICK if args.quick else None, args.set) for p in (args.preset or DEFAULT)]
+    path = write(args.name, {"benchmark": "train_speed", "results": rows}, directory=args.out)
     print(table(rows))
     print(f"written to {path}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jaxphysvae.errors import JaxPhysVAEError
+from jaxphysvae.errors import ConfigError, JaxPhysVAEError
 
 
 def _data_info(args) -> None:
@@ -161,6 +161,9 @@ def _demo(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxphysvae", description=__doc__)
+    parser.add_argument("--host-devices", type=int, default=None, metavar="N",
+                        help="split the CPU into N host devices before jax starts: a sweep shards its members over "
+                             "them, and `--set batch_shards=N` splits every training batch over them")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data_parser = commands.add_parser("data", help="inspect, build or download data sets")
@@ -230,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_host_devices(count: int) -> None:
+    """Make jax's CPU platform present `count` devices (XLA_FLAGS=--xla_force_host_platform_device_count); only
+    possible before jax starts its backends."""
+    import os
+    if count < 1:
+        raise ConfigError(f"--host-devices must be a positive integer, got {count}")
+    if "jax" in sys.modules and sys.modules["jax"]._src.xla_bridge.backends_are_initialized():
+        raise ConfigError("--host-devices must be set before jax starts its backends")
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={count}"])
+
+
 def enable_compilation_cache() -> None:
     """Keep compiled programs on disk ($JAXPHYSVAE_COMPILATION_CACHE, default ~/.cache/jaxphysvae/xla; set it
     to an empty string to disable), so that a second run of the same model starts at once."""
@@ -244,8 +259,10 @@ def enable_compilation_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    enable_compilation_cache()
     try:
+        if args.host_devices is not None:
+            use_host_devices(args.host_devices)
+        enable_compilation_cache()
         args.run(args)
     except JaxPhysVAEError as e:
         print(f"jaxphysvae: error: {e}", file=sys.stderr)

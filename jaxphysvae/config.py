@@ -136,6 +136,9 @@ class Config:
     grad_clip: float = 5.0  # clip every gradient value to [-5, 5], as the references do
     grad_clip_norm: float | None = None  # also clip the global gradient norm (stops Adam's rare explosive spikes)
     adam_eps: float = 1e-3
+    # data parallelism: split every training batch into this many equal groups, one per local device (results
+    # equal the unsplit step's up to float rounding; see jaxphysvae.train)
+    batch_shards: int = 1
 
     def __post_init__(self):
         from jaxphysvae.data import DATASETS
@@ -154,7 +157,8 @@ class Config:
                 raise ConfigError(f"{key} must be -1 (removed), 0 or positive, got {getattr(self, key)}")
         if self.dim_z_phy < 0:
             raise ConfigError(f"dim_z_phy must be 0 or positive, got {self.dim_z_phy}")
-        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "substeps", "max_steps", "feat_dim"):
+        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "substeps", "max_steps", "feat_dim",
+                    "batch_shards"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
         for key in ("n_train", "n_valid", "n_test"):
@@ -167,6 +171,11 @@ class Config:
             raise ConfigError(f"attention_dim must be a positive integer, got {self.attention_dim}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:
             raise ConfigError(f"noise_seq_fraction must lie in [0, 1], got {self.noise_seq_fraction}")
+        if self.batch_size % self.batch_shards:
+            raise ConfigError(f"batch_size {self.batch_size} must be a multiple of batch_shards {self.batch_shards}")
+        if self.batch_shards > 1 and "batch" in (self.attention_phy, self.attention_aux1, self.attention_aux2):
+            raise ConfigError("a 'batch' attention context couples every sequence of a batch: its batches cannot be "
+                              "split over devices (batch_shards must be 1; the 'seq' context can be split)")
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
             raise ConfigError(f"grad_clip_norm must be positive or None, got {self.grad_clip_norm}")
         if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:

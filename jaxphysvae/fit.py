@@ -125,7 +125,7 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
         best_params, _ = checkpoint.load(out / "best.ckpt", state.params)
         start, best = meta["epoch"], meta["best"]
         _truncate_metrics(out / "metrics.jsonl", start)
-    x_train = jnp.asarray(splits["train"].x)
+    x_train = fns.replicate(jnp.asarray(splits["train"].x))
 
     def save_checkpoints(epoch):
         meta = {"epoch": epoch, "best": best}

@@ -332,24 +332,28 @@ class PhysVAE:
     def x_lnvar(self, params, hparams: HParams) -> jax.Array:
         return params["x_lnvar"] if self.config.learn_x_lnvar else hparams.x_lnvar
 
-    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams):
-        """The training objective of METHOD.md section 1 on a batch, and its parts.
+    def sequence_losses(self, params, x: jax.Array, mask: jax.Array, keys: jax.Array,
+                        hparams: HParams) -> dict[str, jax.Array]:
+        """The training objective of METHOD.md section 1 and its parts, per sequence.
 
         Args:
-          x: (B, C, T) clean data, the targets; mask: (B,) valid rows; key: randomness of this step. The encoder
-            sees x corrupted by config.noise at level hparams.noise (clean when the kind is "none").
+          x: (B, C, T) clean data, the targets; mask: (B,) valid rows (used only by a "batch" attention context);
+          keys: (B,) per-sequence keys, the randomness of each sequence's sample, augmentation and noise (so a
+            sequence's terms do not depend on the rest of its batch, except through a "batch" context). The
+            encoder sees x corrupted by config.noise at level hparams.noise (clean when the kind is "none").
 
         Returns:
-          (loss, metrics): loss = mean_n [ ||x_PAB - x||^2 + (kl_weight + alpha) sigma^2 KL + gamma R_DA1
-          + beta R_DA2 + alpha R_ppc ], with sigma^2 = exp(x_lnvar). With a learned variance the squared error is
-          weighted sigma^2_sg / sigma^2 plus C T sigma^2_sg ln sigma^2 (sg = stop-gradient): the same value and
-          network gradients, and the maximum-likelihood gradient for sigma^2.
+          {name: (B,)}: "objective" = ||x_PAB - x||^2 + (kl_weight + alpha) sigma^2 KL + gamma R_DA1 + beta R_DA2
+          + alpha R_ppc with sigma^2 = exp(x_lnvar), and "sse", "kl", "neg_elbo", "r_da1", "r_da2", "r_ppc". With
+          a learned variance the squared error is weighted sigma^2_sg / sigma^2 plus C T sigma^2_sg ln sigma^2
+          (sg = stop-gradient): the same value and network gradients, and the maximum-likelihood gradient for
+          sigma^2.
         """
-        k_sample, k_aug, k_noise = jax.random.split(key, 3)
-        b = x.shape[0]
-        noise = Noise(self.config.noise, hparams.noise, jax.random.split(k_noise, b))
+        parts = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+        k_sample, k_aug, k_noise = parts[:, 0], parts[:, 1], parts[:, 2]
+        noise = Noise(self.config.noise, hparams.noise, k_noise)
         post = self.encode(params, x, noise if self.config.noise != "none" else None)
-        z, kl = self.latents(params, post, jax.random.split(k_sample, b), mask)
+        z, kl = self.latents(params, post, k_sample, mask)
         rec = self.decode(params, z, post.s0)
         sq = lambda a, b: jnp.sum((a - b) ** 2, axis=(1, 2))
         sse = sq(rec.x_PAB, x)
@@ -361,7 +365,7 @@ class PhysVAE:
         else:
             r_ppc = sq(rec.x_PB, rec.x_P)
         if self.dims.phy:
-            z_aug = self.physics.sample_augmentation(k_aug, x.shape[0])
+            z_aug = jax.vmap(lambda k: self.physics.sample_augmentation(k, 1)[0])(k_aug)
             x_aug = jax.lax.stop_gradient(self.simulate(params, z_aug, post.s0))
             r_da2 = jnp.sum((self.physics_mean(params, x_aug) - z_aug) ** 2, axis=-1)
         else:
@@ -370,13 +374,21 @@ class PhysVAE:
         var_sg = jnp.exp(jax.lax.stop_gradient(lnvar))
         ct = self.num_channels * self.num_steps
         nll_scaled = sse * var_sg * jnp.exp(-lnvar) + ct * var_sg * (lnvar - jax.lax.stop_gradient(lnvar))
-        per_seq = (nll_scaled + (hparams.kl_weight + hparams.alpha) * var_sg * kl + hparams.gamma * r_da1
-                   + hparams.beta * r_da2 + hparams.alpha * r_ppc)
+        objective = (nll_scaled + (hparams.kl_weight + hparams.alpha) * var_sg * kl + hparams.gamma * r_da1
+                     + hparams.beta * r_da2 + hparams.alpha * r_ppc)
         neg_elbo = sse / (2 * jnp.exp(lnvar)) + 0.5 * ct * (jnp.log(2 * jnp.pi) + lnvar) + kl
-        metrics = {name: masked_mean(v, mask) for name, v in [
-            ("sse", sse), ("kl", kl), ("neg_elbo", neg_elbo), ("r_da1", r_da1), ("r_da2", r_da2),
-            ("r_ppc", r_ppc)]}
-        loss = masked_mean(per_seq, mask)
-        metrics["loss"] = loss
-        metrics["x_lnvar"] = jnp.asarray(lnvar, jnp.float32)
-        return loss, metrics
+        return {"objective": objective, "sse": sse, "kl": kl, "neg_elbo": neg_elbo, "r_da1": r_da1,
+                "r_da2": r_da2, "r_ppc": r_ppc}
+
+    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams):
+        """The training objective on a batch: the masked mean of `sequence_losses`, with per-sequence keys
+        jax.random.split(key, B).
+
+        Returns:
+          (loss, metrics): the mean objective, and the mean of every part ("loss" the objective) plus "x_lnvar".
+        """
+        terms = self.sequence_losses(params, x, mask, jax.random.split(key, x.shape[0]), hparams)
+        metrics = {name: masked_mean(v, mask) for name, v in terms.items()}
+        metrics["loss"] = metrics.pop("objective")
+        metrics["x_lnvar"] = jnp.asarray(self.x_lnvar(params, hparams), jnp.float32)
+        return metrics["loss"], metrics

@@ -63,6 +63,9 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     Returns:
       {"members": [...rows...], "seconds": ..., "devices": ...}.
     """
+    if config.batch_shards != 1:
+        raise ConfigError(f"a sweep shards its members over the devices, not batches: set batch_shards=1 "
+                          f"(got {config.batch_shards})")
     members = grid_members(base_hparams, grid)
     splits = load_splits(config) if splits is None else splits
     model, fns = compiled(config, splits)

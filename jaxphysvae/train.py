@@ -20,8 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxphysvae.config import Config, HParams
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import Noise, PhysVAE
 
 
@@ -53,6 +55,7 @@ class Functions(NamedTuple):
     train_epoch_raw: Callable
     evaluate_batch: Callable
     evaluate_batch_raw: Callable
+    replicate: Callable
 
 
 def as_float32(hparams: HParams) -> HParams:
@@ -72,19 +75,68 @@ def _float32_hparams(jitted: Callable) -> Callable:
     return call
 
 
-def make_functions(model: PhysVAE) -> Functions:
+def batch_mesh(shards: int, devices=None) -> Mesh | None:
+    """The mesh that data parallelism splits batches over: `shards` local devices (None for one shard)."""
+    if shards == 1:
+        return None
+    devices = jax.local_devices() if devices is None else list(devices)
+    if len(devices) < shards:
+        raise ConfigError(f"batch_shards={shards} needs {shards} devices, found {len(devices)} "
+                          f"({devices[0].platform}); on a CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
+                          f"{shards} before jax starts (the CLI's --host-devices {shards})")
+    return Mesh(np.asarray(devices[:shards]), ("batch",))
+
+
+def make_functions(model: PhysVAE, devices=None) -> Functions:
+    """The compiled functions of `model`.
+
+    With config.batch_shards = D > 1 every training batch is split into D equal groups of sequences; the gradient
+    of each group's summed objective is computed in a vmap whose group axis is sharded over D devices (`devices`,
+    default the first D local ones), and the gradients are summed (one all-reduce per step). Each sequence draws
+    its randomness from its own key, so the step equals the unsplit one up to float rounding.
+    """
     config = model.config
     optimizer = make_optimizer(config)
     batch_size = config.batch_size
+    shards = config.batch_shards
+    mesh = batch_mesh(shards, devices)
+
+    def replicate(tree):
+        """`tree` on every device of the batch mesh (unchanged without data parallelism): place the training data
+        there once rather than at every call."""
+        return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
     def init(key, hparams: HParams) -> TrainState:
         params = model.init(key, hparams)
         return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
+    def group_sums(params, x, mask, keys, hparams):
+        terms = model.sequence_losses(params, x, mask, keys, hparams)
+        weight = mask.astype(jnp.float32)
+        sums = {name: jnp.sum(v * weight) for name, v in terms.items()}
+        return sums["objective"], sums
+
+    def split(a):
+        a = a.reshape(shards, a.shape[0] // shards, *a.shape[1:])
+        return jax.lax.with_sharding_constraint(a, NamedSharding(mesh, PartitionSpec("batch")))
+
     def train_step(state: TrainState, batch, key, hparams: HParams):
-        """One optimisation step on batch = (x (B, C, T), mask (B,)); returns (new state, metrics)."""
+        """One optimisation step on batch = (x (B, C, T), mask (B,)); returns (new state, metrics): the masked
+        means of model.sequence_losses ("loss" the objective), x_lnvar and the gradient's norm before clipping."""
         x, mask = batch
-        (_, metrics), grads = jax.value_and_grad(model.loss, has_aux=True)(state.params, x, mask, key, hparams)
+        keys = jax.random.split(key, x.shape[0])
+        value_and_grad = jax.value_and_grad(group_sums, has_aux=True)
+        if mesh is None:
+            (_, sums), grads = value_and_grad(state.params, x, mask, keys, hparams)
+        else:
+            per_group = jax.vmap(value_and_grad, in_axes=(None, 0, 0, 0, None))
+            (_, sums), grads = per_group(state.params, split(x), split(mask), split(keys), hparams)
+            sums, grads = jax.tree.map(lambda v: jnp.sum(v, axis=0), (sums, grads))
+        count = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
+        grads = jax.tree.map(lambda g: g / count, grads)
+        metrics = {name: v / count for name, v in sums.items()}
+        metrics["loss"] = metrics.pop("objective")
+        metrics["x_lnvar"] = jnp.asarray(model.x_lnvar(state.params, hparams), jnp.float32)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: -hparams.lr * u, updates)
         params = optax.apply_updates(state.params, updates)
@@ -146,7 +198,7 @@ def make_functions(model: PhysVAE) -> Functions:
                      train_step_raw=train_step, train_epoch=_float32_hparams(jax.jit(train_epoch)),
                      train_epoch_raw=train_epoch,
                      evaluate_batch=jax.jit(evaluate_batch, static_argnames=("samples", "noise_kind")),
-                     evaluate_batch_raw=evaluate_batch)
+                     evaluate_batch_raw=evaluate_batch, replicate=replicate)
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,

@@ -1,14 +1,41 @@
-"""The benchmark code runs (quick mode, tiny models): correctness only, no timing assertions."""
+"""The benchmark suite runs end to end in quick mode (tiny models): correctness only, no timing assertions."""
 
 import json
 
-from benchmarks import common, scaling
+import pytest
+
+from benchmarks import common, run
+from tests.conftest import locomotion_dir
 
 
-def test_scaling_quick_mode_runs_every_factor():
-    rows = scaling.main([], quick=True)
-    assert {r["factor"] for r in rows} == set(scaling.FACTORS)
-    assert all(r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
+def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_path):
+    locomotion_dir()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{run.BEGIN}\nold table\n{run.END}\n\nafter\n")
+    results = run.main(["--quick", "--out", str(tmp_path / "results"), "--readme", str(readme)])
+    assert set(results) == {name for name, _, _ in run.QUICK}
+    for name in results:
+        record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert {"jax", "device", "cpu_count", "cores_used", "python"} <= set(record["machine"])
+        for row in record["results"]:
+            timings = [v for v in row.values() if isinstance(v, dict) and "median_s" in v]
+            assert all(t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings)
+    speed = results["train_speed"]["results"][0]  # one run's batches split over two host devices
+    assert speed["compile_epoch_s"] > 0 and speed["epoch_memory_mib"]["temporaries"] > 0 and speed["peak_rss_mib"] > 0
+    assert speed["devices"] == 2 and speed["batch_shards"] == 2
+    sweeps = results["sweep_throughput"]["results"]
+    assert [(r["members"], r["devices"]) for r in sweeps] == [(1, 1), (2, 2)]  # 2 members sharded over 2 devices
+    assert {r["factor"] for r in results["scaling"]["results"]} == {"num_steps", "batch_size", "flow_aux2", "solver"}
+    text = readme.read_text()
+    assert "old table" not in text and "Sweep throughput" in text and text.endswith(f"{run.END}\n\nafter\n")
+    assert (tmp_path / "results" / "summary.md").read_text().strip() in text
+
+
+def test_readme_without_markers_is_refused(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no block\n")
+    with pytest.raises(SystemExit, match="no <!-- benchmarks:begin -->"):
+        run.update_readme(readme, "table")
 
 
 def test_results_record_the_machine(tmp_path):

@@ -130,11 +130,12 @@ def test_training_targets_are_the_clean_data():
     x = _x()
     hp = HP._replace(noise=jnp.float32(1.0))  # the encoder sees zeros only
     _, metrics = model.loss(params, x, jnp.ones(8, bool), jax.random.key(0), hp)
-    k_sample, _, k_noise = jax.random.split(jax.random.key(0), 3)
-    post = model.encode(params, x, Noise("segment", hp.noise, jax.random.split(k_noise, 8)))
+    parts = jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(jax.random.key(0), 8))  # as in the loss
+    k_sample, k_noise = parts[:, 0], parts[:, 2]
+    post = model.encode(params, x, Noise("segment", hp.noise, k_noise))
     blind = model.encode(params, jnp.zeros_like(x))  # at level 1 the whole input is masked
     np.testing.assert_allclose(post.mean.aux2, blind.mean.aux2, atol=1e-6)
-    z, _ = model.latents(params, post, jax.random.split(k_sample, 8), jnp.ones(8, bool))
+    z, _ = model.latents(params, post, k_sample, jnp.ones(8, bool))
     rec = model.decode(params, z, post.s0)
     assert float(metrics["sse"]) == pytest.approx(float(jnp.mean(jnp.sum((rec.x_PAB - x) ** 2, (1, 2)))), rel=1e-5)
 

@@ -63,6 +63,13 @@ SHARDED = textwrap.dedent("""
         r = sweep(small_config(epochs=1), base, grid, None, devices=devices, progress=False, splits=splits)
         out[name] = [m["test"]["sse_per_seq"] for m in r["members"]]
     out["devices"] = len(jax.devices())
+    from jaxphysvae.config import HParams
+    from jaxphysvae.fit import fit
+    import tempfile
+    for name, shards in (("data_parallel", 2), ("one_device", 1)):
+        r = fit(small_config(epochs=2, batch_shards=shards), HParams.create(**base), tempfile.mkdtemp(), seed=3,
+                progress=False, splits=splits)
+        out[name] = [r["test"][k] for k in ("mae", "rmse", "sse_per_seq")] + [r["valid"]["sse_per_seq"]]
     print(json.dumps(out))
 """)
 
@@ -75,6 +82,20 @@ def test_sharded_sweep_equals_unsharded_on_two_host_devices():
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["devices"] == 2
     np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-5)  # 4 members, 2 per device
+    # one run whose batches are split over both devices equals the same run on one device
+    np.testing.assert_allclose(out["data_parallel"], out["one_device"], rtol=1e-4)
+
+
+def test_data_parallel_configuration_errors(tmp_path):
+    with pytest.raises(ConfigError, match="needs 2 devices, found 1.*xla_force_host_platform_device_count=2"):
+        fit(small_config(epochs=1, batch_shards=2), HParams.create(**BASE), tmp_path, progress=False,
+            splits=pendulum_splits())
+    with pytest.raises(ConfigError, match="multiple of batch_shards"):
+        small_config(batch_size=9, batch_shards=2)
+    with pytest.raises(ConfigError, match="'batch' attention context couples"):
+        small_config(batch_shards=2, attention_aux2="batch")
+    with pytest.raises(ConfigError, match="a sweep shards its members"):
+        sweep(small_config(batch_shards=2), BASE, {"alpha": [1e-2]}, None, progress=False, splits=pendulum_splits())
 
 
 def test_cli_sweep(tmp_path, capsys):

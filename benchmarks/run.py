@@ -1,0 +1,108 @@
+"""Run the whole benchmark suite: one JSON per benchmark (with the machine, versions and settings), a Markdown
+summary, and the README's benchmark table.
+
+    python -m benchmarks.run             # the full suite, ~20 minutes on 2 CPU cores
+    python -m benchmarks.run --quick     # tiny models, one repeat: checks that every benchmark runs
+
+Each benchmark runs in its own process, because the CPU set-up (cores, host devices) must be fixed before jax
+starts: training speed of the locomotion and pendulum presets; the Takeishi locomotion preset on one core and with
+its batches split over two host devices; sweep throughput for 1 to 64 members, sequential against vmapped, on all
+cores, on one core and sharded over two host devices, and for the locomotion model; and step-time scaling.
+Results go to benchmarks/results/ (or --out); the README's table between its `benchmarks` markers is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import scaling, sweep_throughput, train_speed
+from benchmarks.common import RESULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+TAKEISHI = "locomotion-phys-vae-takeishi"
+FULL = [
+    ("train_speed", "train_speed", []),
+    ("train_speed_1core", "train_speed", ["--preset", TAKEISHI, "--cores", "1"]),
+    ("train_speed_2devices", "train_speed", ["--preset", TAKEISHI, "--host-devices", "2", "--set", "batch_shards=2"]),
+    ("sweep_throughput", "sweep_throughput", ["--members", "1", "4", "16", "64"]),
+    ("sweep_throughput_1core", "sweep_throughput", ["--members", "16", "--cores", "1"]),
+    ("sweep_throughput_2devices", "sweep_throughput", ["--members", "4", "16", "64", "--host-devices", "2"]),
+    ("sweep_throughput_locomotion", "sweep_throughput", ["--preset", TAKEISHI, "--members", "1", "4", "16",
+                                                         "--epochs", "2"]),
+    ("scaling", "scaling", []),
+]
+QUICK = [
+    ("train_speed", "train_speed", ["--preset", TAKEISHI, "--repeats", "1", "--quick", "--host-devices", "2",
+                                    "--set", "batch_shards=2"]),
+    ("sweep_throughput", "sweep_throughput", ["--preset", TAKEISHI, "--members", "1", "2", "--epochs", "1", "--quick",
+                                              "--host-devices", "2"]),
+    ("scaling", "scaling", ["--quick"]),
+]
+TABLES = {"train_speed": train_speed.table, "sweep_throughput": sweep_throughput.table, "scaling": scaling.table}
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+
+
+def run_jobs(jobs, out: Path) -> dict[str, dict]:
+    results = {}
+    for i, (name, module, args) in enumerate(jobs, 1):
+        print(f"[{i}/{len(jobs)}] {name}: python -m benchmarks.{module} {' '.join(args)}", flush=True)
+        command = [sys.executable, "-m", f"benchmarks.{module}", *args, "--name", name, "--out", str(out)]
+        done = subprocess.run(command, cwd=ROOT)
+        if done.returncode:
+            raise SystemExit(f"benchmark {name} failed (exit {done.returncode}); results so far are in {out}")
+        results[name] = json.loads((out / f"{name}.json").read_text())
+    return results
+
+
+def summary(results: dict[str, dict]) -> str:
+    first = next(iter(results.values()))["machine"]
+    lines = [f"Machine: {first['cpu_count']} CPU cores, {first['device']}; Python {first['python']}, jax "
+             f"{first['jax']}, flax {first['flax']}, diffrax {first['diffrax']}. Medians over repeats after a warm-up "
+             f"(min-max in brackets). `python -m benchmarks.run` wrote this table.", ""]
+    train = [r for name, rec in results.items() if rec["benchmark"] == "train_speed" for r in rec["results"]]
+    lines += ["Training speed (an epoch is every full batch of the training split in one compiled scan):", "",
+              train_speed.table(train), ""]
+    sweeps = [r for name, rec in results.items() if rec["benchmark"] == "sweep_throughput" for r in rec["results"]]
+    for r in sweeps:
+        r["preset"] = f"{r['preset']} ({r['cores']} core{'s' if r['cores'] > 1 else ''})"
+    lines += ["Sweep throughput (N members trained by one vmapped, compiled epoch against N sequential runs, both "
+              "after compilation; members sharded over the devices):", "", sweep_throughput.table(sweeps), ""]
+    if "scaling" in results:
+        lines += ["Cost of one training step of the locomotion phys-VAE against one factor at a time (base: T = 101, "
+                  "batch 100, no flow, Euler):", "", scaling.table(results["scaling"]["results"]), ""]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, text: str) -> None:
+    content = readme.read_text()
+    if BEGIN not in content or END not in content:
+        raise SystemExit(f"{readme} has no {BEGIN} ... {END} block to rewrite")
+    block = f"{BEGIN}\n{text}\n{END}"
+    readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, content, flags=re.S))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny models, one repeat (checks the code, not speed)")
+    parser.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    parser.add_argument("--readme", default=None,
+                        help="README whose benchmark table to rewrite (default: README.md, except with --quick)")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else RESULTS
+    results = run_jobs(QUICK if args.quick else FULL, out)
+    text = summary(results)
+    (out / "summary.md").write_text(text + "\n")
+    readme = Path(args.readme) if args.readme else (None if args.quick else ROOT / "README.md")
+    if readme is not None:
+        update_readme(readme, text)
+    print(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()
