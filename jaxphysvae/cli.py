@@ -239,7 +239,8 @@ def use_host_devices(count: int) -> None:
     import os
     if count < 1:
         raise ConfigError(f"--host-devices must be a positive integer, got {count}")
-    if "jax" in sys.modules and sys.modules["jax"]._src.xla_bridge.backends_are_initialized():
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    if bridge is not None and getattr(bridge, "backends_are_initialized", lambda: False)():
         raise ConfigError("--host-devices must be set before jax starts its backends")
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
     os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={count}"])

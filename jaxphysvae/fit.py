@@ -125,6 +125,9 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
         best_params, _ = checkpoint.load(out / "best.ckpt", state.params)
         start, best = meta["epoch"], meta["best"]
         _truncate_metrics(out / "metrics.jsonl", start)
+    # with batch_shards > 1: state and data on every device once, so that no epoch sees new placements (and
+    # compiles again)
+    state, best_params = fns.replicate((state, best_params))
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
 
     def save_checkpoints(epoch):

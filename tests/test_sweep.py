@@ -66,10 +66,12 @@ SHARDED = textwrap.dedent("""
     from jaxphysvae.config import HParams
     from jaxphysvae.fit import fit
     import tempfile
+    from jaxphysvae.fit import compiled
     for name, shards in (("data_parallel", 2), ("one_device", 1)):
-        r = fit(small_config(epochs=2, batch_shards=shards), HParams.create(**base), tempfile.mkdtemp(), seed=3,
-                progress=False, splits=splits)
+        config = small_config(epochs=3, batch_shards=shards)
+        r = fit(config, HParams.create(**base), tempfile.mkdtemp(), seed=3, progress=False, splits=splits)
         out[name] = [r["test"][k] for k in ("mae", "rmse", "sse_per_seq")] + [r["valid"]["sse_per_seq"]]
+        out[name + "_compilations"] = compiled(config, splits)[1].train_epoch.jitted._cache_size()
     print(json.dumps(out))
 """)
 
@@ -84,6 +86,7 @@ def test_sharded_sweep_equals_unsharded_on_two_host_devices():
     np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-5)  # 4 members, 2 per device
     # one run whose batches are split over both devices equals the same run on one device
     np.testing.assert_allclose(out["data_parallel"], out["one_device"], rtol=1e-4)
+    assert out["data_parallel_compilations"] == out["one_device_compilations"] == 1  # no epoch compiles again
 
 
 def test_data_parallel_configuration_errors(tmp_path):
