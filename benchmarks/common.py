@@ -6,6 +6,7 @@ jax is imported inside the functions: `before_jax` must be able to run before it
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -70,3 +71,22 @@ def write(name: str, payload: dict, directory: Path = RESULTS) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark shares; `name` is the default results file name."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny models and data (checks the code, not speed)")
+    p.add_argument("--cores", type=int, default=None, help="run on this many CPU cores (affinity)")
+    p.add_argument("--host-devices", type=int, default=None, help="split the CPU into this many devices")
+    p.add_argument("--name", default=name, help="results file name")
+    p.add_argument("--out", default=str(RESULTS), help="results directory")
+    return p
+
+
+def report(args: argparse.Namespace, benchmark: str, rows: list[dict], table: Callable) -> list[dict]:
+    """Write rows to OUT/NAME.json with the machine and print them as a table."""
+    path = write(args.name, {"benchmark": benchmark, "results": rows}, directory=args.out)
+    print(table(rows))
+    print(f"written to {path}")
+    return rows

@@ -9,13 +9,12 @@ Results go to benchmarks/results/NAME.json (default scaling).
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, timed, write
+from benchmarks import common
+from benchmarks.common import timed
 from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.model import PhysVAE
@@ -54,23 +53,18 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "scaling")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny models, short sequences, the first value of each factor (checks the code)")
-    parser.add_argument("--name", default="scaling", help="results file name")
-    parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
+    common.before_jax(args.cores, args.host_devices)
     rows = []
-    base = {"num_steps": 26, "batch_size": 8} if args.quick else {}
+    base = {"num_steps": 26, "batch_size": 8} if args.quick else {}  # quick: tiny models, first value of each factor
     for factor, values in FACTORS.items():
         for value in values[:1] if args.quick else values:
             timing = step_time(**{**base, factor: value}, repeats=1 if args.quick else args.repeats, small=args.quick)
             rows.append({"factor": factor, "value": value, **timing})
-            print(f"{factor}={value}: {1e3 * timing['median_s']:.1f} ms per step "
-                  f"({1e3 * timing['min_s']:.1f}-{1e3 * timing['max_s']:.1f})")
-    print(f"written to {write(args.name, {'benchmark': 'scaling', 'results': rows}, directory=args.out)}")
-    return rows
+            print(f"{factor}={value}: {1e3 * timing['median_s']:.1f} ms per step", flush=True)
+    return common.report(args, "scaling", rows, table)
 
 
 if __name__ == "__main__":

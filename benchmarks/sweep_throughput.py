@@ -11,10 +11,10 @@ benchmarks/results/NAME.json (default sweep_throughput).
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from benchmarks.common import RESULTS, before_jax, cores, first_call, write
+from benchmarks import common
+from benchmarks.common import cores, first_call
 from benchmarks.train_speed import QUICK
 
 
@@ -86,22 +86,14 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "sweep_throughput")
     parser.add_argument("--preset", default="pendulum-phys-vae")
     parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="tiny models and data (checks the code, not speed)")
-    parser.add_argument("--cores", type=int, default=None, help="run on this many CPU cores (affinity)")
-    parser.add_argument("--host-devices", type=int, default=None, help="split the CPU into this many devices")
-    parser.add_argument("--name", default="sweep_throughput", help="results file name")
-    parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
-    before_jax(args.cores, args.host_devices)
+    common.before_jax(args.cores, args.host_devices)
     rows = [measure(args.preset, n, args.epochs, QUICK if args.quick else None) for n in args.members]
-    path = write(args.name, {"benchmark": "sweep_throughput", "results": rows}, directory=args.out)
-    print(table(rows))
-    print(f"written to {path}")
-    return rows
+    return common.report(args, "sweep_throughput", rows, table)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ peak resident memory. Results go to benchmarks/results/NAME.json (default train_
 
 from __future__ import annotations
 
-import argparse
 import resource
 
-from benchmarks.common import RESULTS, before_jax, cores, first_call, timed, write
+from benchmarks import common
+from benchmarks.common import cores, first_call, timed
 
 DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
            "locomotion-attnf-seq", "pendulum-phys-vae")
@@ -80,22 +80,14 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "train_speed")
     parser.add_argument("--preset", action="append", help="preset(s) to time (default: %s)" % ", ".join(DEFAULT))
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration changes")
-    parser.add_argument("--quick", action="store_true", help="tiny models and data (checks the code, not speed)")
-    parser.add_argument("--cores", type=int, default=None, help="run on this many CPU cores (affinity)")
-    parser.add_argument("--host-devices", type=int, default=None, help="split the CPU into this many devices")
-    parser.add_argument("--name", default="train_speed", help="results file name")
-    parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
-    before_jax(args.cores, args.host_devices)
+    common.before_jax(args.cores, args.host_devices)
     rows = [measure(p, args.repeats, QUICK if args.quick else None, args.set) for p in (args.preset or DEFAULT)]
-    path = write(args.name, {"benchmark": "train_speed", "results": rows}, directory=args.out)
-    print(table(rows))
-    print(f"written to {path}")
-    return rows
+    return common.report(args, "train_speed", rows, table)
 
 
 if __name__ == "__main__":
