@@ -99,7 +99,8 @@ class PhysicsModel:
         return z if self.z_range is None else jnp.clip(z, self.z_range[0], self.z_range[1])
 
     def sample_augmentation(self, key: jax.Array, n: int) -> jax.Array:
-        """z~_P for physics data augmentation (R_DA2): uniform over the physical range, else from the prior."""
+        """n draws (n, dim_z) of z~_P for physics data augmentation (R_DA2): uniform over the physical range, else
+        from the prior. The loss calls it once per sequence (n = 1, that sequence's key)."""
         if self.z_range is None:
             return jax.random.normal(key, (n, self.dim_z))
         return jax.random.uniform(key, (n, self.dim_z), minval=self.z_range[0], maxval=self.z_range[1])
