@@ -64,12 +64,11 @@ def summary(results: dict[str, dict]) -> str:
     lines = [f"Machine: {first['cpu_count']} CPU cores, {first['device']}; Python {first['python']}, jax "
              f"{first['jax']}, flax {first['flax']}, diffrax {first['diffrax']}. Medians over repeats after a warm-up "
              f"(min-max in brackets). `python -m benchmarks.run` wrote this table.", ""]
-    train = [r for name, rec in results.items() if rec["benchmark"] == "train_speed" for r in rec["results"]]
+    train = [r for rec in results.values() if rec["benchmark"] == "train_speed" for r in rec["results"]]
     lines += ["Training speed (an epoch is every full batch of the training split in one compiled scan):", "",
               train_speed.table(train), ""]
-    sweeps = [r for name, rec in results.items() if rec["benchmark"] == "sweep_throughput" for r in rec["results"]]
-    for r in sweeps:
-        r["preset"] = f"{r['preset']} ({r['cores']} core{'s' if r['cores'] > 1 else ''})"
+    sweeps = [{**r, "preset": f"{r['preset']} ({r['cores']} core{'s' if r['cores'] > 1 else ''})"}
+              for rec in results.values() if rec["benchmark"] == "sweep_throughput" for r in rec["results"]]
     lines += ["Sweep throughput (N members trained by one vmapped, compiled epoch against N sequential runs, both "
               "after compilation; members sharded over the devices):", "", sweep_throughput.table(sweeps), ""]
     if "scaling" in results:

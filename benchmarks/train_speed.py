@@ -13,6 +13,7 @@ peak resident memory. Results go to benchmarks/results/NAME.json (default train_
 from __future__ import annotations
 
 import resource
+import time
 
 from benchmarks import common
 from benchmarks.common import cores, first_call, timed
@@ -41,13 +42,9 @@ def measure(name: str, repeats: int, changes: dict | None = None, overrides: lis
     x = fns.replicate(jnp.asarray(splits["train"].x))
     batch = fns.replicate((x[: config.batch_size], jnp.ones(config.batch_size, bool)))
     key = jax.random.key(1)
-    train_epoch = None
-
-    def compile_epoch_fn():
-        nonlocal train_epoch
-        train_epoch = fns.train_epoch.jitted.lower(state, x, key, hparams).compile()
-
-    compile_epoch = first_call(compile_epoch_fn)
+    t0 = time.perf_counter()
+    train_epoch = fns.train_epoch.jitted.lower(state, x, key, hparams).compile()  # timed and measured as compiled
+    compile_epoch = time.perf_counter() - t0
     compile_step = first_call(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)))
     step = timed(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)), repeats)
     epoch = timed(lambda: jax.block_until_ready(train_epoch(state, x, key, hparams)), repeats)
