@@ -93,7 +93,8 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
     With config.batch_shards = D > 1 every training batch is split into D equal groups of sequences; the gradient
     of each group's summed objective is computed in a vmap whose group axis is sharded over D devices (`devices`,
     default the first D local ones), and the gradients are summed (one all-reduce per step). Each sequence draws
-    its randomness from its own key, so the step equals the unsplit one up to float rounding.
+    its randomness from its own key, so the step equals the unsplit one up to float rounding. `evaluate_batch`
+    splits its batch over the devices the same way (`evaluate_batch_raw` stays the one-device function).
     """
     config = model.config
     optimizer = make_optimizer(config)
@@ -194,11 +195,24 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
                 "sq_err_P": jnp.sum((x_p - x) ** 2, axis=(1, 2)),
                 "z_phy": z_mean.phy}
 
+    def evaluate_split(params, x, index, mask, key, hparams: HParams, samples: int, noise_kind: str = "none",
+                       noise_level=0.0):
+        """evaluate_batch with the batch padded to a multiple of D and split into D groups, one per device (the
+        padding rows are masked and dropped; each sequence's draws depend on its index only)."""
+        b = x.shape[0]
+        pad = -b % shards
+        widen = lambda a, fill: jnp.concatenate([a, jnp.full((pad,) + a.shape[1:], fill, a.dtype)])
+        x, index, mask = widen(x, 0), widen(index, 0), widen(mask, False)
+        per_group = jax.vmap(evaluate_batch, in_axes=(None, 0, 0, 0, None, None, None, None, None))
+        out = per_group(params, split(x), split(index), split(mask), key, hparams, samples, noise_kind, noise_level)
+        return jax.tree.map(lambda v: v.reshape((shards * v.shape[1],) + v.shape[2:])[:b], out)
+
+    evaluate_jitted = jax.jit(evaluate_batch if mesh is None else evaluate_split,
+                              static_argnames=("samples", "noise_kind"))
     return Functions(init=jax.jit(init), init_raw=init, train_step=_float32_hparams(jax.jit(train_step)),
                      train_step_raw=train_step, train_epoch=_float32_hparams(jax.jit(train_epoch)),
-                     train_epoch_raw=train_epoch,
-                     evaluate_batch=jax.jit(evaluate_batch, static_argnames=("samples", "noise_kind")),
-                     evaluate_batch_raw=evaluate_batch, replicate=replicate)
+                     train_epoch_raw=train_epoch, evaluate_batch=evaluate_jitted, evaluate_batch_raw=evaluate_batch,
+                     replicate=replicate)
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,

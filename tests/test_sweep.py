@@ -72,6 +72,17 @@ SHARDED = textwrap.dedent("""
         r = fit(config, HParams.create(**base), tempfile.mkdtemp(), seed=3, progress=False, splits=splits)
         out[name] = [r["test"][k] for k in ("mae", "rmse", "sse_per_seq")] + [r["valid"]["sse_per_seq"]]
         out[name + "_compilations"] = compiled(config, splits)[1].train_epoch.jitted._cache_size()
+    # evaluation split over the devices, in batches of 7 (padded to 8 for two devices), equals one device's; with
+    # and without physics latents
+    from jaxphysvae.train import evaluate
+    hparams = HParams.create(**base)
+    out["evaluate_one"], out["evaluate_split"] = [], []
+    for changes in ({{}}, {{"use_physics": False, "dim_z_phy": 0, "unmixer": "none"}}):
+        fns_one, fns_split = (compiled(small_config(batch_shards=d, **changes), splits)[1] for d in (1, 2))
+        params = fns_one.init(jax.random.key(0), hparams).params
+        for name, fns in (("evaluate_one", fns_one), ("evaluate_split", fns_split)):
+            metrics, per = evaluate(fns, fns.replicate(params), splits["test"], hparams, 7)
+            out[name] += [metrics["sse_per_seq"], metrics["mae"]] + per["sq_err"].tolist()
     print(json.dumps(out))
 """)
 
@@ -87,6 +98,7 @@ def test_sharded_sweep_equals_unsharded_on_two_host_devices():
     # one run whose batches are split over both devices equals the same run on one device
     np.testing.assert_allclose(out["data_parallel"], out["one_device"], rtol=1e-4)
     assert out["data_parallel_compilations"] == out["one_device_compilations"] == 1  # no epoch compiles again
+    np.testing.assert_allclose(out["evaluate_split"], out["evaluate_one"], rtol=1e-5)
 
 
 def test_data_parallel_configuration_errors(tmp_path):
