@@ -7,7 +7,8 @@ summary, and the README's benchmark table.
 Each benchmark runs in its own process, because the CPU set-up (cores, host devices) must be fixed before jax
 starts: training speed of the locomotion and pendulum presets; the Takeishi locomotion preset on one core and with
 its batches split over two host devices; sweep throughput for 1 to 64 members, sequential against vmapped, on all
-cores, on one core and sharded over two host devices, and for the locomotion model; and step-time scaling.
+cores, on one core and sharded over two host devices, and for the locomotion model; step-time scaling; and where
+the Takeishi preset's step spends its time, on all cores and on one.
 Results go to benchmarks/results/ (or --out); the README's table between its `benchmarks` markers is rewritten.
 """
 
@@ -20,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import scaling, sweep_throughput, train_speed
+from benchmarks import breakdown, scaling, sweep_throughput, train_speed
 from benchmarks.common import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,8 @@ FULL = [
     ("sweep_throughput_locomotion", "sweep_throughput", ["--preset", TAKEISHI, "--members", "1", "4", "16",
                                                          "--epochs", "2"]),
     ("scaling", "scaling", []),
+    ("breakdown", "breakdown", []),
+    ("breakdown_1core", "breakdown", ["--cores", "1"]),
 ]
 QUICK = [
     ("train_speed", "train_speed", ["--preset", TAKEISHI, "--repeats", "1", "--quick", "--host-devices", "2",
@@ -42,8 +45,8 @@ QUICK = [
     ("sweep_throughput", "sweep_throughput", ["--preset", TAKEISHI, "--members", "1", "2", "--epochs", "1", "--quick",
                                               "--host-devices", "2"]),
     ("scaling", "scaling", ["--quick"]),
+    ("breakdown", "breakdown", ["--quick"]),
 ]
-TABLES = {"train_speed": train_speed.table, "sweep_throughput": sweep_throughput.table, "scaling": scaling.table}
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 
 
@@ -74,6 +77,10 @@ def summary(results: dict[str, dict]) -> str:
     if "scaling" in results:
         lines += ["Cost of one training step of the locomotion phys-VAE against one factor at a time (base: T = 101, "
                   "batch 100, no flow, Euler):", "", scaling.table(results["scaling"]["results"]), ""]
+    parts = [r for rec in results.values() if rec["benchmark"] == "breakdown" for r in rec["results"]]
+    if parts:
+        lines += ["Where a training step's time goes (parts compiled and timed on their own; the step holds the "
+                  "gradient, the gradient the decoder's ODE solves):", "", breakdown.table(parts), ""]
     return "\n".join(lines)
 
 
