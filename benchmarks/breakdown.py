@@ -5,7 +5,8 @@
 
 Each part is compiled on its own and timed on the preset's first training batch (medians over repeats after a
 warm-up, with min and max):
-  step       the whole training step (`train_step`: gradient and optimiser update);
+  step       a training step inside the compiled epoch (`train_epoch` time / its number of steps: gradient and
+             optimiser update, with the batch's gather);
   gradient   the objective and its gradient (`jax.value_and_grad` of `model.loss`);
   decoder    the decoder's ODE solves and residual network with their gradient, at the encoder's posterior means;
   optimiser  the optimiser's update and its application to the parameters.
@@ -39,7 +40,9 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
     splits = load_splits(config)
     model, fns = compiled(config, splits)
     state = fns.init(jax.random.key(0), hparams)
-    x = jnp.asarray(splits["train"].x[: config.batch_size])
+    x_train = jnp.asarray(splits["train"].x)
+    steps = x_train.shape[0] // config.batch_size
+    x = x_train[: config.batch_size]
     mask, key = jnp.ones(x.shape[0], bool), jax.random.key(1)
     optimizer = make_optimizer(config)
     post = model.encode(state.params, x)
@@ -54,7 +57,7 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
 
     grads = jax.tree.map(lambda p: 1e-2 * p, state.params)
     programs = {
-        "step": (fns.train_step.jitted, (state, (x, mask), key, hparams)),
+        "step": (fns.train_epoch.jitted, (state, x_train, key, hparams)),
         "gradient": (jax.value_and_grad(model.loss, has_aux=True), (state.params, x, mask, key, hparams)),
         "decoder": (jax.value_and_grad(decoder), (state.params,)),
         "optimiser": (update, (state.params, state.opt_state, grads)),
@@ -63,6 +66,8 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
     for part, (fn, args) in programs.items():
         executable = jax.jit(fn).lower(*args).compile()
         timing = timed(lambda: jax.block_until_ready(executable(*args)), repeats)
+        if part == "step":
+            timing = {k: v / steps if k.endswith("_s") else v for k, v in timing.items()}
         rows.append({"preset": name, "part": part, "cores": common.cores(), "batch_size": int(x.shape[0]), **timing})
     return rows
 

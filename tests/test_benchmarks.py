@@ -43,3 +43,17 @@ def test_results_record_the_machine(tmp_path):
     path = common.write("probe", {"results": [1]}, directory=tmp_path)
     record = json.loads(path.read_text())
     assert record["results"] == [1] and {"jax", "device", "cpu_count", "python"} <= set(record["machine"])
+
+
+def test_only_reruns_the_named_benchmarks_and_reads_the_others(tmp_path):
+    quick = run.QUICK
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit, match="unknown benchmark"):
+        run.run_jobs(quick, out, ["no_such_benchmark"])
+    with pytest.raises(SystemExit, match="missing: run"):
+        run.run_jobs(quick, out, ["scaling"])  # the others have no results yet
+    for name, _, _ in quick:
+        common.write(name, {"benchmark": "probe", "results": [name]}, directory=out)
+    results = run.run_jobs(quick, out, ["breakdown"])
+    assert results["scaling"]["results"] == ["scaling"]  # read back, not run
+    assert [r["part"] for r in results["breakdown"]["results"]] == ["step", "gradient", "decoder", "optimiser"]
