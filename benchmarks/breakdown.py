@@ -3,8 +3,8 @@
     python -m benchmarks.breakdown                                  # locomotion-phys-vae-takeishi, all cores
     python -m benchmarks.breakdown --cores 1 --preset locomotion-nf
 
-Each part is compiled on its own and timed on the preset's first training batch (medians over repeats after a
-warm-up, with min and max):
+Each part is compiled on its own and timed, the step on the whole training split and the others on its first
+batch (medians over repeats after a warm-up, with min and max):
   step       a training step inside the compiled epoch (`train_epoch` time / its number of steps: gradient and
              optimiser update, with the batch's gather);
   gradient   the objective and its gradient (`jax.value_and_grad` of `model.loss`);

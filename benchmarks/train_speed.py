@@ -4,10 +4,10 @@
     python -m benchmarks.train_speed --preset locomotion-phys-vae-takeishi --repeats 20
     python -m benchmarks.train_speed --host-devices 2 --set batch_shards=2    # one run split over 2 CPU devices
 
-For each preset: compile time of the epoch (lowering and XLA compilation), seconds per train step (one batch), seconds per training epoch (every
-batch of the training split in one compiled scan), seconds of a validation pass, as medians over repeats after a
-warm-up, with min and max; the compiled epoch's memory (arguments, outputs and XLA temporaries) and the process's
-peak resident memory. Results go to benchmarks/results/NAME.json (default train_speed).
+For each preset: compile time of the epoch (lowering and XLA compilation), seconds per train step (one batch),
+seconds per training epoch (every batch of the training split in one compiled scan), seconds of a validation pass,
+as medians over repeats after a warm-up, with min and max; the compiled epoch's memory (arguments, outputs and XLA
+temporaries) and the process's peak resident memory. Results go to benchmarks/results/NAME.json (default train_speed).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 One planar step maps z (..., d) to z + u_hat tanh(w^T z + b), where u_hat = u + (m(w^T u) - w^T u) w / ||w||^2 and
 m(a) = -1 + softplus(a), so that w^T u_hat >= -1 and the map is invertible; its log-determinant is
 log|1 + u_hat^T psi| with psi = (1 - tanh^2(w^T z + b)) w, evaluated as log(h^2 + (1 - h^2) softplus(w^T u)),
-h = tanh(w^T z + b), which is the same number without cancellation near the singular boundary. Parameters may carry batch dimensions (one flow per
-sequence, produced by the encoder).
+h = tanh(w^T z + b), which is the same number without cancellation near the singular boundary. Parameters may
+carry batch dimensions (one flow per sequence, produced by the encoder).
 """
 
 from __future__ import annotations

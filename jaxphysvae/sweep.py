@@ -164,8 +164,9 @@ def _write(out: Path, result: dict, best_params) -> None:
     with atomic_path(out / "sweep.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     swept = [k for k in result["members"][0] if k in HParams._fields or k == "seed"]
-    lines = ["| " + " | ".join(swept) + " | status | best epoch | valid sse/seq | test MAE | test RMSE | test sse/seq |",
-             "|" + "---|" * (len(swept) + 6)]
+    columns = ["status", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq"]
+    lines = ["| " + " | ".join(swept + columns) + " |",
+             "|" + "---|" * len(swept + columns)]
     for r in result["members"]:
         cells = [f"{r[k]:g}" for k in swept]
         v, t = r["valid"], r["test"]

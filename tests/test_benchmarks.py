@@ -28,7 +28,8 @@ def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_pa
     assert {r["factor"] for r in results["scaling"]["results"]} == {"num_steps", "batch_size", "flow_aux2", "solver"}
     assert [r["part"] for r in results["breakdown"]["results"]] == ["step", "gradient", "decoder", "optimiser"]
     text = readme.read_text()
-    assert "old table" not in text and "Sweep throughput" in text and "time goes" in text and text.endswith(f"{run.END}\n\nafter\n")
+    assert "old table" not in text and "Sweep throughput" in text and "time goes" in text
+    assert text.endswith(f"{run.END}\n\nafter\n")
     assert (tmp_path / "results" / "summary.md").read_text().strip() in text
 
 

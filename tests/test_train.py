@@ -162,7 +162,8 @@ def test_physics_only_recovers_omega_on_a_free_undamped_pendulum():
     state = fns.init(jax.random.key(0), hp)
     x = jnp.asarray(train.x)
     for epoch in range(600):  # the learning rate is data: lowering it for the last 200 epochs recompiles nothing
-        state, _ = fns.train_epoch(state, x, jax.random.key(epoch), hp if epoch < 400 else hp._replace(lr=jnp.float32(3e-4)))
+        epoch_hp = hp if epoch < 400 else hp._replace(lr=jnp.float32(3e-4))
+        state, _ = fns.train_epoch(state, x, jax.random.key(epoch), epoch_hp)
     _, per = evaluate(fns, state.params, test, hp, 128)
     errors = physics_errors(model, per["z_phy"], test)
     assert errors["omega_rel_err"] < 0.02  # 0.5 to 1.0 % over seeds 0-2 of data and initialisation

@@ -83,7 +83,8 @@ class PhysicsModel:
         return {}
 
     def separable_fields(self, params: Params, z: jax.Array):
-        """For separable models: (g, h) with d(first half)/dt = g(t, second half), d(second half)/dt = h(t, first half)."""
+        """For separable models: (g, h) with d(first half)/dt = g(t, second half) and
+        d(second half)/dt = h(t, first half)."""
         raise ConfigError(f"{type(self).__name__} is not separable; the symplectic solver cannot be used")
 
     # --- derived --------------------------------------------------------------------------------------------
