@@ -17,7 +17,7 @@ the decoder is the encoder and the loss. Results go to benchmarks/results/NAME.j
 from __future__ import annotations
 
 from benchmarks import common
-from benchmarks.common import timed
+from benchmarks.common import ms_range, timed
 
 DEFAULT = "locomotion-phys-vae-takeishi"
 
@@ -77,8 +77,7 @@ def table(rows: list[dict]) -> str:
     step = {(r["preset"], r["cores"]): r["median_s"] for r in rows if r["part"] == "step"}
     for r in rows:
         share = r["median_s"] / step[(r["preset"], r["cores"])]
-        lines.append(f"| {r['preset']} | {r['cores']} | {r['part']} | {1e3 * r['median_s']:.1f} "
-                     f"({1e3 * r['min_s']:.1f}-{1e3 * r['max_s']:.1f}) | {100 * share:.0f} % |")
+        lines.append(f"| {r['preset']} | {r['cores']} | {r['part']} | {ms_range(r)} | {100 * share:.0f} % |")
     return "\n".join(lines)
 
 

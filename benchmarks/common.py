@@ -48,6 +48,11 @@ def timed(fn: Callable, repeats: int, warmup: int = 1) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
 
 
+def ms_range(timing: dict) -> str:
+    """A `timed` result as a table cell in milliseconds: "median (min-max)"."""
+    return f"{1e3 * timing['median_s']:.1f} ({1e3 * timing['min_s']:.1f}-{1e3 * timing['max_s']:.1f})"
+
+
 def first_call(fn: Callable) -> float:
     """Seconds of the first call (compilation plus one run)."""
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from benchmarks.common import timed
+from benchmarks.common import ms_range, timed
 from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.model import PhysVAE
@@ -47,8 +47,7 @@ def step_time(num_steps=101, batch_size=100, flow_aux2=0, solver="euler", repeat
 def table(rows: list[dict]) -> str:
     lines = ["| factor | value | ms per step (min-max) |", "|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['factor']} | {r['value']} | {1e3 * r['median_s']:.1f} "
-                     f"({1e3 * r['min_s']:.1f}-{1e3 * r['max_s']:.1f}) |")
+        lines.append(f"| {r['factor']} | {r['value']} | {ms_range(r)} |")
     return "\n".join(lines)
 
 

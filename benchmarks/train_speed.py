@@ -16,7 +16,7 @@ import resource
 import time
 
 from benchmarks import common
-from benchmarks.common import cores, first_call, timed
+from benchmarks.common import cores, first_call, ms_range, timed
 
 DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
            "locomotion-attnf-seq", "pendulum-phys-vae")
@@ -70,7 +70,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         s, e, m = r["train_step"], r["train_epoch"], r["epoch_memory_mib"]
         lines.append(f"| {r['preset']} | {r['cores']} | {r['devices']} "
-                     f"| {1e3 * s['median_s']:.1f} ({1e3 * s['min_s']:.1f}-{1e3 * s['max_s']:.1f}) "
+                     f"| {ms_range(s)} "
                      f"| {e['median_s']:.3f} ({e['min_s']:.3f}-{e['max_s']:.3f}) | {r['epoch_with_validation_s']:.3f} "
                      f"| {r['compile_epoch_s']:.1f} | {sum(m.values()):.0f} |")
     return "\n".join(lines)
