@@ -26,9 +26,20 @@ def _data_info(args) -> None:
 def _data_build_locomotion(args) -> None:
     from jaxphysvae.data import raw
     strides = raw.read_strides(args.raw_dir)
-    sizes = None if args.sizes is None else tuple(float(s) if "." in s else int(s) for s in args.sizes.split(","))
-    splits = raw.split_strides(strides, by=args.by, sizes=sizes, seed=args.seed)
-    out = raw.write_split(splits, args.out)
+    if args.published:
+        if args.sizes is not None or args.by != "stride":
+            raise ConfigError("--published builds the published split: it takes no --by or --sizes")
+        splits = raw.published_split(strides)
+        out = raw.write_split(splits, args.out, columns=raw.PUBLISHED_COLUMNS)
+    else:
+        try:
+            sizes = None if args.sizes is None else tuple(float(s) if "." in s else int(s)
+                                                          for s in args.sizes.split(","))
+        except ValueError:
+            raise ConfigError(f"--sizes expects two counts or fractions such as 400,100 or 0.6,0.2, got "
+                              f"{args.sizes!r}") from None
+        splits = raw.split_strides(strides, by=args.by, sizes=sizes, seed=args.seed)
+        out = raw.write_split(splits, args.out)
     print(f"{strides.num_sequences} walking strides from {strides.source}")
     for split, ds in splits.items():
         subjects = len(set(ds.covariates["subject"].tolist()))
@@ -186,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train,valid counts or fractions, e.g. 400,100 or 0.6,0.2 (default: 400,100 strides "
                             "or 0.6,0.2 of subjects)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--published", action="store_true",
+                       help="the published phys-VAE split (needs all 50 subjects' files): the same 400 / 100 / 344 "
+                            "strides in the same order, value for value")
     build.set_defaults(run=_data_build_locomotion)
 
     dl = data_commands.add_parser("download", help="download the 50 raw SubjectN.mat files from figshare")

@@ -1,34 +1,43 @@
+import os
 import tempfile
+from pathlib import Path
 
 import jax
 import pytest
 
-from jaxphysvae.data import locomotion
+# The project's read-only reference data, beside the repository on the developers' and CI's machines only: a user's
+# clone has no such folder, and every test that needs it skips without it.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RAW_DIR = SHARED_DATA / "lencioni2019_raw_subset"
+PUBLISHED_SPLIT_DIR = SHARED_DATA / "locomotion_lencioni2019_physvae_split"
 
-RAW_DIR = locomotion.SHARED_DATA / "lencioni2019_raw_subset"
-
-# Tests build the same small programs many times from different closures: a compilation cache shared by the
-# whole session turns every repeat into a cache hit.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jaxphysvae-xla-"))
+# Tests build the same small programs many times from different closures and processes: a compilation cache shared
+# by the whole session (and by the subprocesses the tests start, through the environment) turns every repeat into a
+# cache hit. The CLI's `main` reads the same variable.
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxphysvae-xla-")
+os.environ["JAXPHYSVAE_COMPILATION_CACHE"] = COMPILATION_CACHE
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
-    """Generated data go to a fresh cache directory in every test."""
+    """Generated data go to a fresh cache directory in every test; locomotion data come from the package unless a
+    test says otherwise."""
     monkeypatch.setenv("JAXPHYSVAE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("JAXPHYSVAE_LOCOMOTION_DIR", raising=False)
 
 
-def locomotion_dir():
-    """The shared locomotion split (env setting or default); skip tests that need it when it is absent."""
-    try:
-        return locomotion.locate(None)
-    except Exception:
-        pytest.skip("locomotion split not available (set JAXPHYSVAE_LOCOMOTION_DIR)")
+def published_split_dir():
+    """The reference copy of the published locomotion split in ../shared; skip the test when it is absent."""
+    if not PUBLISHED_SPLIT_DIR.is_dir():
+        pytest.skip("reference locomotion files (../shared) not available")
+    return PUBLISHED_SPLIT_DIR
 
 
 def raw_dir():
+    """The raw files of 22 subjects in ../shared; skip the test when they are absent."""
     if not RAW_DIR.is_dir():
         pytest.skip("raw locomotion files not available")
     return RAW_DIR

@@ -1,15 +1,15 @@
 """The benchmark suite runs end to end in quick mode (tiny models): correctness only, no timing assertions."""
 
 import json
+import subprocess
+import types
 
 import pytest
 
 from benchmarks import common, run
-from tests.conftest import locomotion_dir
 
 
 def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_path):
-    locomotion_dir()
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{run.BEGIN}\nold table\n{run.END}\n\nafter\n")
     results = run.main(["--quick", "--out", str(tmp_path / "results"), "--readme", str(readme)])
@@ -46,15 +46,27 @@ def test_results_record_the_machine(tmp_path):
     assert record["results"] == [1] and {"jax", "device", "cpu_count", "python"} <= set(record["machine"])
 
 
-def test_only_reruns_the_named_benchmarks_and_reads_the_others(tmp_path):
+def test_only_reruns_the_named_benchmarks_and_reads_the_others(tmp_path, monkeypatch):
+    """The job runner's bookkeeping; every benchmark's own run is the quick suite's test above."""
     quick = run.QUICK
     out = tmp_path / "results"
+    commands = []
+
+    def fake_run(command, cwd):  # stands for `python -m benchmarks.MODULE ... --name NAME --out OUT`
+        commands.append(command)
+        name = command[command.index("--name") + 1]
+        common.write(name, {"benchmark": "rerun", "results": [name]}, directory=out)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(run, "subprocess", types.SimpleNamespace(run=fake_run))
     with pytest.raises(SystemExit, match="unknown benchmark"):
         run.run_jobs(quick, out, ["no_such_benchmark"])
     with pytest.raises(SystemExit, match="missing: run"):
         run.run_jobs(quick, out, ["scaling"])  # the others have no results yet
+    assert commands == []
     for name, _, _ in quick:
         common.write(name, {"benchmark": "probe", "results": [name]}, directory=out)
     results = run.run_jobs(quick, out, ["breakdown"])
-    assert results["scaling"]["results"] == ["scaling"]  # read back, not run
-    assert [r["part"] for r in results["breakdown"]["results"]] == ["step", "gradient", "decoder", "optimiser"]
+    assert [c[2] for c in commands] == ["benchmarks.breakdown"] and "--quick" in commands[0]
+    assert results["breakdown"]["benchmark"] == "rerun"  # run again
+    assert {results[n]["benchmark"] for n in ("train_speed", "sweep_throughput", "scaling")} == {"probe"}  # read

@@ -1,5 +1,3 @@
-import shutil
-
 import numpy as np
 import pytest
 import scipy.io
@@ -7,13 +5,12 @@ import scipy.io
 from jaxphysvae import data
 from jaxphysvae.data import locomotion
 from jaxphysvae.errors import DataError
-from tests.conftest import locomotion_dir
+from tests.conftest import published_split_dir
 
 
 @pytest.fixture(scope="module")
 def splits():
-    directory = locomotion_dir()
-    return {s: data.load("locomotion", s, directory=directory) for s in data.SPLITS}
+    return {s: data.load("locomotion", s) for s in data.SPLITS}  # the packaged split, on a bare installation
 
 
 def test_published_split_shapes_and_units(splits):
@@ -24,7 +21,7 @@ def test_published_split_shapes_and_units(splits):
     lo, hi = x.min(axis=(0, 2)), x.max(axis=(0, 2))
     assert np.all(lo > [-0.7, -0.4, -1.2]) and np.all(hi < [1.05, 1.5, 0.2])
     assert np.all(x[:, 1].mean(axis=1) > x[:, 2].mean(axis=1))  # knee flexion above ankle angle in every stride
-    assert "MD5 verified" in splits["test"].source
+    assert "packaged with jaxphysvae" in splits["test"].source and "SHA-256 verified" in splits["test"].source
     assert set(splits["train"].covariates) == {"foot", "speed", "stride_length", "step_width", "cadence"}
 
 
@@ -36,13 +33,44 @@ def test_mean_stride_baseline_matches_method_table(splits):
     assert (err**2).sum(axis=(1, 2)).mean() == pytest.approx(3.859, abs=5e-4)
 
 
-def test_directory_from_environment(monkeypatch, tmp_path):
-    source = locomotion_dir()
-    for f in ("data_valid.mat", "prop_valid.txt"):
-        shutil.copy(source / f, tmp_path / f)
+@pytest.mark.reference_data
+def test_packaged_split_is_the_published_files_value_for_value():
+    """The arrays that ship with the package equal the reference .mat and prop files exactly (float64)."""
+    directory = published_split_dir()
+    with np.load(locomotion.PACKAGED) as packaged:
+        for split in data.SPLITS:
+            np.testing.assert_array_equal(packaged[f"x_{split}"],
+                                          scipy.io.loadmat(directory / f"data_{split}.mat")["data"])
+            table = locomotion.read_table(directory / f"prop_{split}.txt", packaged[f"x_{split}"].shape[0])
+            np.testing.assert_array_equal(packaged[f"prop_{split}"], np.stack(list(table.values()), axis=1))
+            assert [str(c) for c in packaged["prop_columns"]] == list(table)
+            assert locomotion.verify_md5(directory / f"data_{split}.mat")
+
+
+def test_packaged_split_is_checked_against_its_hashes(monkeypatch, tmp_path):
+    with np.load(locomotion.PACKAGED) as packaged:
+        arrays = {k: packaged[k] for k in packaged.files}
+    arrays["x_test"] = arrays["x_test"].copy()
+    arrays["x_test"][5, 1, 50] += 1e-9  # one value changed in its last digits
+    np.savez_compressed(tmp_path / "changed.npz", **arrays)
+    monkeypatch.setattr(locomotion, "PACKAGED", tmp_path / "changed.npz")
+    assert data.load("locomotion", "valid").num_sequences == 100
+    with pytest.raises(DataError, match="x_test does not match its SHA-256"):
+        data.load("locomotion", "test")
+    (tmp_path / "changed.npz").write_bytes(b"truncated")
+    with pytest.raises(DataError, match="packaged locomotion split cannot be read"):
+        data.load("locomotion", "test")
+
+
+def test_directory_from_environment_replaces_the_packaged_split(monkeypatch, tmp_path):
+    packaged = data.load("locomotion", "valid")
+    scipy.io.savemat(tmp_path / "data_valid.mat", {"data": packaged.x[:7].astype(np.float64)})
     monkeypatch.setenv(locomotion.LOCOMOTION_DIR_ENV, str(tmp_path))
     ds = data.load("locomotion", "valid")
-    assert ds.x.shape == (100, 3, 101) and str(tmp_path) in ds.source
+    assert ds.x.shape == (7, 3, 101) and str(tmp_path) in ds.source
+    monkeypatch.setenv(locomotion.LOCOMOTION_DIR_ENV, str(tmp_path / "absent"))
+    with pytest.raises(DataError, match="absent does not exist .from \\$JAXPHYSVAE_LOCOMOTION_DIR"):
+        data.load("locomotion", "valid")
 
 
 def _write(directory, x, variable="data"):

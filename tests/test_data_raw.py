@@ -9,9 +9,9 @@ import scipy.io
 
 from jaxphysvae import data
 from jaxphysvae.cli import main
-from jaxphysvae.data import download, raw
+from jaxphysvae.data import download, locomotion, raw
 from jaxphysvae.errors import DataError
-from tests.conftest import locomotion_dir, raw_dir
+from tests.conftest import raw_dir
 
 NAMES = ["PelvisFlx", "PelvisAdd", "PelvisRot", "HipFlx   ", "HipAdd   ", "HipRot   ", "KneeFlx  ", "KneeAdd  ",
          "KneeRot  ", "AnkleFlx ", "AnkleAdd ", "AnkleRot "]
@@ -102,6 +102,7 @@ def test_impossible_split_sizes(fake_raw):
         raw.split_strides(strides, sizes=(1.5, 1))
 
 
+@pytest.mark.reference_data
 def test_builder_on_the_real_raw_files(tmp_path):
     strides = raw.read_strides(raw_dir())
     assert strides.x.shape == (235, 3, 101)
@@ -117,10 +118,11 @@ def test_builder_on_the_real_raw_files(tmp_path):
         raw.split_strides(strides)
 
 
+@pytest.mark.reference_data
 def test_real_raw_strides_are_the_published_ones():
     """The published split was built from all 50 subjects: every raw walking stride is one of its strides."""
     strides = raw.read_strides(raw_dir()).x.reshape(235, -1)
-    published = np.concatenate([data.load("locomotion", s, directory=locomotion_dir()).x
+    published = np.concatenate([data.load("locomotion", s).x
                                 for s in data.SPLITS]).reshape(844, -1)
     nearest = np.min(((strides[:, None, :] - published[None, :, :]) ** 2).max(axis=2), axis=1)
     assert np.max(nearest) < 1e-10
@@ -217,3 +219,65 @@ def test_download_offline_message(tmp_path):
 
     with pytest.raises(DataError, match="cannot download from figshare .*Name or service not known.*by hand"):
         download.download(tmp_path, opener=offline, progress=lambda _: None)
+
+
+@pytest.mark.reference_data
+def test_published_permutation_places_every_known_stride_where_the_published_split_has_it():
+    """MATLAB's rng(1234567890); randperm(844) is reproduced: for the 235 raw strides of 22 subjects, whose positions
+    in the published split are known, the permutation maps each position back to a stride index in subject order
+    such that every subject's strides form one block of consecutive indices, in the raw files' order and in the
+    subjects' order (a wrong permutation scatters them: chance agreement is out of the question)."""
+    strides = raw.read_strides(raw_dir())
+    published = np.concatenate([np.load(locomotion.PACKAGED)[f"x_{s}"] for s in data.SPLITS]).reshape(844, -1)
+    flat = strides.x.reshape(strides.num_sequences, -1)
+    distance = np.abs(flat[:, None, :] - published[None]).max(axis=-1)
+    position = distance.argmin(axis=1)
+    assert distance.min(axis=1).max() == 0.0  # raw values at full precision: bit for bit the published ones
+    order = raw.published_order()
+    assert sorted(order.tolist()) == list(range(844))
+    index = order[position]  # each raw stride's index among all 844 strides in subject order
+    assert np.all(np.diff(index) > 0)  # subjects in order
+    for subject in np.unique(strides.covariates["subject"]):
+        block = index[strides.covariates["subject"] == subject]
+        np.testing.assert_array_equal(np.diff(block), 1)
+
+
+def test_published_split_needs_all_fifty_subjects(tmp_path):
+    d = tmp_path / "raw"
+    d.mkdir()
+    fake_subject(d / "Subject1.mat", ["Walking", "Walking"])
+    with pytest.raises(DataError, match="needs the walking strides of all 50 subjects"):
+        raw.published_split(raw.read_strides(d))
+    assert main(["data", "build-locomotion", "--raw-dir", str(d), "--out", str(tmp_path / "o"), "--published"]) == 2
+
+
+def test_published_split_from_fifty_fake_subjects_follows_the_permutation(tmp_path):
+    d = tmp_path / "raw"
+    d.mkdir()
+    counts = np.random.default_rng(0).multinomial(844 - 50, np.full(50, 1 / 50)) + 1  # 844 strides, >= 1 each
+    for subject, count in enumerate(counts, start=1):
+        fake_subject(d / f"Subject{subject}.mat", ["Walking"] * int(count))
+    strides = raw.read_strides(d)
+    splits = raw.published_split(strides)
+    assert [splits[s].num_sequences for s in data.SPLITS] == [400, 100, 344]
+    order = raw.published_order()
+    # the permutation's ends, as the reference-data test above verifies them (0-based stride indices)
+    assert order[:8].tolist() == [438, 503, 500, 518, 272, 248, 559, 562] and order[-3:].tolist() == [667, 356, 826]
+    np.testing.assert_array_equal(splits["valid"].x, strides.x[order[400:500]])
+    out = tmp_path / "split"
+    assert main(["data", "build-locomotion", "--raw-dir", str(d), "--out", str(out), "--published"]) == 0
+    np.testing.assert_array_equal(scipy.io.loadmat(out / "data_test.mat")["data"], strides.x[order[500:]])
+    header = (out / "prop_test.txt").read_text().splitlines()[0]
+    assert header == "foot speed stride_length step_width cadence"
+
+
+def test_builder_keeps_raw_precision(tmp_path):
+    d = tmp_path / "raw"
+    d.mkdir()
+    fake_subject(d / "Subject1.mat", ["Walking"] * 3)
+    strides = raw.read_strides(d)
+    x = strides.x + 1e-9  # values that float32 cannot hold
+    splits = raw.split_strides(raw.Strides(x, strides.covariates, "fake"), sizes=(1, 1))
+    out = raw.write_split(splits, tmp_path / "split")
+    written = np.concatenate([scipy.io.loadmat(out / f"data_{s}.mat")["data"] for s in data.SPLITS])
+    np.testing.assert_array_equal(np.sort(written.ravel()), np.sort(x.ravel()))

@@ -22,7 +22,7 @@ def load(name: str, split: str, **options) -> Dataset:
     Options:
       pendulum, advdif: `n` (number of sequences, default 1000 / 500 / 1000), `seed` (default 0),
         `data_dir` (cache directory, default $JAXPHYSVAE_DATA_DIR or ~/.cache/jaxphysvae).
-      locomotion: `directory` (split directory, default $JAXPHYSVAE_LOCOMOTION_DIR or ../shared/data/...),
+      locomotion: `directory` (split directory, default $JAXPHYSVAE_LOCOMOTION_DIR, else the packaged split),
         `verify` (MD5 check, default True).
     """
     modules = {"pendulum": pendulum, "advdif": advdif, "locomotion": locomotion}

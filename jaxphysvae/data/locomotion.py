@@ -2,10 +2,11 @@
 
 A split directory holds `data_{train,valid,test}.mat` (MATLAB v5, variable `data`, float (N, 3, 101), radians:
 hip, knee and ankle flexion over one stride) and `prop_{split}.txt` (a space-separated table with a header row,
-one row per stride). See ../shared/data/locomotion_lencioni2019_physvae_split/NOTE.md.
+one row per stride). `jaxphysvae/data/published/README.md` describes the columns.
 
-The directory is found in this order: the `directory` argument, $JAXPHYSVAE_LOCOMOTION_DIR, and
-`../shared/data/locomotion_lencioni2019_physvae_split` beside the repository's root.
+The data are read, in this order, from the `directory` argument, from $JAXPHYSVAE_LOCOMOTION_DIR, or from the
+published split that ships inside the package (`jaxphysvae/data/published/`, CC BY 4.0, Lencioni et al., Sci. Data
+6:309, 2019; see the README there), so every locomotion preset runs on a bare installation.
 """
 
 from __future__ import annotations
@@ -25,16 +26,27 @@ CHANNELS = ("hip", "knee", "ankle")
 NUM_STEPS = 101
 DT = 0.02  # the references' integration step for one 1 %-of-stride sample
 LOCOMOTION_DIR_ENV = "JAXPHYSVAE_LOCOMOTION_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_DIR = SHARED_DATA / "locomotion_lencioni2019_physvae_split"
+PACKAGED = Path(__file__).resolve().parent / "published" / "lencioni2019_physvae_split.npz"
+PACKAGED_SOURCE = ("published phys-VAE split packaged with jaxphysvae (Lencioni et al., Sci. Data 6:309, 2019; "
+                   "CC BY 4.0)")
+# SHA-256 of each packaged array's little-endian float64 bytes: the arrays of the published data_*.mat and prop_*.txt
+PACKAGED_SHA256 = {
+    "x_train": "e819becaf2af93a6af929fde1a2fb4686ebfe31bdef0b345ba96662dbc56f584",
+    "x_valid": "c6b36d53bb7ed2d6001fe02ae2f416e095b069850ff4cc14c19ddec1b5dd6942",
+    "x_test": "95609efa8734bdae2d41175b55c4d76ef2c9d6a40f36de94bba394862e790806",
+    "prop_train": "bf8aea58661c92b45d281d932676457324c81cb8558d4585e344014ad423b135",
+    "prop_valid": "a30c48cdc1dac124216579deee1432630111d625ecc18fb5c1536c77ce715855",
+    "prop_test": "e8924a40aa38631c8b8cda4baf07e611fd3cfaf774f33858aea3fc2db892b8f5",
+}
 
 
-def locate(directory: str | os.PathLike | None = None) -> Path:
-    """The split directory: `directory`, else $JAXPHYSVAE_LOCOMOTION_DIR, else the shared default."""
+def locate(directory: str | os.PathLike | None = None) -> Path | None:
+    """The split directory: `directory`, else $JAXPHYSVAE_LOCOMOTION_DIR, else None (the packaged split)."""
     if directory is None:
-        directory = os.environ.get(LOCOMOTION_DIR_ENV) or DEFAULT_DIR
-        how = f"(set ${LOCOMOTION_DIR_ENV} or pass a directory; default {DEFAULT_DIR})"
+        directory = os.environ.get(LOCOMOTION_DIR_ENV) or None
+        if directory is None:
+            return None
+        how = f"(from ${LOCOMOTION_DIR_ENV}; unset it to use the packaged split)"
     else:
         how = "(given as argument)"
     directory = Path(directory)
@@ -93,15 +105,40 @@ def read_table(path: Path, rows: int) -> dict[str, np.ndarray]:
     return {name: body[:, j] for j, name in enumerate(header)}
 
 
+def load_packaged(split: str, verify: bool = True) -> Dataset:
+    """The `split` of the published phys-VAE split that ships with the package, as a `Dataset` (N, 3, 101)."""
+    check_split(split)
+    try:
+        with np.load(PACKAGED, allow_pickle=False) as f:
+            x, prop, columns = f[f"x_{split}"], f[f"prop_{split}"], [str(c) for c in f["prop_columns"]]
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DataError(f"{PACKAGED}: the packaged locomotion split cannot be read ({type(e).__name__}: {e}); "
+                        f"reinstall jaxphysvae or set ${LOCOMOTION_DIR_ENV}") from None
+    if verify:
+        for name, array in ((f"x_{split}", x), (f"prop_{split}", prop)):
+            digest = hashlib.sha256(np.ascontiguousarray(array, "<f8").tobytes()).hexdigest()
+            if digest != PACKAGED_SHA256[name]:
+                raise DataError(f"{PACKAGED}: array {name} does not match its SHA-256 (file corrupt or modified); "
+                                f"reinstall jaxphysvae")
+    x = check_sequences(x, f"{PACKAGED}:x_{split}", channels=len(CHANNELS), length=NUM_STEPS)
+    covariates = {name: prop[:, j] for j, name in enumerate(columns)}
+    return Dataset(name=NAME, split=split, x=x, dt=DT, channels=CHANNELS, covariates=covariates,
+                   source=PACKAGED_SOURCE + (" (SHA-256 verified)" if verify else ""))
+
+
 def load(split: str, directory: str | os.PathLike | None = None, verify: bool = True) -> Dataset:
-    """The `split` ("train", "valid" or "test") of a locomotion split directory, as a `Dataset` (N, 3, 101).
+    """The `split` ("train", "valid" or "test") of a locomotion split, as a `Dataset` (N, 3, 101).
 
     Args:
       split: which split.
-      directory: the split directory (see the module docstring for the default).
-      verify: check the file against MD5SUMS when the directory has one.
+      directory: a split directory in the published layout; default $JAXPHYSVAE_LOCOMOTION_DIR, else the split
+        packaged with the library.
+      verify: check the files against MD5SUMS when the directory has one (the packaged arrays against their
+        SHA-256).
     """
     directory = locate(directory)
+    if directory is None:
+        return load_packaged(split, verify)
     path = directory / f"data_{check_split(split)}.mat"
     checked = verify and path.is_file() and verify_md5(path)
     x = check_sequences(read_mat_variable(path, "data"), str(path), channels=len(CHANNELS), length=NUM_STEPS)

@@ -4,9 +4,10 @@ Each raw file holds a struct `s` whose `Data` array has one entry per stride wit
 degrees; rows named by `s.AngVarName`), `speed`, `strideLength`, `stepWidth` and `cadence`. The builder keeps every
 stride with Task == 'Walking', takes the rows HipFlx, KneeFlx and AnkleFlx of `Ang` in radians, and records the
 subject, foot (0 = right, 1 = left), speed, stride length, step width and cadence of each stride, as the phys-VAE
-`makedata.m` procedure does. Splits are random over strides (as published) or subject-wise (no subject in two
-splits), and are written in the published split's format so that `jaxphysvae.data.load("locomotion", ...)`
-reads them.
+`makedata.m` procedure does (angles as `Ang * pi / 180` in float64, bit for bit the published values). Splits are
+random over strides, subject-wise (no subject in two splits), or the published one (`published_split`: the
+permutation of MATLAB's `rng(1234567890); randperm(844)`, reproduced exactly), and are written in the published
+split's format so that `jaxphysvae.data.load("locomotion", ...)` reads them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.data.dataset import SPLITS, Dataset, check_sequences
 from jaxphysvae.data.locomotion import CHANNELS, DT, NAME, NUM_STEPS
 from jaxphysvae.errors import DataError
+
+PUBLISHED_SEED = 1234567890  # the published split: MATLAB rng(1234567890); randperm(844) over all walking strides
+PUBLISHED_SIZES = (400, 100)  # train, valid; the rest (344) is the test split
+PUBLISHED_STRIDES = 844  # walking strides of Subject1..Subject50
+PUBLISHED_COLUMNS = ("foot", "speed", "stride_length", "step_width", "cadence")
 
 ANGLE_ROWS = ("HipFlx", "KneeFlx", "AnkleFlx")
 PROPERTIES = {"speed": "speed", "strideLength": "stride_length", "stepWidth": "step_width", "cadence": "cadence"}
@@ -80,7 +86,7 @@ def read_subject(path: str | os.PathLike) -> dict[str, np.ndarray]:
             foot = str(trial.Foot).strip()
             if foot not in FOOT_CODES:
                 raise DataError(f"{path}: stride {j} has Foot {foot!r}, expected 'RX' or 'LX'")
-            strides["x"].append(np.deg2rad(ang[rows]))
+            strides["x"].append(ang[rows] * np.pi / 180)  # makedata.m's order of operations: exact
             strides["foot"].append(FOOT_CODES[foot])
             for field, key in PROPERTIES.items():
                 strides[key].append(float(getattr(trial, field)))
@@ -95,16 +101,65 @@ def read_subject(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def read_strides(raw_dir: str | os.PathLike) -> Dataset:
-    """Every walking stride of every SubjectN.mat in `raw_dir`, as one `Dataset` (split 'all')."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Strides:
+    """Walking strides at the raw files' precision.
+
+    Attributes:
+      x: float64 (N, 3, 101), radians (hip, knee, ankle flexion).
+      covariates: name -> (N,) float64: subject, foot, speed, stride_length, step_width, cadence.
+      source: where the strides came from.
+    """
+
+    x: np.ndarray
+    covariates: dict
+    source: str = ""
+
+    @property
+    def num_sequences(self) -> int:
+        return self.x.shape[0]
+
+    def subset(self, index) -> "Strides":
+        return Strides(self.x[index], {k: v[index] for k, v in self.covariates.items()}, self.source)
+
+    def dataset(self, split: str = "all") -> Dataset:
+        """As a `Dataset` (float32, as the models use it)."""
+        return Dataset(name=NAME, split=split, x=self.x, dt=DT, channels=CHANNELS, covariates=dict(self.covariates),
+                       source=self.source)
+
+
+def read_strides(raw_dir: str | os.PathLike) -> Strides:
+    """Every walking stride of every SubjectN.mat in `raw_dir`, in subject order (S1, S2, ..., S50)."""
     files = subject_files(raw_dir)
     per_subject = [read_subject(p) for p in files]
     joined = {k: np.concatenate([s[k] for s in per_subject]) for k in per_subject[0]}
     if len(joined["x"]) == 0:
         raise DataError(f"{raw_dir}: no stride with Task == 'Walking' in {len(files)} files")
     x = joined.pop("x")
-    return Dataset(name=NAME, split="all", x=x, dt=DT, channels=CHANNELS, covariates=joined,
-                   source=f"{len(files)} raw files in {raw_dir}")
+    return Strides(x, joined, f"{len(files)} raw files in {raw_dir}")
+
+
+def published_order(n: int = PUBLISHED_STRIDES) -> np.ndarray:
+    """The permutation of MATLAB's `rng(1234567890); randperm(n)`, 0-based: position k of the published split
+    holds stride order[k] of the strides in subject order.
+
+    MATLAB's default generator is the Mersenne Twister seeded like NumPy's legacy `RandomState(seed)`, its `rand`
+    draws the same 53-bit doubles as `random_sample`, and its `randperm(n)` is the stable sort order of n such
+    draws (checked on the 235 strides of 22 subjects whose published positions are known: see the tests).
+    """
+    return np.argsort(np.random.RandomState(PUBLISHED_SEED).random_sample(n), kind="stable")
+
+
+def published_split(strides: Strides) -> dict[str, Strides]:
+    """The published phys-VAE split from all 844 walking strides of Subject1..Subject50 (read in subject order)."""
+    if strides.num_sequences != PUBLISHED_STRIDES or len(np.unique(strides.covariates["subject"])) != 50:
+        raise DataError(f"the published split needs the walking strides of all 50 subjects ({PUBLISHED_STRIDES} "
+                        f"strides); {strides.source} gives {strides.num_sequences} strides of "
+                        f"{len(np.unique(strides.covariates['subject']))} subjects (`jaxphysvae data download`)")
+    order = published_order()
+    n_train, n_valid = PUBLISHED_SIZES
+    index = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
+    return {split: strides.subset(i) for split, i in index.items()}
 
 
 def _counts(sizes, total: int, what: str) -> tuple[int, int, int]:
@@ -126,7 +181,7 @@ def _counts(sizes, total: int, what: str) -> tuple[int, int, int]:
     return counts[0], counts[1], test
 
 
-def split_strides(strides: Dataset, by: str = "stride", sizes=None, seed: int = 0) -> dict[str, Dataset]:
+def split_strides(strides: Strides, by: str = "stride", sizes=None, seed: int = 0) -> dict[str, Strides]:
     """Split strides at random into train, valid and test.
 
     Args:
@@ -154,22 +209,26 @@ def split_strides(strides: Dataset, by: str = "stride", sizes=None, seed: int = 
         index = {k: np.flatnonzero(np.isin(strides.covariates["subject"], g)) for k, g in groups.items()}
     else:
         raise DataError(f"unknown split kind {by!r}; expected 'stride' or 'subject'")
-    return {split: dataclasses.replace(strides.subset(np.sort(i) if by == "subject" else i), split=split)
-            for split, i in index.items()}
+    return {split: strides.subset(np.sort(i) if by == "subject" else i) for split, i in index.items()}
 
 
-def write_split(splits: dict[str, Dataset], out_dir: str | os.PathLike) -> Path:
-    """Write splits in the published format: data_{split}.mat (variable `data`) and prop_{split}.txt."""
+def write_split(splits: dict[str, Strides], out_dir: str | os.PathLike, columns=None) -> Path:
+    """Write splits in the published format: data_{split}.mat (variable `data`, float64 as read) and
+    prop_{split}.txt (a header row, then one row per stride; `columns` default: the published five, then any
+    others such as subject)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         ds = splits[split]
         with atomic_path(out_dir / f"data_{split}.mat") as tmp:
-            scipy.io.savemat(tmp, {"data": ds.x.astype(np.float64)})
-        known = ["foot", *PROPERTIES.values()]
-        columns = [c for c in known if c in ds.covariates] + [c for c in ds.covariates if c not in known]
-        table = np.stack([ds.covariates[c] for c in columns], axis=1)
+            scipy.io.savemat(tmp, {"data": np.asarray(ds.x, np.float64)})
+        if columns is None:
+            names = [c for c in PUBLISHED_COLUMNS if c in ds.covariates]
+            names += [c for c in ds.covariates if c not in names]
+        else:
+            names = list(columns)
+        table = np.stack([ds.covariates[c] for c in names], axis=1)
         with atomic_path(out_dir / f"prop_{split}.txt") as tmp:
-            lines = [" ".join(columns)] + [" ".join(f"{v:.6g}" for v in row) for row in table]
+            lines = [" ".join(names)] + [" ".join(f"{v:.15g}" for v in row) for row in table]
             tmp.write_text("\n".join(lines) + "\n")
     return out_dir
