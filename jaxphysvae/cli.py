@@ -8,6 +8,9 @@ from pathlib import Path
 
 from jaxphysvae.errors import ConfigError, JaxPhysVAEError
 
+EXIT_ERROR = 2  # bad input: a one-line error on stderr
+EXIT_DIVERGED = 3  # training stopped on a non-finite loss; the best checkpoint and the last good state are kept
+
 
 def _data_info(args) -> None:
     from jaxphysvae import data
@@ -73,38 +76,61 @@ def _print_metrics(summary: dict) -> None:
                   f"{m['sse_per_seq']:.4f}  {extra}")
 
 
-def _train(args) -> None:
+def _train(args) -> int:
     from jaxphysvae.fit import fit
     config, hparams = _hparams_and_config(args)
     out = args.out or f"runs/{args.preset}-seed{args.seed}"
     summary = fit(config, hparams, out, seed=args.seed, resume=args.resume, progress=not args.no_progress,
-                  preset=args.preset, checkpoint_every=args.checkpoint_every)
+                  preset=args.preset, checkpoint_every=args.checkpoint_every,
+                  checkpoint_seconds=args.checkpoint_seconds)
     print(f"{summary['status']}: {summary['epochs_run']} epochs, best validation at epoch {summary['best_epoch']}"
           + (f", {summary['train_seconds_per_epoch']:.3f} s per training epoch"
              if "train_seconds_per_epoch" in summary else ""))
     _print_metrics(summary)
     print(f"run directory: {out}")
+    return EXIT_DIVERGED if summary["status"] == "diverged" else 0
 
 
 def _eval(args) -> None:
-    import json
+    import contextlib
 
     import jax
 
-    from jaxphysvae.data.cache import atomic_path
+    from jaxphysvae import rundir
     from jaxphysvae.fit import load_run
     from jaxphysvae.train import evaluate, physics_errors
-    config, hparams, model, fns, params, splits, _ = load_run(args.run_dir)
-    metrics, per = evaluate(fns, params, splits[args.split], hparams, config.eval_batch_size, samples=args.samples,
-                            key=jax.random.key(args.seed))
-    metrics.update(physics_errors(model, per["z_phy"], splits[args.split]))
-    metrics["protocol"] = ("posterior mean" if args.samples == 0 else
-                           f"mean reconstruction of {args.samples} posterior samples (seed {args.seed})")
-    _print_metrics({args.split: metrics})
-    path = Path(args.run_dir) / f"eval_{args.split}_samples{args.samples}.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"written to {path}")
+    if args.samples < 0:
+        raise ConfigError(f"--samples must be 0 (posterior mean) or a positive number of samples, got {args.samples}")
+    rundir.check_seed(args.seed)
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir() or not (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
+    if args.out is None:  # into the run directory, which this process then owns while it writes
+        rundir.check_writable(run_dir, "run directory")
+        target, lock = None, rundir.RunLock(run_dir)
+    else:
+        target, lock = Path(args.out), contextlib.nullcontext()
+        if target.is_dir():
+            raise ConfigError(f"--out {target} is a directory; give a file name such as {target / 'eval.json'}")
+        rundir.prepare(target.parent, "directory of --out")
+    with lock:
+        config, hparams, model, fns, params, splits, record = load_run(run_dir, other_data=args.other_data)
+        ds = splits[args.split]
+        metrics, per = evaluate(fns, params, ds, hparams, config.eval_batch_size, samples=args.samples,
+                                key=jax.random.key(args.seed))
+        metrics.update(physics_errors(model, per["z_phy"], ds))
+        metrics["protocol"] = ("posterior mean" if args.samples == 0 else
+                               f"mean reconstruction of {args.samples} posterior samples (seed {args.seed})")
+        identity = rundir.data_identity({args.split: ds})[args.split]
+        metrics["data"] = identity
+        _print_metrics({args.split: metrics})
+        if target is None:
+            name = f"eval_{args.split}_samples{args.samples}" + (f"_seed{args.seed}" if args.samples else "")
+            if args.other_data:  # named by the data used, so that no evaluation on the run's own data is replaced
+                name += f"_data-{identity['sha256'][:12]}"
+            target = run_dir / f"{name}.json"
+        rundir.write_json(target, metrics)
+    print(f"written to {target}")
 
 
 def _sweep(args) -> None:
@@ -124,7 +150,8 @@ def _sweep(args) -> None:
         raise ConfigError("give at least one --grid key=v1,v2,...")
     out = args.out or f"runs/sweep-{args.preset}"
     base = {k: float(v) for k, v in hparams._asdict().items()}
-    result = sweep(config, base, grid, out, progress=not args.no_progress)
+    result = sweep(config, base, grid, out, progress=not args.no_progress, resume=args.resume,
+                   checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds)
     print((Path(out) / "sweep.md").read_text())
     print(f"{len(result['members'])} members, {result['epochs']} epochs in {result['seconds']:.1f} s on "
           f"{result['devices']} device(s); written to {out}")
@@ -214,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a configuration key or hyper-parameter (repeatable)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--checkpoint-every", type=int, default=50)
+    train.add_argument("--checkpoint-every", type=int, default=50, metavar="EPOCHS",
+                       help="write checkpoints every EPOCHS epochs (also after the first epoch, at the end, on a "
+                            "stop, and at least every --checkpoint-seconds)")
+    train.add_argument("--checkpoint-seconds", type=float, default=60.0, metavar="S",
+                       help="write checkpoints whenever S seconds have passed since the last write (default 60)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
 
@@ -224,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=int, default=0,
                     help="0: posterior mean; S > 0: mean reconstruction of S posterior samples")
     ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
+    ev.add_argument("--out", default=None,
+                    help="JSON file to write (default: eval_SPLIT_samplesS[_seedK].json in the run directory)")
+    ev.add_argument("--other-data", action="store_true",
+                    help="evaluate even though the data now found differ from those the run was trained on (the "
+                         "output file is then named by the data's hash)")
     ev.set_defaults(run=_eval)
 
     sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
@@ -233,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--epochs", type=int, default=None)
     sw.add_argument("--out", default=None, help="sweep directory (default runs/sweep-PRESET)")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the preset (repeatable)")
+    sw.add_argument("--resume", action="store_true", help="continue the sweep in --out from its saved state")
+    sw.add_argument("--checkpoint-every", type=int, default=50, metavar="EPOCHS",
+                    help="save every member's state every EPOCHS epochs (also after the first, on a stop, and at "
+                         "least every --checkpoint-seconds)")
+    sw.add_argument("--checkpoint-seconds", type=float, default=60.0, metavar="S")
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(run=_sweep)
 
@@ -273,19 +314,20 @@ def enable_compilation_cache() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; the exit status is 0 on success, 2 for bad input (a one-line error), 3 when training
+    diverged (EXIT_DIVERGED), and 128 + the signal number after a clean stop on Ctrl-C (130) or SIGTERM (143)."""
     args = build_parser().parse_args(argv)
     try:
         if args.host_devices is not None:
             use_host_devices(args.host_devices)
         enable_compilation_cache()
-        args.run(args)
+        return args.run(args) or 0
     except JaxPhysVAEError as e:
         print(f"jaxphysvae: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("jaxphysvae: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_ERROR
+    except KeyboardInterrupt as e:  # jaxphysvae.interrupt.Interrupted after a clean stop, or a plain Ctrl-C
+        print(f"jaxphysvae: {e or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":

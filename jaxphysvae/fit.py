@@ -18,9 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxphysvae import checkpoint, data
+from jaxphysvae import checkpoint, data, interrupt, rundir
 from jaxphysvae.config import Config, HParams
-from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.train import evaluate, make_functions, physics_errors
@@ -74,121 +73,175 @@ def compiled(config: Config, splits: dict):
     return _COMPILED[key]
 
 
-def _write_json(path: Path, value) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
-
-
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
-        progress: bool = True, checkpoint_every: int = 50, preset: str | None = None,
-        splits: dict | None = None) -> dict:
+        progress: bool = True, checkpoint_every: int = 50, checkpoint_seconds: float = 60.0,
+        preset: str | None = None, splits: dict | None = None) -> dict:
     """Train `config` with `hparams` for config.epochs epochs, writing the run directory `out`.
 
+    The directory is checked (writable, not a file) and locked for this process before anything is loaded or
+    compiled; a second process on the same directory gets a ConfigError. config.json records the configuration,
+    the seed, the versions and the identity of every split (source, shape, SHA-256 of the values); a resume on
+    other data is refused.
+
     Args:
-      seed: seeds the initialisation and every epoch's randomness (epoch e uses fold_in(key(seed), e), so a resumed
-        run reproduces an uninterrupted one exactly).
+      seed: in [0, 2**32 - 1]; seeds the initialisation and every epoch's randomness (epoch e uses
+        fold_in(key(seed), e), so a resumed run reproduces an uninterrupted one exactly).
       resume: continue from out/last.ckpt; the stored configuration must match, but for config.epochs, which may
-        grow to extend a run.
-      checkpoint_every: epochs between writes of last.ckpt and best.ckpt (also written at the end, on Ctrl-C and
-        when training diverges).
+        grow to extend a run. A directory with a configuration but no checkpoint yet starts again from epoch 0.
+      checkpoint_every, checkpoint_seconds: last.ckpt and best.ckpt are written after the first epoch, every
+        `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed since the last write, and at the end
+        (completed, diverged, interrupted or failed), so a SIGKILL loses at most that much work.
       splits: datasets to use instead of loading them by name (train, valid, test).
 
     Returns:
-      the summary (also in out/summary.json). Ctrl-C saves checkpoints and the summary, then re-raises.
+      the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss; the
+      last good state and the best checkpoint are kept).
+
+    Raises:
+      jaxphysvae.interrupt.Interrupted: after SIGINT (Ctrl-C) or SIGTERM, once the checkpoints and the summary
+        (status "interrupted") are written; resume with resume=True.
+      ConfigError, DataError: bad input, found before any compute.
     """
-    out = Path(out)
+    seed = rundir.check_seed(seed)
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every!r}")
+    if not checkpoint_seconds > 0:
+        raise ConfigError(f"checkpoint_seconds must be positive, got {checkpoint_seconds!r}")
+    out = rundir.prepare(out, "run directory")
+    with rundir.RunLock(out):
+        return _fit(config, hparams, out, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset,
+                    splits)
+
+
+def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset, splits):
     splits = load_splits(config) if splits is None else splits
-    model, fns = compiled(config, splits)
+    identity = rundir.data_identity(splits)
     record = json.loads(json.dumps({"preset": preset, "config": config.to_json(), "hparams": hparams.to_json(),
                                     "seed": seed}))
+    has_checkpoint = (out / "last.ckpt").is_file()
     if resume:
-        stored = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-        if stored is None or not (out / "last.ckpt").is_file():
-            raise ConfigError(f"{out}: nothing to resume (no config.json or last.ckpt)")
-        comparable = lambda r: ({k: v for k, v in r["config"].items() if k != "epochs"}, r["hparams"], r["seed"])
-        if comparable(stored) != comparable(record):
-            raise ConfigError(f"{out}: the stored configuration differs from this one; resume with the same "
-                              f"preset, --set values and seed (only --epochs may change), or train into a new "
-                              f"directory")
-    elif (out / "metrics.jsonl").exists():
+        stored = rundir.read_json(out / "config.json", "run configuration (config.json)")
+        _check_same_run(out, stored, record)
+        differ = rundir.data_differences(stored.get("data", {}), identity)
+        if differ:
+            raise ConfigError(f"{out}: the data differ from those this run was trained on: {'; '.join(differ)}. "
+                              f"Resume with the same data (check ${data.locomotion.LOCOMOTION_DIR_ENV}) or train "
+                              f"into a new directory")
+    elif has_checkpoint:
         raise ConfigError(f"{out} already holds a run; use --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {**record, "versions": versions(),
-                                      "data": {s: d.source for s, d in splits.items()}})
 
+    model, fns = compiled(config, splits)
     run_key = jax.random.key(seed)
     state = fns.init(jax.random.fold_in(run_key, 0), hparams)  # epochs use fold_in(run_key, e), e >= 1
     start, best = 0, {"epoch": 0, "valid_sse": math.inf}
     best_params = state.params
-    if resume:
+    if resume and has_checkpoint:
         state, meta = checkpoint.load(out / "last.ckpt", state)
         best_params, _ = checkpoint.load(out / "best.ckpt", state.params)
         start, best = meta["epoch"], meta["best"]
-        _truncate_metrics(out / "metrics.jsonl", start)
+        if config.epochs < start:
+            raise ConfigError(f"{out}: this run has trained {start} epochs; --epochs {config.epochs} would end it "
+                              f"before that (give --epochs {start} or more to extend it)")
+    elif resume:
+        print(f"jaxphysvae: {out} has a configuration but no checkpoint yet: starting from epoch 0")
+    rows, dropped = rundir.read_metrics(out / "metrics.jsonl")
+    kept = [r for r in rows if r["epoch"] <= start]
+    if dropped:
+        print(f"jaxphysvae: {out / 'metrics.jsonl'}: dropped {dropped} unreadable line(s) (a partial write)")
+    if dropped or len(kept) != len(rows):
+        rundir.rewrite_metrics(out / "metrics.jsonl", kept)
+    rundir.write_json(out / "config.json", {**record, "versions": versions(), "data": identity})
+
     # with batch_shards > 1: state and data on every device once, so that no epoch sees new placements (and
     # compiles again)
     state, best_params = fns.replicate((state, best_params))
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
+    done, saved = start, {"epoch": None, "time": time.monotonic()}
 
-    def save_checkpoints(epoch):
-        meta = {"epoch": epoch, "best": best}
+    def save_checkpoints():
+        meta = {"epoch": done, "best": best}
         checkpoint.save(out / "best.ckpt", best_params, meta)
         checkpoint.save(out / "last.ckpt", state, meta)
+        saved.update(epoch=done, time=time.monotonic())
 
     status, message, train_times = "completed", "", []
     bar = _progress(range(start + 1, config.epochs + 1), progress, config.epochs, start)
-    saved_epoch = start
-    try:
-        with open(out / "metrics.jsonl", "a") as log:
-            for epoch in bar:
-                t0 = time.perf_counter()
-                new_state, metrics = fns.train_epoch(state, x_train, jax.random.fold_in(run_key, epoch), hparams)
-                metrics = {k: float(v) for k, v in metrics.items()}
-                train_times.append(time.perf_counter() - t0)
-                if not all(math.isfinite(v) for v in metrics.values()):
-                    status = "diverged"
-                    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-                    message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}); the last good "
-                               f"state (epoch {epoch - 1}) and the best checkpoint are kept")
-                    break
-                row = {"epoch": epoch, **{f"train_{k}": v for k, v in metrics.items()},
-                       "train_seconds": train_times[-1]}
-                valid = None
-                if epoch % config.eval_every == 0 or epoch == config.epochs:
-                    valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams, config.eval_batch_size)
-                    row.update({f"valid_{k}": v for k, v in valid.items()})
-                # commit the epoch only once it is complete, so that an interrupt never half-applies it
-                state = new_state
-                if valid is not None and valid["sse_per_seq"] < best["valid_sse"]:
-                    best = {"epoch": epoch, "valid_sse": valid["sse_per_seq"]}
-                    best_params = state.params
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{metrics['loss']:.4g}", valid_sse=f"{best['valid_sse']:.4g}",
-                                    best=best["epoch"])
-                if epoch % checkpoint_every == 0:
-                    save_checkpoints(epoch)
-                    saved_epoch = epoch
-    except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted by the user; resume with --resume"
-        raise
-    finally:
-        last_epoch = int(state.step) // max(1, splits["train"].num_sequences // config.batch_size)
-        if last_epoch != saved_epoch or not (out / "last.ckpt").is_file():
-            save_checkpoints(last_epoch)
-        if hasattr(bar, "close"):
-            bar.close()
-        summary = _summarise(fns, model, best_params, splits, hparams, config, best, status, message,
-                             last_epoch, train_times)
-        _write_json(out / "summary.json", summary)
-        if message:
-            print(f"jaxphysvae: {message}")
+    with interrupt.stop_requests("the run") as stop:
+        try:
+            with open(out / "metrics.jsonl", "a") as log:
+                for epoch in bar:
+                    if stop:
+                        break
+                    t0 = time.perf_counter()
+                    new_state, metrics = fns.train_epoch(state, x_train, jax.random.fold_in(run_key, epoch),
+                                                         hparams)
+                    metrics = {k: float(v) for k, v in metrics.items()}
+                    train_times.append(time.perf_counter() - t0)
+                    if not all(math.isfinite(v) for v in metrics.values()):
+                        status = "diverged"
+                        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+                        message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}); the last "
+                                   f"good state (epoch {epoch - 1}) and the best checkpoint are kept")
+                        break
+                    row = {"epoch": epoch, **{f"train_{k}": v for k, v in metrics.items()},
+                           "train_seconds": train_times[-1]}
+                    valid = None
+                    if epoch % config.eval_every == 0 or epoch == config.epochs:
+                        valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams, config.eval_batch_size)
+                        row.update({f"valid_{k}": v for k, v in valid.items()})
+                    # commit the epoch only once it is complete, so that a stop never half-applies it
+                    state, done = new_state, epoch
+                    if valid is not None and valid["sse_per_seq"] < best["valid_sse"]:
+                        best = {"epoch": epoch, "valid_sse": valid["sse_per_seq"]}
+                        best_params = state.params
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    if hasattr(bar, "set_postfix"):
+                        bar.set_postfix(loss=f"{metrics['loss']:.4g}", valid_sse=f"{best['valid_sse']:.4g}",
+                                        best=best["epoch"])
+                    if (epoch % checkpoint_every == 0 or epoch == start + 1
+                            or time.monotonic() - saved["time"] >= checkpoint_seconds):
+                        save_checkpoints()
+            if stop:
+                status = "interrupted"
+                message = (f"stopped by {interrupt.signal.Signals(stop.signum).name} after epoch {done}; "
+                           f"continue with --resume")
+        except KeyboardInterrupt:
+            status, message = "interrupted", f"interrupted after epoch {done}; continue with --resume"
+            raise
+        except BaseException as e:
+            status, message = "failed", f"failed after epoch {done}: {type(e).__name__}: {e}"
+            raise
+        finally:
+            if saved["epoch"] != done or not (out / "last.ckpt").is_file():
+                save_checkpoints()
+            if hasattr(bar, "close"):
+                bar.close()
+            summary = {"status": status, "message": message, "epochs_run": done, "best_epoch": best["epoch"]}
+            if status != "failed":
+                summary = _summarise(fns, model, best_params, splits, hparams, config, summary, train_times)
+            rundir.write_json(out / "summary.json", summary)
+            if message:
+                print(f"jaxphysvae: {message}")
+    if status == "interrupted":
+        raise interrupt.Interrupted(stop.signum, message)
     return summary
 
 
-def _summarise(fns, model, params, splits, hparams, config, best, status, message, last_epoch, train_times):
-    summary = {"status": status, "message": message, "epochs_run": last_epoch, "best_epoch": best["epoch"]}
+def _check_same_run(out: Path, stored: dict, record: dict) -> None:
+    """Refuse to resume with another configuration, hyper-parameters or seed (only epochs may change)."""
+    try:
+        then = ({k: v for k, v in stored["config"].items() if k != "epochs"}, stored["hparams"], stored["seed"])
+    except (KeyError, TypeError, AttributeError):
+        raise ConfigError(f"{out / 'config.json'}: not a run configuration (config, hparams or seed missing)") from None
+    now = ({k: v for k, v in record["config"].items() if k != "epochs"}, record["hparams"], record["seed"])
+    if then != now:
+        raise ConfigError(f"{out}: the stored configuration differs from this one; resume with the same preset, "
+                          f"--set values and seed (only --epochs may change), or train into a new directory")
+
+
+def _summarise(fns, model, params, splits, hparams, config, summary, train_times):
+    summary = dict(summary)
     for split in ("valid", "test"):
         metrics, per = evaluate(fns, params, splits[split], hparams, config.eval_batch_size)
         metrics.update(physics_errors(model, per["z_phy"], splits[split]))
@@ -200,14 +253,6 @@ def _summarise(fns, model, params, splits, hparams, config, best, status, messag
     return summary
 
 
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    if not path.is_file():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(r + "\n" for r in rows))
-
-
 def _progress(epochs, enabled: bool, total: int, start: int):
     if not enabled:
         return epochs
@@ -215,15 +260,28 @@ def _progress(epochs, enabled: bool, total: int, start: int):
     return tqdm(epochs, total=total, initial=start, unit="epoch", dynamic_ncols=True)
 
 
-def load_run(out: str | os.PathLike):
-    """(config, hparams, model, functions, best params, splits, record) of a run directory."""
+def load_run(out: str | os.PathLike, other_data: bool = False):
+    """(config, hparams, model, functions, best params, splits, record) of a run directory.
+
+    The splits are loaded as the run's configuration says (for locomotion, from the current default source); if
+    their values differ from those recorded at training time, a ConfigError says so, unless `other_data` is True
+    (evaluating a trained model on other data on purpose).
+    """
     out = Path(out)
-    if not (out / "config.json").is_file():
+    if not out.is_dir() or not (out / "config.json").exists():
         raise ConfigError(f"{out}: not a run directory (no config.json)")
-    record = json.loads((out / "config.json").read_text())
-    config = Config.from_json(record["config"])
-    hparams = HParams.create(**record["hparams"])
+    record = rundir.read_json(out / "config.json", "run configuration (config.json)")
+    try:
+        config = Config.from_json(record["config"])
+        hparams = HParams.create(**record["hparams"])
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"{out / 'config.json'}: not a run configuration ({type(e).__name__}: {e})") from None
     splits = load_splits(config)
+    differ = rundir.data_differences(record.get("data", {}), rundir.data_identity(splits))
+    if differ and not other_data:
+        raise ConfigError(f"{out}: the data differ from those this run was trained on: {'; '.join(differ)}. Point "
+                          f"to the same data (check ${data.locomotion.LOCOMOTION_DIR_ENV}), or evaluate on these "
+                          f"data on purpose with --other-data")
     model, fns = compiled(config, splits)
     template = fns.init(jax.random.key(0), hparams).params
     params, _ = checkpoint.load(out / "best.ckpt", template)

@@ -13,24 +13,30 @@ arithmetic), because member m uses exactly the keys fit uses for its seed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import os
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxphysvae import checkpoint
+from jaxphysvae import checkpoint, interrupt, rundir
 from jaxphysvae.config import Config, HParams, stack
 from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import compiled, load_splits, versions
 from jaxphysvae.train import evaluate
+
+
+CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
+STATE_FILE = "sweep_state.ckpt"  # every member's train state, best parameters and bookkeeping, for resuming
 
 
 def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
@@ -51,23 +57,53 @@ def _mesh(devices=None) -> Mesh:
 
 
 def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | os.PathLike | None = None,
-          devices=None, progress: bool = True, splits: dict | None = None) -> dict:
+          devices=None, progress: bool = True, splits: dict | None = None, resume: bool = False,
+          checkpoint_every: int = 50, checkpoint_seconds: float = 60.0) -> dict:
     """Train every member of `grid` over `base_hparams` for config.epochs epochs in one compiled step.
 
     Args:
       devices: devices to shard the member axis over (default: all); the member count is padded up to a
         multiple of their number with frozen copies that are left out of the results.
       out: directory for sweep.json, sweep.md (one row per member: configuration, best epoch, valid and test
-        metrics, status) and best_members.ckpt (every member's best-validation parameters, stacked).
+        metrics, status), best_members.ckpt (every member's best-validation parameters, stacked), and, while the
+        sweep runs, sweep_config.json and sweep_state.ckpt (every member's state, for `resume`). It is checked and
+        locked for this process before anything is compiled; a directory that already holds a sweep is refused
+        unless `resume`. None: keep nothing on disk.
+      resume: continue the sweep in `out` from sweep_state.ckpt (same configuration, grid and data; config.epochs
+        may grow).
+      checkpoint_every, checkpoint_seconds: sweep_state.ckpt is written after the first epoch, every
+        `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed, and on a stop.
 
     Returns:
       {"members": [...rows...], "seconds": ..., "devices": ...}.
+
+    Raises:
+      jaxphysvae.interrupt.Interrupted: after SIGINT or SIGTERM, once every member's state is saved.
     """
     if config.batch_shards != 1:
         raise ConfigError(f"a sweep shards its members over the devices, not batches: set batch_shards=1 "
                           f"(got {config.batch_shards})")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every!r}")
     members = grid_members(base_hparams, grid)
+    for m in members:
+        rundir.check_seed(m["seed"])
+    if out is None:
+        if resume:
+            raise ConfigError("resume needs the sweep's directory (out)")
+        return _sweep(config, members, None, devices, progress, splits, False, checkpoint_every,
+                      checkpoint_seconds)
+    out = rundir.prepare(out, "sweep directory")
+    with rundir.RunLock(out):
+        return _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds)
+
+
+def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds):
     splits = load_splits(config) if splits is None else splits
+    record = json.loads(json.dumps({"config": config.to_json(), "members": members,
+                                    "data": rundir.data_identity(splits)}))
+    if out is not None:
+        _check_sweep_directory(out, record, resume)
     model, fns = compiled(config, splits)
     mesh = _mesh(devices)
     n_dev = mesh.devices.size
@@ -82,44 +118,88 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     run_keys = put(jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds]))
     alive = put(jnp.arange(len(padded)) < count)
 
-    state = jax.jit(jax.vmap(lambda k, h: _init(fns, k, h)))(run_keys, hparams)
-    x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
-
-    @jax.jit
-    def epoch(state, alive, run_keys, hparams, e):
-        keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), e))(run_keys)
-        new, metrics = jax.vmap(fns.train_epoch_raw, in_axes=(0, None, 0, 0))(state, x_train, keys, hparams)
-        finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(metrics)]), axis=0)
-        keep = alive & finite
-        return _select(keep, new, state), keep, metrics
-
-    evaluate_members = _member_evaluator(fns)
-    best_sse = np.full(len(padded), np.inf)
+    members_fns = _member_functions(fns)
+    state = members_fns.init(run_keys, hparams)
     best_params = state.params
+    best_sse = np.full(len(padded), np.inf)
     best_epoch = np.zeros(len(padded), int)
     diverged_at = np.zeros(len(padded), int)
-    start = time.perf_counter()
-    epochs = range(1, config.epochs + 1)
+    start, seconds_before = 0, 0.0
+    state_path = None if out is None else out / STATE_FILE
+    if resume and state_path.is_file():
+        template = {"state": state, "best_params": best_params, "alive": alive}
+        template = jax.tree.map(lambda a: a[:count], template)
+        tree, meta = checkpoint.load(state_path, template)
+        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], len(padded) - count, axis=0)])
+        tree = jax.tree.map(lambda a: put(pad(np.asarray(a))), tree)
+        state, best_params = tree["state"], tree["best_params"]
+        alive = put(jnp.asarray(np.asarray(tree["alive"])) & (jnp.arange(len(padded)) < count))
+        start, seconds_before = int(meta["epoch"]), float(meta["seconds"])
+        best_sse, best_epoch, diverged_at = (pad(np.asarray(meta[k], float if k == "best_sse" else int))
+                                             for k in ("best_sse", "best_epoch", "diverged_at"))
+        if config.epochs < start:
+            raise ConfigError(f"{out}: this sweep has trained {start} epochs; --epochs {config.epochs} would end it "
+                              f"before that")
+    if out is not None:
+        rundir.write_json(out / CONFIG_FILE, {**record, "versions": versions()})
+    x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
+    evaluate_members = members_fns.evaluate
+    done, saved = start, {"epoch": start, "time": time.monotonic()}
+    t_start = time.perf_counter()
+
+    def save_state():
+        if state_path is None:
+            return
+        tree = jax.tree.map(lambda a: np.asarray(a)[:count], {"state": state, "best_params": best_params,
+                                                              "alive": alive})
+        meta = {"epoch": done, "seconds": seconds_before + time.perf_counter() - t_start,
+                "best_sse": best_sse[:count].tolist(), "best_epoch": best_epoch[:count].tolist(),
+                "diverged_at": diverged_at[:count].tolist()}
+        checkpoint.save(state_path, tree, meta)
+        saved.update(epoch=done, time=time.monotonic())
+
+    epochs = range(start + 1, config.epochs + 1)
     if progress:
         from tqdm.auto import tqdm
-        epochs = tqdm(epochs, unit="epoch", desc=f"sweep of {count} members on {n_dev} device(s)")
-    for e in epochs:
-        state, now_alive, metrics = epoch(state, alive, run_keys, hparams, jnp.int32(e))
-        died = np.asarray(alive) & ~np.asarray(now_alive)
-        diverged_at[died] = e
-        alive = now_alive
-        if e % config.eval_every == 0 or e == config.epochs:
-            valid = evaluate_members(state.params, splits["valid"], hparams, config.eval_batch_size)
-            improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
-            best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
-            best_epoch[improved] = e
-            best_params = _select(improved, state.params, best_params)
-        if progress:
-            loss = np.asarray(metrics["loss"])[:count]
-            epochs.set_postfix(alive=int(np.asarray(alive)[:count].sum()),
-                               best_valid=f"{float(np.min(best_sse[:count])):.4g}",
-                               median_loss=f"{float(np.nanmedian(np.where(np.isfinite(loss), loss, np.nan))):.4g}")
-    seconds = time.perf_counter() - start
+        epochs = tqdm(epochs, unit="epoch", initial=start, total=config.epochs,
+                      desc=f"sweep of {count} members on {n_dev} device(s)")
+    with interrupt.stop_requests("every member's state") as stop:
+        try:
+            for e in epochs:
+                if stop:
+                    break
+                new_state, now_alive, metrics = members_fns.epoch(state, alive, x_train, run_keys, hparams,
+                                                                  jnp.int32(e))
+                died = np.asarray(alive) & ~np.asarray(now_alive)
+                diverged_at[died] = e
+                state, alive = new_state, now_alive
+                if e % config.eval_every == 0 or e == config.epochs:
+                    valid = evaluate_members(state.params, splits["valid"], hparams, config.eval_batch_size)
+                    improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
+                    best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
+                    best_epoch[improved] = e
+                    best_params = _select(improved, state.params, best_params)
+                done = e
+                if progress:
+                    loss = np.asarray(metrics["loss"])[:count]
+                    finite = loss[np.isfinite(loss)]
+                    epochs.set_postfix(alive=int(np.asarray(alive)[:count].sum()),
+                                       best_valid=f"{float(np.min(best_sse[:count])):.4g}",
+                                       median_loss=f"{np.median(finite):.4g}" if finite.size else "nan")
+                if (e % checkpoint_every == 0 or e == start + 1
+                        or time.monotonic() - saved["time"] >= checkpoint_seconds):
+                    save_state()
+        finally:
+            if saved["epoch"] != done or (state_path is not None and not state_path.is_file()):
+                save_state()
+            if hasattr(epochs, "close"):
+                epochs.close()
+        if stop:
+            message = (f"sweep stopped by {interrupt.signal.Signals(stop.signum).name} after epoch {done}; every "
+                       f"member's state is saved in {out}: continue with --resume")
+            print(f"jaxphysvae: {message}")
+            raise interrupt.Interrupted(stop.signum, message)
+    seconds = seconds_before + time.perf_counter() - t_start
     valid = evaluate_members(best_params, splits["valid"], hparams, config.eval_batch_size)
     test = evaluate_members(best_params, splits["test"], hparams, config.eval_batch_size)
     rows = []
@@ -129,10 +209,34 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
                      "valid": {k: float(v[m]) for k, v in valid.items()},
                      "test": {k: float(v[m]) for k, v in test.items()}})
     result = {"members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
-              "config": config.to_json(), "versions": versions()}
+              "config": config.to_json(), "data": record["data"], "versions": versions()}
     if out is not None:
-        _write(Path(out), result, jax.tree.map(lambda a: a[:count], best_params))
+        _write(out, result, jax.tree.map(lambda a: a[:count], best_params))
     return result
+
+
+def _check_sweep_directory(out: Path, record: dict, resume: bool) -> None:
+    """Refuse a directory that holds another sweep (or any sweep, unless resuming the same one)."""
+    holds = [f for f in (CONFIG_FILE, STATE_FILE, "sweep.json") if (out / f).exists()]
+    if not resume:
+        if holds:
+            raise ConfigError(f"{out} already holds a sweep ({', '.join(holds)}); use --resume to continue it or "
+                              f"choose another --out")
+        return
+    if not (out / CONFIG_FILE).is_file():
+        raise ConfigError(f"{out}: nothing to resume (no {CONFIG_FILE})")
+    stored = rundir.read_json(out / CONFIG_FILE, f"sweep configuration ({CONFIG_FILE})")
+    try:
+        same = ({k: v for k, v in stored["config"].items() if k != "epochs"} ==
+                {k: v for k, v in record["config"].items() if k != "epochs"} and stored["members"] == record["members"])
+    except (KeyError, TypeError, AttributeError):
+        raise ConfigError(f"{out / CONFIG_FILE}: not a sweep configuration") from None
+    if not same:
+        raise ConfigError(f"{out}: the stored sweep differs from this one; resume with the same preset, --set values "
+                          f"and --grid (only --epochs may change), or sweep into a new directory")
+    differ = rundir.data_differences(stored.get("data", {}), record["data"])
+    if differ:
+        raise ConfigError(f"{out}: the data differ from those this sweep was trained on: {'; '.join(differ)}")
 
 
 def _select(which, new, old):
@@ -141,13 +245,30 @@ def _select(which, new, old):
     return jax.tree.map(lambda n, o: jnp.where(which.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
-def _init(fns, key_data, hparams):
-    """Member initialisation with the key `fit` uses for the same seed."""
-    return fns.init_raw(jax.random.fold_in(jax.random.wrap_key_data(key_data), 0), hparams)
+class MemberFunctions(NamedTuple):
+    """The compiled functions of a sweep over a stack of members (leading member axis on every argument)."""
+
+    init: Callable  # (run key data (M, 2), hparams) -> stacked TrainState, with the keys `fit` uses per seed
+    epoch: Callable  # (state, alive (M,), x_train, run key data, hparams, epoch) -> (state, alive, metrics)
+    evaluate: Callable  # (stacked params, dataset, hparams, batch size) -> metrics, arrays over members
 
 
-def _member_evaluator(fns):
-    """evaluate() over the stacked members: the batch function vmapped over parameters and hyper-parameters."""
+@functools.lru_cache(maxsize=16)
+def _member_functions(fns) -> MemberFunctions:
+    """Built and jitted once per model's functions, so that a repeated sweep in one process traces nothing again.
+    A member whose metrics turn non-finite keeps its last good state and is no longer alive."""
+
+    def init(run_keys, hparams):
+        first = lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 0)  # the key fit uses for the seed
+        return jax.vmap(lambda k, h: fns.init_raw(first(k), h))(run_keys, hparams)
+
+    def epoch(state, alive, x_train, run_keys, hparams, e):
+        keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), e))(run_keys)
+        new, metrics = jax.vmap(fns.train_epoch_raw, in_axes=(0, None, 0, 0))(state, x_train, keys, hparams)
+        finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(metrics)]), axis=0)
+        keep = alive & finite
+        return _select(keep, new, state), keep, metrics
+
     vmapped = jax.jit(jax.vmap(lambda p, x, i, m, k, h: fns.evaluate_batch_raw(p, x, i, m, k, h, 0),
                                in_axes=(0, None, None, None, None, 0)))
     batch_fn = lambda p, x, i, m, k, h, samples, noise_kind, noise_level: vmapped(p, x, i, m, k, h)
@@ -155,7 +276,7 @@ def _member_evaluator(fns):
     def evaluate_members(params, dataset, hparams, batch_size):
         return evaluate(fns, params, dataset, hparams, batch_size, batch_fn=batch_fn)[0]
 
-    return evaluate_members
+    return MemberFunctions(jax.jit(init), jax.jit(epoch), evaluate_members)
 
 
 def _write(out: Path, result: dict, best_params) -> None:

@@ -9,6 +9,16 @@ SMALL = dict(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), correction_hi
              init_hidden=(16,), hamiltonian_hidden=(16,), head_hidden=())
 
 
+# `--set` arguments that make a preset's configuration equal to `small_config()` (only hyper-parameters and epochs
+# differ, which are data or loop counts), on generated pendulum splits of the shapes of `pendulum_splits()`: command
+# line tests then run the programs the other tests have compiled.
+CLI_SMALL = [arg for key, value in (
+    ("feat_hidden", "[16]"), ("feat_dim", "16"), ("unmixer_hidden", "[16]"), ("correction_hidden", "[8]"),
+    ("residual_hidden", "[16]"), ("init_hidden", "[16]"), ("hamiltonian_hidden", "[16]"), ("head_hidden", "[]"),
+    ("batch_size", "8"), ("eval_batch_size", "16"), ("n_train", "32"), ("n_valid", "16"), ("n_test", "16"))
+    for arg in ("--set", f"{key}={value}")]
+
+
 def small_config(**changes) -> Config:
     """The pendulum phys-VAE architecture at toy width."""
     return Config(**{**SMALL, "dim_z_aux1": 1, "dim_z_aux2": 2, "unmixer": "residual", "batch_size": 8,

@@ -1,10 +1,7 @@
 import json
 
 from jaxphysvae.cli import main
-
-SMALL = ["--set", "feat_hidden=[16]", "--set", "feat_dim=16", "--set", "unmixer_hidden=[16]",
-         "--set", "correction_hidden=[8]", "--set", "residual_hidden=[16]", "--set", "n_train=16",
-         "--set", "n_valid=8", "--set", "n_test=8", "--set", "batch_size=8"]
+from tests.helpers import CLI_SMALL as SMALL
 
 
 def test_train_then_eval_writes_the_run_directory(tmp_path, capsys):
@@ -18,7 +15,7 @@ def test_train_then_eval_writes_the_run_directory(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["test"]) >= {"mae", "rmse", "sse_per_seq", "omega_mae", "omega_rel_err"}
     assert main(["eval", str(out), "--split", "test", "--samples", "2"]) == 0
-    written = json.loads((out / "eval_test_samples2.json").read_text())
+    written = json.loads((out / "eval_test_samples2_seed0.json").read_text())
     assert "2 posterior samples" in written["protocol"]
     assert main(["eval", str(out)]) == 0
     mean = json.loads((out / "eval_test_samples0.json").read_text())

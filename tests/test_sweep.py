@@ -13,7 +13,7 @@ from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
 from jaxphysvae.sweep import grid_members, sweep
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import CLI_SMALL, pendulum_splits, small_config
 
 BASE = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,21 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
 
 
+def test_every_member_of_a_grid_with_two_seeds_equals_its_run_alone(tmp_path):
+    """Seeds listed out of order against two alphas: each member (alpha, seed) must be that run, not another's."""
+    splits = pendulum_splits()
+    config = small_config(epochs=2)
+    rows = sweep(config, BASE, {"seed": [2, 0], "alpha": [0.5, 1e-2]}, None, progress=False, splits=splits)["members"]
+    assert [(r["seed"], r["alpha"]) for r in rows] == [(2, 0.5), (2, 1e-2), (0, 0.5), (0, 1e-2)]
+    for r in rows:
+        alone = fit(config, HParams.create(**{**BASE, "alpha": r["alpha"]}), tmp_path / f"{r['seed']}-{r['alpha']}",
+                    seed=r["seed"], progress=False, splits=splits)
+        assert r["best_epoch"] == alone["best_epoch"]
+        for k in ("mae", "rmse", "sse_per_seq"):
+            assert r["test"][k] == pytest.approx(alone["test"][k], rel=1e-4), (r["seed"], r["alpha"], k)
+    assert len({r["test"]["sse_per_seq"] for r in rows}) == 4
+
+
 def test_grid_errors():
     with pytest.raises(ConfigError, match="cannot sweep 'feat_dim'"):
         grid_members(BASE, {"feat_dim": [8, 16]})
@@ -54,7 +69,7 @@ SHARDED = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import jax
     from jaxphysvae.sweep import sweep
-    from tests.helpers import pendulum_splits, small_config
+    from tests.helpers import CLI_SMALL, pendulum_splits, small_config
     splits = pendulum_splits()
     base = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
     grid = {{"alpha": [1e-2, 1.0], "seed": [0, 1]}}
@@ -114,11 +129,9 @@ def test_data_parallel_configuration_errors(tmp_path):
 
 
 def test_cli_sweep(tmp_path, capsys):
-    args = ["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=0.01,0.1", "--epochs", "1", "--no-progress",
-            "--out", str(tmp_path), "--set", "feat_hidden=[8]", "--set", "feat_dim=8", "--set", "unmixer_hidden=[8]",
-            "--set", "correction_hidden=[8]", "--set", "residual_hidden=[8]", "--set", "n_train=16",
-            "--set", "n_valid=8", "--set", "n_test=8", "--set", "batch_size=8"]
+    args = ["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=0.01,0.1", "--grid", "seed=0,1", "--epochs",
+            "1", "--no-progress", "--out", str(tmp_path), *CLI_SMALL]
     assert main(args) == 0
-    assert "2 members, 1 epochs" in capsys.readouterr().out
+    assert "4 members, 1 epochs" in capsys.readouterr().out
     assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
     assert "expected comma-separated numbers" in capsys.readouterr().err

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxphysvae import checkpoint, fit as fit_module
+from jaxphysvae import checkpoint
 from jaxphysvae.config import HParams, stack
 from jaxphysvae.data import Dataset
-from jaxphysvae.errors import ConfigError, DataError
+from jaxphysvae.errors import DataError
 from jaxphysvae.fit import fit
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.train import evaluate, make_functions, physics_errors
@@ -88,36 +88,6 @@ def test_fit_is_deterministic_by_seed(tmp_path, setup):
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["status"] == "completed" and set(summary["test"]) >= {"mae", "rmse", "sse_per_seq", "omega_mae"}
     assert json.loads((tmp_path / "a" / "config.json").read_text())["versions"]["jax"] == jax.__version__
-
-
-def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, setup, monkeypatch):
-    config, splits, _, _ = setup
-    config = config.replace(epochs=5)
-    full = fit(config, HP, tmp_path / "full", progress=False, splits=splits, checkpoint_every=2)
-    real, calls = fit_module.evaluate, {"n": 0}
-
-    def interrupting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # during the validation of epoch 3
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fit_module, "evaluate", interrupting)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, HP, tmp_path / "cut", progress=False, splits=splits, checkpoint_every=2)
-    monkeypatch.setattr(fit_module, "evaluate", real)
-    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
-    assert cut["status"] == "interrupted" and cut["epochs_run"] == 2
-    with pytest.raises(ConfigError, match="already holds a run"):
-        fit(config, HP, tmp_path / "cut", progress=False, splits=splits)
-    with pytest.raises(ConfigError, match="stored configuration differs"):
-        fit(config, HP._replace(alpha=jnp.float32(0.3)), tmp_path / "cut", resume=True, progress=False,
-            splits=splits)
-    resumed = fit(config, HP, tmp_path / "cut", resume=True, progress=False, splits=splits, checkpoint_every=2)
-    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
-    lines = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]
-    assert strip(lines("cut")) == strip(lines("full"))
 
 
 def test_divergence_stops_cleanly_and_keeps_the_last_good_state(tmp_path, setup):
