@@ -28,7 +28,8 @@ class SolverConfig:
       substeps: solver steps per data step for the fixed-step solvers (the references' `intg_lev`); also the
         initial step of the adaptive solvers is dt / substeps.
       rtol, atol: tolerances of the adaptive solvers.
-      max_steps: step budget of the adaptive solvers (the solve fails loudly past it).
+      max_steps: step budget of the adaptive solvers (past it the solve returns NaN, and training stops with a
+        message naming the non-finite loss).
     """
 
     name: str = "euler"
@@ -68,6 +69,11 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
     Returns:
       y on the grid: leaves of shape (T, ...).
 
+    Errors: the solve never raises from inside the compiled program (`throw=False`; see `jaxphysvae/__init__.py`
+    on equinox's runtime checks), which keeps every compiled program storable in JAX's persistent compilation
+    cache. A failed adaptive solve returns NaN for its whole trajectory instead; `jaxphysvae.fit` checks the
+    loss's finiteness after every epoch and stops the run with a message.
+
     Reverse mode: the fixed-step solvers checkpoint every step (the backward pass re-evaluates each step once and
     never re-runs the forward solve; memory T x the state); the adaptive ones use diffrax's default O(log n)
     recursive checkpointing within max_steps.
@@ -89,8 +95,14 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
         adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=max_steps)
     dt0 = None if not solver.adaptive else float(t[1] - t[0]) / solver.substeps
     sol = diffrax.diffeqsolve(terms, method, t0=float(t[0]), t1=float(t[-1]), dt0=dt0, y0=y0, args=args,
-                              saveat=saveat, stepsize_controller=controller, max_steps=max_steps, adjoint=adjoint)
-    return sol.ys
+                              saveat=saveat, stepsize_controller=controller, max_steps=max_steps, adjoint=adjoint,
+                              throw=False)
+    if not solver.adaptive:
+        return sol.ys
+    # a failed adaptive solve (max_steps reached, step size underflow) returns NaN, which the training loop's
+    # per-epoch finiteness check reports, instead of a runtime error raised from inside the compiled program
+    failed = jnp.logical_not(diffrax.is_successful(sol.result))
+    return jax.tree.map(lambda y: jnp.where(failed, jnp.nan, y), sol.ys)
 
 
 def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, solver: SolverConfig):
