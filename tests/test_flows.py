@@ -125,13 +125,54 @@ def test_flow_kl_uses_the_log_determinants_unless_asked_to_reproduce_the_publish
     base = sum(jnp.sum(distrax.Normal(m, jnp.exp(0.5 * v)).kl_divergence(p), -1)
                for m, v, p in zip(post.mean, post.lnvar, exact._priors()))
     np.testing.assert_allclose(kl_pub, base, rtol=1e-6)  # the published objective ignores the flows
-    # the exact one is log q0(z0) - sum log|det J| - log p(zK) for the same draws
-    g = 2
-    m, v = post.mean[g], post.lnvar[g]
-    z0 = m + jnp.exp(0.5 * v) * jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)
-    zk, log_det = flow_forward(z0, split_params(post.flows[g], 4, 3))
-    np.testing.assert_allclose(zk, z_exact.aux2, rtol=1e-6)
-    assert not np.allclose(kl_exact, kl_pub)
+    # the exact one is, per sequence and summed over the flowed groups, log q0(z0) - log|det J| - log p(zK) for
+    # the same draws, with det J the determinant of the flow's Jacobian (computed here by differentiation)
+    expected = np.zeros(4)
+    for g, (steps, width, z_k) in enumerate([(3, 2, z_exact.phy), (0, 0, None), (4, 3, z_exact.aux2)]):
+        if not steps:
+            continue
+        m, v, prior = post.mean[g], post.lnvar[g], exact._priors()[g]
+        z0 = m + jnp.exp(0.5 * v) * jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)
+        for i in range(4):
+            flow = lambda z: flow_forward(z, split_params(post.flows[g][i], steps, width))[0]
+            np.testing.assert_allclose(flow(z0[i]), z_k[i], rtol=1e-5, atol=1e-6)
+            log_det = np.linalg.slogdet(np.asarray(jax.jacfwd(flow)(z0[i]), np.float64))[1]
+            expected[i] += (np.sum(distrax.Normal(m[i], jnp.exp(0.5 * v[i])).log_prob(z0[i])) - log_det
+                            - np.sum(prior.log_prob(z_k[i])))
+    np.testing.assert_allclose(kl_exact, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_flow_kl_is_the_kl_of_the_flowed_distribution():
+    """Per draw, log q0(z0) - sum log|det J| = log q_K(z_K), the density of distrax's Transformed distribution
+    (evaluated through the bijector's inverse); averaged over many draws, the KL estimate is E[log q_K - log p]
+    under samples of that distribution."""
+    model = _flow_model(flow_phy=0, flow_aux2=4)
+    params = model.init(jax.random.key(3))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 20)) * 0.3, jnp.float32)
+    post = model.encode(params, x)
+    # 16000 draws in chunks of 4000: a jitted vmap over more than 5461 draws of this (2, 3)-wide group meets an XLA
+    # CPU miscompilation in jaxlib 0.10.2 (docs/known_issues.md)
+    draws = 16_000
+    keys = jax.random.split(jax.random.key(4), (draws, 2))
+    sample = jax.jit(jax.vmap(lambda k: model.latents(params, post, k)))
+    chunks = [sample(keys[i:i + 4000]) for i in range(0, draws, 4000)]
+    z, kl = jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+    # the z_P group (no flow) contributes its closed form; the rest is the flowed z_A2 group
+    prior_p = model._priors()[0]
+    closed_p = np.asarray(jnp.sum(distrax.Normal(post.mean.phy, jnp.exp(0.5 * post.lnvar.phy)).kl_divergence(prior_p),
+                                  -1))
+    for i in range(2):
+        base = distrax.MultivariateNormalDiag(post.mean.aux2[i], jnp.exp(0.5 * post.lnvar.aux2[i]))
+        flowed = distrax.Transformed(base, chain(split_params(post.flows.aux2[i], 4, 3)))
+        prior = distrax.MultivariateNormalDiag(jnp.zeros(3), jnp.ones(3))
+        z_k = z.aux2[:50, i]
+        per_draw = kl[:50, i] - closed_p[i]
+        np.testing.assert_allclose(per_draw, flowed.log_prob(z_k) - prior.log_prob(z_k), rtol=1e-3, atol=1e-3)
+        samples, log_q = flowed.sample_and_log_prob(seed=jax.random.key(10 + i), sample_shape=draws)
+        reference = np.mean(log_q - prior.log_prob(samples))
+        estimate = np.mean(kl[:, i]) - closed_p[i]
+        spread = np.std(log_q - prior.log_prob(samples)) / np.sqrt(draws)
+        assert abs(estimate - reference) < 5 * spread + 1e-3, (estimate, reference, spread)
 
 
 def test_flow_model_trains_with_finite_loss():

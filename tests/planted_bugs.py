@@ -1,0 +1,136 @@
+"""Plant realistic bugs one at a time in a copy of the repository and check that the test suite catches each.
+
+    python -m tests.planted_bugs                 # every bug; writes docs/planted_bugs.md
+    python -m tests.planted_bugs --only kl_sign  # some of them
+
+Each bug is a textual replacement in one file (it must match exactly once, so the list cannot silently go stale)
+and the test files that should catch it. A bug is caught when those tests fail on the planted copy; the copy is
+built from the files git tracks, so the working tree is never touched. Not collected by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Bug(NamedTuple):
+    name: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+BUGS = [
+    Bug("kl_sign", "the sign of the flow log-determinant in the exact KL flipped", "jaxphysvae/model.py",
+        "jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1)",
+        "jnp.sum(q0.log_prob(z0), -1) + log_det - jnp.sum(prior.log_prob(zk), -1)", ("tests/test_flows.py",)),
+    Bug("da2_stop_gradient", "R_DA2 without the stop-gradient on the augmented physics signal", "jaxphysvae/model.py",
+        "x_aug = jax.lax.stop_gradient(self.simulate(params, z_aug, post.s0))",
+        "x_aug = self.simulate(params, z_aug, post.s0)", ("tests/test_objective.py",)),
+    Bug("da1_stop_gradient", "R_DA1 without the stop-gradient on x_P", "jaxphysvae/model.py",
+        "sq(post.unmixed, jax.lax.stop_gradient(rec.x_P))", "sq(post.unmixed, rec.x_P)",
+        ("tests/test_objective.py",)),
+    Bug("kl_weight", "the KL weight (kl_weight + alpha) replaced by kl_weight", "jaxphysvae/model.py",
+        "(hparams.kl_weight + hparams.alpha) * var_sg * kl", "hparams.kl_weight * var_sg * kl",
+        ("tests/test_objective.py",)),
+    Bug("grid_off_by_one", "the fine integration grid built with linspace(t0, tN, T * substeps)",
+        "jaxphysvae/physics/integrate.py",
+        "fine = np.interp(np.arange((len(t) - 1) * substeps + 1) / substeps, np.arange(len(t)), t)",
+        "fine = np.linspace(t[0], t[-1], len(t) * substeps)", ("tests/test_objective.py",)),
+    Bug("observe_p", "the Hamiltonian observing p instead of q", "jaxphysvae/physics/systems.py",
+        "q = state[: self.channels]", "q = state[self.channels:]", ("tests/test_objective.py",)),
+    Bug("masked_mean", "masked_mean ignoring the mask (padding rows counted)", "jaxphysvae/model.py",
+        "    mask = mask.astype(v.dtype)\n", "    mask = jnp.ones_like(v)\n", ("tests/test_objective.py",)),
+    Bug("step_mask", "the training step's sums ignoring the mask", "jaxphysvae/train.py",
+        "weight = mask.astype(jnp.float32)", "weight = jnp.ones_like(mask, jnp.float32)",
+        ("tests/test_objective.py",)),
+    Bug("sweep_seeds", "sweep members' seeds reversed", "jaxphysvae/sweep.py",
+        'seeds = [int(m["seed"]) for m in padded]', 'seeds = [int(m["seed"]) for m in padded][::-1]',
+        ("tests/test_sweep.py",)),
+    Bug("first_key", "every sequence's latent sample drawn from the batch's first key", "jaxphysvae/model.py",
+        "eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)",
+        "eps = jax.random.normal(jax.random.fold_in(keys[0], g), m.shape)", ("tests/test_posteriors.py",)),
+    Bug("no_lock", "the run directory lock taken but never enforced", "jaxphysvae/rundir.py",
+        "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n", "            pass\n", ("tests/test_runs.py",)),
+    Bug("no_sigterm", "SIGTERM left to kill the process", "jaxphysvae/interrupt.py",
+        "SIGNALS = (signal.SIGINT, signal.SIGTERM)", "SIGNALS = (signal.SIGINT,)", ("tests/test_runs.py",)),
+    Bug("no_timed_checkpoint", "checkpoints by epoch count only", "jaxphysvae/fit.py",
+        '                            or time.monotonic() - saved["time"] >= checkpoint_seconds):',
+        "                            ):", ("tests/test_runs.py",)),
+    Bug("no_provenance", "other data accepted on resume and eval", "jaxphysvae/rundir.py",
+        "        if then[\"sha256\"] != now[\"sha256\"] or list(then[\"shape\"]) != list(now[\"shape\"]):",
+        "        if False:", ("tests/test_runs.py",)),
+    Bug("permutation", "the published split's permutation drawn with RandomState.permutation",
+        "jaxphysvae/data/raw.py",
+        'return np.argsort(np.random.RandomState(PUBLISHED_SEED).random_sample(n), kind="stable")',
+        "return np.random.RandomState(PUBLISHED_SEED).permutation(n)", ("tests/test_data_raw.py",)),
+    Bug("raw_float32", "the builder rounding raw angles to float32", "jaxphysvae/data/raw.py",
+        'scipy.io.savemat(tmp, {"data": np.asarray(ds.x, np.float64)})',
+        'scipy.io.savemat(tmp, {"data": np.asarray(ds.x, np.float32).astype(np.float64)})',
+        ("tests/test_data_raw.py",)),
+]
+
+
+def plant(bug: Bug, into: Path) -> None:
+    """Copy the tracked files of the repository into `into` and apply `bug`."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    path = into / bug.path
+    text = path.read_text()
+    if text.count(bug.old) != 1:
+        raise SystemExit(f"{bug.name}: the text to replace occurs {text.count(bug.old)} times in {bug.path}")
+    path.write_text(text.replace(bug.old, bug.new))
+
+
+def run(bug: Bug) -> dict:
+    # beside the repository, so that the copy sees ../shared as the repository does
+    with tempfile.TemporaryDirectory(prefix=f"planted-{bug.name}-", dir=ROOT.parent) as tmp:
+        plant(bug, Path(tmp))
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *bug.tests],
+                              cwd=tmp, capture_output=True, text=True)
+        failed = [line.split(" ")[1] for line in done.stdout.splitlines() if line.startswith("FAILED ")]
+    return {"name": bug.name, "what": bug.what, "caught": done.returncode != 0, "by": failed,
+            "seconds": time.perf_counter() - t0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="names of the bugs to plant")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "planted_bugs.md"))
+    args = parser.parse_args(argv)
+    bugs = [b for b in BUGS if args.only is None or b.name in args.only]
+    rows = []
+    for bug in bugs:
+        rows.append(run(bug))
+        r = rows[-1]
+        print(f"{r['name']:<22} {'caught' if r['caught'] else 'MISSED':<7} {r['seconds']:6.1f} s  "
+              f"{', '.join(r['by'])}", flush=True)
+    if args.only is None:
+        lines = ["# Planted bugs and the tests that catch them", "",
+                 "`python -m tests.planted_bugs` plants each bug below, one at a time, in a copy of the repository and "
+                 "runs the named test files against it (`tests/planted_bugs.py` holds the exact replacements).", "",
+                 "| bug | what | caught | failing test | seconds |", "|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| `{r['name']}` | {r['what']} | {'yes' if r['caught'] else '**no**'} | "
+                         f"{'<br>'.join(f'`{t}`' for t in r['by']) or '-'} | {r['seconds']:.0f} |")
+        Path(args.out).write_text("\n".join(lines) + "\n")
+    return 0 if all(r["caught"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
