@@ -14,8 +14,9 @@ PUBLISHED_SPLIT_DIR = SHARED_DATA / "locomotion_lencioni2019_physvae_split"
 # Tests build the same small programs many times from different closures and processes: a compilation cache shared
 # by the whole session (and by the subprocesses the tests start, through the environment) turns every repeat into a
 # cache hit. The CLI's `main` reads the same variable.
-COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxphysvae-xla-")
-os.environ["JAXPHYSVAE_COMPILATION_CACHE"] = COMPILATION_CACHE
+# With pytest-xdist the controller's value reaches the workers through the environment, so that they share it.
+COMPILATION_CACHE = os.environ.get("JAXPHYSVAE_TEST_XLA_CACHE") or tempfile.mkdtemp(prefix="jaxphysvae-xla-")
+os.environ["JAXPHYSVAE_TEST_XLA_CACHE"] = os.environ["JAXPHYSVAE_COMPILATION_CACHE"] = COMPILATION_CACHE
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

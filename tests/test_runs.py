@@ -294,11 +294,12 @@ def test_ctrl_c_saves_and_a_resumed_run_equals_an_uninterrupted_one(tmp_path, sp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fit_module, "evaluate", interrupting)
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(Interrupted) as stopped:
         fit(config, HP, tmp_path / "cut", progress=False, splits=splits, checkpoint_every=1000)
     assert stopped.value.exit_code == 130
     monkeypatch.setattr(fit_module, "evaluate", real)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is removed again
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is removed again
     cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert cut["status"] == "interrupted" and cut["epochs_run"] == 3
     assert checkpoint.load(tmp_path / "cut" / "last.ckpt", _template(splits))[1]["epoch"] == 3
@@ -402,10 +403,11 @@ def test_ctrl_c_stops_a_sweep_which_saves_every_member_and_resumes(tmp_path, spl
         return members_fns.evaluate(*args)
 
     monkeypatch.setattr(sweep_module, "_member_functions", lambda fns: members_fns._replace(evaluate=interrupting))
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(Interrupted) as stopped:
         sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits, checkpoint_every=1000)
     assert stopped.value.exit_code == 130 and "continue with --resume" in str(stopped.value)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
     meta = flax.serialization.msgpack_restore((tmp_path / "cut" / sweep_module.STATE_FILE).read_bytes())["meta"]
     assert meta["epoch"] == 2 and len(meta["best_epoch"]) == 4 and not (tmp_path / "cut" / "sweep.json").exists()
     with pytest.raises(ConfigError, match="already holds a sweep"):
