@@ -202,10 +202,9 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                     if (epoch % checkpoint_every == 0 or epoch == start + 1
                             or time.monotonic() - saved["time"] >= checkpoint_seconds):
                         save_checkpoints()
-            if stop:
+            if stop and done < config.epochs:  # a signal during the last epoch stops nothing
                 status = "interrupted"
-                message = (f"stopped by {interrupt.signal.Signals(stop.signum).name} after epoch {done}; "
-                           f"continue with --resume")
+                message = f"stopped by {stop.name} after epoch {done}; continue with --resume"
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted after epoch {done}; continue with --resume"
             raise

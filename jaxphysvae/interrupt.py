@@ -39,6 +39,11 @@ class StopRequest:
     def __bool__(self) -> bool:
         return self.signum is not None
 
+    @property
+    def name(self) -> str:
+        """The signal's name ("SIGINT", "SIGTERM"), or "" while running."""
+        return "" if self.signum is None else signal.Signals(self.signum).name
+
     def raise_if_set(self, message: str = "") -> None:
         if self.signum is not None:
             raise Interrupted(self.signum, message)

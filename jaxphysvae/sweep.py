@@ -194,9 +194,10 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                 save_state()
             if hasattr(epochs, "close"):
                 epochs.close()
-        if stop:
-            message = (f"sweep stopped by {interrupt.signal.Signals(stop.signum).name} after epoch {done}; every "
-                       f"member's state is saved in {out}: continue with --resume")
+        if stop and done < config.epochs:  # a signal during the last epoch stops nothing
+            message = (f"sweep stopped by {stop.name} after epoch {done}; " +
+                       ("no directory was given, so nothing is saved" if out is None else
+                        f"every member's state is saved in {out}: continue with --resume"))
             print(f"jaxphysvae: {message}")
             raise interrupt.Interrupted(stop.signum, message)
     seconds = seconds_before + time.perf_counter() - t_start
