@@ -103,10 +103,7 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
       ConfigError, DataError: bad input, found before any compute.
     """
     seed = rundir.check_seed(seed)
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every!r}")
-    if not checkpoint_seconds > 0:
-        raise ConfigError(f"checkpoint_seconds must be positive, got {checkpoint_seconds!r}")
+    rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
     out = rundir.prepare(out, "run directory")
     with rundir.RunLock(out):
         return _fit(config, hparams, out, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset,

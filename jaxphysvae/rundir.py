@@ -30,6 +30,14 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def check_checkpoint_schedule(every, seconds) -> None:
+    """A ConfigError unless `every` is a positive number of epochs and `seconds` a positive time."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of epochs, got {every!r}")
+    if not seconds > 0:
+        raise ConfigError(f"checkpoint_seconds must be positive, got {seconds!r}")
+
+
 def prepare(directory: str | os.PathLike, what: str = "output directory") -> Path:
     """Create `directory` if needed and check that files can be written into it, before anything is computed.
 

@@ -83,8 +83,7 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     if config.batch_shards != 1:
         raise ConfigError(f"a sweep shards its members over the devices, not batches: set batch_shards=1 "
                           f"(got {config.batch_shards})")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every must be a positive number of epochs, got {checkpoint_every!r}")
+    rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
     members = grid_members(base_hparams, grid)
     for m in members:
         rundir.check_seed(m["seed"])
