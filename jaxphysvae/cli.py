@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-seconds", type=float, default=60.0, metavar="S",
                        help="write checkpoints whenever S seconds have passed since the last write (default 60)")
     train.add_argument("--no-progress", action="store_true")
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, computes=True)
 
     ev = commands.add_parser("eval", help="evaluate a run's best checkpoint on a split")
     ev.add_argument("run_dir", help="run directory")
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--other-data", action="store_true",
                     help="evaluate even though the data now found differ from those the run was trained on (the "
                          "output file is then named by the data's hash)")
-    ev.set_defaults(run=_eval)
+    ev.set_defaults(run=_eval, computes=True)
 
     sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
     sw.add_argument("--preset", required=True)
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "least every --checkpoint-seconds)")
     sw.add_argument("--checkpoint-seconds", type=float, default=60.0, metavar="S")
     sw.add_argument("--no-progress", action="store_true")
-    sw.set_defaults(run=_sweep)
+    sw.set_defaults(run=_sweep, computes=True)
 
     pr = commands.add_parser("presets", help="list the presets")
     pr.set_defaults(run=_presets)
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=600)
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--no-progress", action="store_true")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, computes=True)
     return parser
 
 
@@ -303,14 +303,18 @@ def use_host_devices(count: int) -> None:
 
 def enable_compilation_cache() -> None:
     """Keep compiled programs on disk ($JAXPHYSVAE_COMPILATION_CACHE, default ~/.cache/jaxphysvae/xla; set it
-    to an empty string to disable), so that a second run of the same model starts at once."""
+    to an empty string to disable), and the traced programs that lead to them in its `programs` folder
+    (jaxphysvae.programs), so that a second run of the same model neither traces nor compiles again."""
     import os
 
     import jax
+
+    from jaxphysvae import programs
     path = os.environ.get("JAXPHYSVAE_COMPILATION_CACHE", str(Path.home() / ".cache" / "jaxphysvae" / "xla"))
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        programs.enable(Path(path) / "programs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.host_devices is not None:
             use_host_devices(args.host_devices)
-        enable_compilation_cache()
+        if getattr(args, "computes", False):  # the other commands never start jax
+            enable_compilation_cache()
         return args.run(args) or 0
     except JaxPhysVAEError as e:
         print(f"jaxphysvae: error: {e}", file=sys.stderr)

@@ -13,12 +13,12 @@ import types
 import typing
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.physics.integrate import SOLVERS
+
+# jax and the modules that declare the other choices are imported where they are used, so that listing presets or
+# reading `--help` does not start jax (about 2 s).
 
 PHYSICS = ("pendulum", "diffusion", "hamiltonian")
 UNMIXERS = ("none", "residual", "linear")
@@ -64,6 +64,7 @@ class HParams(NamedTuple):
         for name in ("kl_weight", "alpha", "beta", "gamma", "noise"):
             if np.any(np.asarray(getattr(merged, name)) < 0):
                 raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
+        import jax.numpy as jnp
         return cls(*(jnp.asarray(v, jnp.float32) for v in merged))
 
     def to_json(self) -> dict:
@@ -72,6 +73,8 @@ class HParams(NamedTuple):
 
 def stack(hparams: list[HParams]) -> HParams:
     """Stack HParams along a new leading axis, for `jax.vmap`."""
+    import jax
+    import jax.numpy as jnp
     return jax.tree.map(lambda *v: jnp.stack(v), *hparams)
 
 
@@ -141,10 +144,11 @@ class Config:
     batch_shards: int = 1
 
     def __post_init__(self):
+        from jaxphysvae.attention import CONTEXTS
         from jaxphysvae.data import DATASETS
         from jaxphysvae.nets import activation_fn
-        from jaxphysvae.attention import CONTEXTS
         from jaxphysvae.noise import NOISE
+        from jaxphysvae.physics.integrate import SOLVERS
         choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC, "solver": SOLVERS,
                    "flow_kl": FLOW_KL, "attention_phy": CONTEXTS, "attention_aux1": CONTEXTS,
                    "attention_aux2": CONTEXTS, "noise": NOISE}

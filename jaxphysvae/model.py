@@ -92,6 +92,7 @@ class PhysVAE:
                                                            for k, v in data_stats.items()}
         self.num_channels, self.num_steps, self.dt = num_channels, num_steps, float(dt)
         self.t = (np.arange(num_steps) * self.dt).astype(np.float32)
+        self.physics_from_config = physics is None
         base = make_physics(config, num_channels) if physics is None else physics
         self.physics = base if config.use_physics else NoPhysics(base)
         self.solver = SolverConfig(config.solver, config.substeps, config.rtol, config.atol, config.max_steps)
@@ -169,6 +170,17 @@ class PhysVAE:
         if self.has_residual:
             nets["residual"] = (MLP(c.residual_hidden + (ct,), act), d.phy + d.aux1 + d.aux2)
         return nets
+
+    def identity(self) -> str | None:
+        """What fixes this model's traced programs besides the package's source (jaxphysvae.programs): the
+        configuration (all but `epochs`), the data's shape and step, and the data statistics; None for physics
+        supplied by the caller, whose code the program cache cannot vouch for."""
+        if not self.physics_from_config:
+            return None
+        config = {k: v for k, v in self.config.to_json().items() if k != "epochs"}
+        stats = None if self.data_stats is None else {k: np.asarray(v).tobytes().hex()
+                                                      for k, v in sorted(self.data_stats.items())}
+        return repr((sorted(config.items()), self.num_channels, self.num_steps, self.dt, stats))
 
     def init(self, key: jax.Array, hparams: HParams | None = None) -> dict:
         """Initial parameters: {'nets': {name: flax params}, 'physics': ..., and 'x_lnvar' when learned}."""

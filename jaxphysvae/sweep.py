@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxphysvae import checkpoint, interrupt, rundir
+from jaxphysvae import checkpoint, interrupt, programs, rundir
 from jaxphysvae.config import Config, HParams, stack
 from jaxphysvae.data.cache import atomic_path
 from jaxphysvae.errors import ConfigError
@@ -269,14 +269,19 @@ def _member_functions(fns) -> MemberFunctions:
         keep = alive & finite
         return _select(keep, new, state), keep, metrics
 
-    vmapped = jax.jit(jax.vmap(lambda p, x, i, m, k, h: fns.evaluate_batch_raw(p, x, i, m, k, h, 0),
-                               in_axes=(0, None, None, None, None, 0)))
+    def evaluate_batch(params, x, index, mask, key, hparams):
+        one = lambda p, h: fns.evaluate_batch_raw(p, x, index, mask, key, h, 0)
+        return jax.vmap(one)(params, hparams)
+
+    # traced programs kept on disk when jaxphysvae.programs is enabled (single-device member stacks only)
+    vmapped = programs.cached_jit(evaluate_batch, "sweep_evaluate_batch", fns.identity)
     batch_fn = lambda p, x, i, m, k, h, samples, noise_kind, noise_level: vmapped(p, x, i, m, k, h)
 
     def evaluate_members(params, dataset, hparams, batch_size):
         return evaluate(fns, params, dataset, hparams, batch_size, batch_fn=batch_fn)[0]
 
-    return MemberFunctions(jax.jit(init), jax.jit(epoch), evaluate_members)
+    return MemberFunctions(programs.cached_jit(init, "sweep_init", fns.identity),
+                           programs.cached_jit(epoch, "sweep_epoch", fns.identity), evaluate_members)
 
 
 def _write(out: Path, result: dict, best_params) -> None:

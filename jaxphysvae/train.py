@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxphysvae import programs
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import Noise, PhysVAE
@@ -56,6 +57,7 @@ class Functions(NamedTuple):
     evaluate_batch: Callable
     evaluate_batch_raw: Callable
     replicate: Callable
+    identity: str | None = None  # what fixes these functions' programs (jaxphysvae.programs); None: not cacheable
 
 
 def as_float32(hparams: HParams) -> HParams:
@@ -71,7 +73,7 @@ def _float32_hparams(jitted: Callable) -> Callable:
     def call(state, data, key, hparams: HParams):
         return jitted(state, data, key, as_float32(hparams))
 
-    call.jitted = jitted
+    call.jitted = getattr(jitted, "jitted", jitted)
     return call
 
 
@@ -207,12 +209,15 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
         out = per_group(params, split(x), split(index), split(mask), key, hparams, samples, noise_kind, noise_level)
         return jax.tree.map(lambda v: v.reshape((shards * v.shape[1],) + v.shape[2:])[:b], out)
 
-    evaluate_jitted = jax.jit(evaluate_batch if mesh is None else evaluate_split,
-                              static_argnames=("samples", "noise_kind"))
-    return Functions(init=jax.jit(init), init_raw=init, train_step=_float32_hparams(jax.jit(train_step)),
-                     train_step_raw=train_step, train_epoch=_float32_hparams(jax.jit(train_epoch)),
+    # init, the epoch and evaluation keep their traced programs on disk when jaxphysvae.programs is enabled
+    identity = None if mesh is not None else model.identity()
+    evaluate_jitted = programs.cached_jit(evaluate_batch if mesh is None else evaluate_split, "evaluate_batch",
+                                          identity, static_argnames=("samples", "noise_kind"))
+    return Functions(init=programs.cached_jit(init, "init", identity), init_raw=init,
+                     train_step=_float32_hparams(jax.jit(train_step)), train_step_raw=train_step,
+                     train_epoch=_float32_hparams(programs.cached_jit(train_epoch, "train_epoch", identity)),
                      train_epoch_raw=train_epoch, evaluate_batch=evaluate_jitted, evaluate_batch_raw=evaluate_batch,
-                     replicate=replicate)
+                     replicate=replicate, identity=identity)
 
 
 def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
-from jaxphysvae.data import advdif, locomotion, pendulum
+from jaxphysvae.data import locomotion
 from jaxphysvae.data.batching import Batch, batches, num_batches
 from jaxphysvae.data.dataset import SPLITS, Dataset, check_sequences
 from jaxphysvae.errors import DataError
@@ -25,14 +26,15 @@ def load(name: str, split: str, **options) -> Dataset:
       locomotion: `directory` (split directory, default $JAXPHYSVAE_LOCOMOTION_DIR, else the packaged split),
         `verify` (MD5 check, default True).
     """
-    modules = {"pendulum": pendulum, "advdif": advdif, "locomotion": locomotion}
-    if name not in modules:
+    if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+    # the generators (jax, diffrax) are imported only when a generated data set is asked for
+    module = importlib.import_module(f"jaxphysvae.data.{name}")
     try:
-        inspect.signature(modules[name].load).bind(split, **options)
+        inspect.signature(module.load).bind(split, **options)
     except TypeError as e:
         raise DataError(f"bad option for data set {name!r}: {e}") from None
-    return modules[name].load(split, **options)
+    return module.load(split, **options)
 
 
 __all__ = ["DATASETS", "SPLITS", "Batch", "Dataset", "DataError", "batches", "check_sequences", "load",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
-import jax
 import numpy as np
 
 from jaxphysvae.errors import DataError
+
+if TYPE_CHECKING:
+    import jax
 
 REMAINDERS = ("drop", "pad")
 
@@ -48,7 +50,11 @@ def batches(x: np.ndarray, batch_size: int, key: jax.Array | None = None,
     if remainder == "drop" and batch_size > n:
         raise DataError(f"batch size {batch_size} is larger than the {n} sequences and remainder='drop' would "
                         f"yield no batch; lower the batch size or use remainder='pad'")
-    order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
+    if key is None:
+        order = np.arange(n)
+    else:
+        import jax  # only for a shuffled order: reading data needs no jax
+        order = np.asarray(jax.random.permutation(key, n))
     count = num_batches(n, batch_size, remainder)
     padded = np.resize(order, count * batch_size)  # np.resize repeats the order from its start
     valid = np.arange(count * batch_size) < n
