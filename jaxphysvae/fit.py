@@ -95,7 +95,10 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
 
     Returns:
       the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss; the
-      last good state and the best checkpoint are kept).
+      last good state and the best checkpoint are kept); "timing" holds this process's seconds for loading the
+      data, building the model and its initial state (with checkpoints on a resume), the first epoch (which
+      compiles, or reads its program from the caches), the other epochs, validation and the final evaluation,
+      and the wall-clock time (Unix seconds) at which the first epoch ended.
 
     Raises:
       jaxphysvae.interrupt.Interrupted: after SIGINT (Ctrl-C) or SIGTERM, once the checkpoints and the summary
@@ -111,7 +114,9 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
 
 
 def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset, splits):
+    clock = time.perf_counter()
     splits = load_splits(config) if splits is None else splits
+    timing = {"data_s": time.perf_counter() - clock}
     identity = rundir.data_identity(splits)
     record = json.loads(json.dumps({"preset": preset, "config": config.to_json(), "hparams": hparams.to_json(),
                                     "seed": seed}))
@@ -127,6 +132,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     elif has_checkpoint:
         raise ConfigError(f"{out} already holds a run; use --resume to continue it or choose another --out")
 
+    clock = time.perf_counter()
     model, fns = compiled(config, splits)
     run_key = jax.random.key(seed)
     state = fns.init(jax.random.fold_in(run_key, 0), hparams)  # epochs use fold_in(run_key, e), e >= 1
@@ -154,6 +160,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     state, best_params = fns.replicate((state, best_params))
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
     done, saved = start, {"epoch": None, "time": time.monotonic()}
+    timing.update(build_s=time.perf_counter() - clock, validation_s=0.0)
 
     def save_checkpoints():
         meta = {"epoch": done, "best": best}
@@ -174,6 +181,8 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                                                          hparams)
                     metrics = {k: float(v) for k, v in metrics.items()}
                     train_times.append(time.perf_counter() - t0)
+                    if len(train_times) == 1:
+                        timing["first_epoch_end_unix"] = time.time()
                     if not all(math.isfinite(v) for v in metrics.values()):
                         status = "diverged"
                         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
@@ -184,7 +193,9 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                            "train_seconds": train_times[-1]}
                     valid = None
                     if epoch % config.eval_every == 0 or epoch == config.epochs:
+                        t0 = time.perf_counter()
                         valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams, config.eval_batch_size)
+                        timing["validation_s"] += time.perf_counter() - t0
                         row.update({f"valid_{k}": v for k, v in valid.items()})
                     # commit the epoch only once it is complete, so that a stop never half-applies it
                     state, done = new_state, epoch
@@ -215,7 +226,11 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                 bar.close()
             summary = {"status": status, "message": message, "epochs_run": done, "best_epoch": best["epoch"]}
             if status != "failed":
+                clock = time.perf_counter()
                 summary = _summarise(fns, model, best_params, splits, hparams, config, summary, train_times)
+                timing["final_evaluation_s"] = time.perf_counter() - clock
+            summary["timing"] = {**timing, "first_epoch_s": train_times[0] if train_times else None,
+                                 "other_epochs_s": float(sum(train_times[1:]))}
             rundir.write_json(out / "summary.json", summary)
             if message:
                 print(f"jaxphysvae: {message}")

@@ -78,16 +78,26 @@ def chain(params: Sequence[tuple[jax.Array, jax.Array, jax.Array]]) -> distrax.B
 
 
 def split_params(raw: jax.Array, steps: int, dim: int) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
-    """Cut an encoder output of shape (..., steps * (2 dim + 1)) into `steps` triples (u, w, b)."""
-    raw = raw.reshape(raw.shape[:-1] + (steps, 2 * dim + 1))
-    return [(raw[..., k, :dim], raw[..., k, dim:2 * dim], raw[..., k, 2 * dim]) for k in range(steps)]
+    """Cut an encoder output of shape (..., steps * (2 dim + 1)) into `steps` triples (u, w, b), for `chain`."""
+    u, w, b = stack_params(raw, steps, dim)
+    return [(u[k], w[k], b[k]) for k in range(steps)]
 
 
-def flow_forward(z0: jax.Array, params) -> tuple[jax.Array, jax.Array]:
-    """Push z0 (..., d) through planar steps; returns z_K and the summed log|det J| (...)."""
-    total = jnp.zeros(z0.shape[:-1], z0.dtype)
-    z = z0
-    for u, w, b in params:
-        z, log_det = Planar(u, w, b).forward_and_log_det(z)
-        total = total + log_det
+def stack_params(raw: jax.Array, steps: int, dim: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The same cut as stacked arrays, step axis first: u, w (steps, ..., dim) and b (steps, ...)."""
+    raw = jnp.moveaxis(raw.reshape(raw.shape[:-1] + (steps, 2 * dim + 1)), -2, 0)
+    return raw[..., :dim], raw[..., dim:2 * dim], raw[..., 2 * dim]
+
+
+def flow_forward(z0: jax.Array, params: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """Push z0 (..., d) through the planar steps of `params` (from `stack_params`, step axis first), in order;
+    returns z_K and the summed log|det J| (...). One step is traced once and scanned over, so the compiled program
+    does not grow with the number of steps."""
+
+    def step(carry, p):
+        z, total = carry
+        z, log_det = Planar(*p).forward_and_log_det(z)
+        return (z, total + log_det), None
+
+    (z, total), _ = jax.lax.scan(step, (z0, jnp.zeros(z0.shape[:-1], z0.dtype)), params)
     return z, total

@@ -20,13 +20,15 @@ import numpy as np
 from jaxphysvae.attention import BatchAttention, SequenceContext
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.flows import flow_forward, split_params
+from jaxphysvae.flows import flow_forward, stack_params
 from jaxphysvae.nets import MLP
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE, feature_noise, input_noise
 from jaxphysvae.physics import NoPhysics, PhysicsModel, make_physics
 from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate_batch
 
 GROUPS = ("phy", "aux1", "aux2")
+# Config fields that choose the data and the schedule of a run but never enter a traced function
+RUN_ONLY = ("dataset", "data_seed", "n_train", "n_valid", "n_test", "epochs", "eval_every", "eval_batch_size")
 
 
 class Latents(NamedTuple):
@@ -173,11 +175,12 @@ class PhysVAE:
 
     def identity(self) -> str | None:
         """What fixes this model's traced programs besides the package's source (jaxphysvae.programs): the
-        configuration (all but `epochs`), the data's shape and step, and the data statistics; None for physics
-        supplied by the caller, whose code the program cache cannot vouch for."""
+        configuration (but for the fields that only choose data and schedule, RUN_ONLY), the data's shape and step,
+        and the data statistics; None for physics supplied by the caller, whose code the program cache cannot vouch
+        for."""
         if not self.physics_from_config:
             return None
-        config = {k: v for k, v in self.config.to_json().items() if k != "epochs"}
+        config = {k: v for k, v in self.config.to_json().items() if k not in RUN_ONLY}
         stats = None if self.data_stats is None else {k: np.asarray(v).tobytes().hex()
                                                       for k, v in sorted(self.data_stats.items())}
         return repr((sorted(config.items()), self.num_channels, self.num_steps, self.dt, stats))
@@ -281,7 +284,7 @@ class PhysVAE:
                 z0 = m + jnp.exp(0.5 * v) * eps
             steps = self.flow_steps[g]
             if steps:
-                zk, log_det = flow_forward(z0, split_params(raw, steps, m.shape[-1]))
+                zk, log_det = flow_forward(z0, stack_params(raw, steps, m.shape[-1]))
                 if keys is not None and self.config.flow_kl == "exact":
                     group_kl = jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1)
             else:

@@ -5,6 +5,8 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxphysvae import programs
+
 # The project's read-only reference data, beside the repository on the developers' and CI's machines only: a user's
 # clone has no such folder, and every test that needs it skips without it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -20,6 +22,9 @@ os.environ["JAXPHYSVAE_TEST_XLA_CACHE"] = os.environ["JAXPHYSVAE_COMPILATION_CAC
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# and so are the traced programs (jaxphysvae.programs), as in the command line: a test that builds a model another
+# test or worker has built reads its programs back instead of tracing it
+programs.enable(Path(COMPILATION_CACHE) / "programs")
 
 
 @pytest.fixture(autouse=True)

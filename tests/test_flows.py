@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxphysvae.config import HParams
-from jaxphysvae.flows import Planar, chain, constrain, constrained_dot, flow_forward, split_params
+from jaxphysvae.flows import Planar, chain, constrain, constrained_dot, flow_forward, split_params, stack_params
 from jaxphysvae.model import PhysVAE
 from tests.helpers import small_config
 
@@ -87,7 +87,7 @@ def test_flowed_density_integrates_to_one_in_1d_and_2d():
         assert float(total) == pytest.approx(1.0, abs=1e-6)
         # the flow_forward helper used in training agrees with distrax's sampling path
         z0 = jax.random.normal(jax.random.key(5), (7, 2))
-        zk, log_det = flow_forward(z0, params2)
+        zk, log_det = flow_forward(z0, jax.tree.map(lambda *a: jnp.stack(a), *params2))
         zk_chain, log_det_chain = chain(params2).forward_and_log_det(z0)
         np.testing.assert_allclose(zk, zk_chain, atol=1e-12)
         np.testing.assert_allclose(log_det, log_det_chain, atol=1e-12)
@@ -134,7 +134,7 @@ def test_flow_kl_uses_the_log_determinants_unless_asked_to_reproduce_the_publish
         m, v, prior = post.mean[g], post.lnvar[g], exact._priors()[g]
         z0 = m + jnp.exp(0.5 * v) * jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)
         for i in range(4):
-            flow = lambda z: flow_forward(z, split_params(post.flows[g][i], steps, width))[0]
+            flow = lambda z: flow_forward(z, stack_params(post.flows[g][i], steps, width))[0]
             np.testing.assert_allclose(flow(z0[i]), z_k[i], rtol=1e-5, atol=1e-6)
             log_det = np.linalg.slogdet(np.asarray(jax.jacfwd(flow)(z0[i]), np.float64))[1]
             expected[i] += (np.sum(distrax.Normal(m[i], jnp.exp(0.5 * v[i])).log_prob(z0[i])) - log_det
