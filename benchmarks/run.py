@@ -9,7 +9,8 @@ Each benchmark runs in its own process, because the CPU set-up (cores, host devi
 starts: training speed of the locomotion and pendulum presets; the Takeishi locomotion preset on one core and with
 its batches split over two host devices; sweep throughput for 1 to 64 members, sequential against vmapped, on all
 cores, on one core and sharded over two host devices, and for the locomotion model; step-time scaling; and where
-the Takeishi preset's step spends its time on one core.
+the Takeishi preset's step spends its time on one core; and start-up (cold compilation of every preset's epoch, and
+whole CLI processes with empty and warm caches).
 Results go to benchmarks/results/ (or --out); the README's table between its `benchmarks` markers is rewritten.
 """
 
@@ -22,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import breakdown, scaling, sweep_throughput, train_speed
+from benchmarks import breakdown, scaling, startup, sweep_throughput, train_speed
 from benchmarks.common import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ FULL = [
                                                          "--epochs", "2"]),
     ("scaling", "scaling", []),
     ("breakdown_1core", "breakdown", ["--cores", "1"]),  # two-core medians move too much on a shared VM
+    ("startup", "startup", ["--cores", "1"]),
 ]
 QUICK = [
     ("train_speed", "train_speed", ["--preset", TAKEISHI, "--repeats", "1", "--quick", "--host-devices", "2",
@@ -46,6 +48,7 @@ QUICK = [
                                               "--host-devices", "2"]),
     ("scaling", "scaling", ["--quick"]),
     ("breakdown", "breakdown", ["--quick"]),
+    ("startup", "startup", ["--quick", "--cores", "1"]),
 ]
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 
@@ -92,6 +95,8 @@ def summary(results: dict[str, dict]) -> str:
     if parts:
         lines += ["Where a training step's time goes (parts compiled and timed on their own; the step holds the "
                   "gradient, the gradient the decoder's ODE solves):", "", breakdown.table(parts), ""]
+    if "startup" in results:
+        lines += ["Start-up, one core:", "", startup.table(results["startup"]["results"]), ""]
     return "\n".join(lines)
 
 

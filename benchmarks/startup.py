@@ -7,7 +7,8 @@
 Part `compile` (in this process, no cache on disk): for every preset, the seconds to trace, lower and XLA-compile
 its training epoch, and the size of the lowered program; what every cold run pays once per model.
 Part `cli` (whole `jaxphysvae` processes, each pinned to the cores given): for the locomotion presets, `train`
-with empty caches (cold) and then twice with the caches it filled (warm; the faster of the two), reporting the
+with empty caches (cold) and then twice with the caches it filled (warm; the faster of the two; once in --quick
+mode, with tiny networks and 2 epochs), reporting the
 whole process, the time to the end of the first epoch, and the run's own phases from its summary.json (data, model
 and init, first epoch, the remaining epochs, validation, final evaluation; the rest is Python and library imports);
 then `--help`, `presets`, `data info locomotion` and `eval` of the warm run.
@@ -83,7 +84,7 @@ def _train(preset: str, epochs: int, out: Path, env: dict, cores, extra: list[st
 
 
 def cli_times(quick: bool, cores: int | None, presets: list[str]) -> list[dict]:
-    rows = []
+    rows, repeats = [], 1 if quick else 2
     with tempfile.TemporaryDirectory(prefix="jaxphysvae-startup-") as tmp:
         tmp = Path(tmp)
         env = {**os.environ, "JAXPHYSVAE_COMPILATION_CACHE": str(tmp / "xla")}
@@ -91,18 +92,19 @@ def cli_times(quick: bool, cores: int | None, presets: list[str]) -> list[dict]:
         for preset in presets:
             epochs = 2 if quick else EPOCHS.get(preset, 50)
             cold = _train(preset, epochs, tmp / f"{preset}-cold", env, cores, extra)
-            warm = [_train(preset, epochs, tmp / f"{preset}-warm{i}", env, cores, extra) for i in range(2)]
+            warm = [_train(preset, epochs, tmp / f"{preset}-warm{i}", env, cores, extra) for i in range(repeats)]
             rows.append({"command": f"train --preset {preset} --epochs {epochs}", "cold": cold,
                          "warm": min(warm, key=lambda r: r["process_s"])})
             print(rows[-1], flush=True)
         run = tmp / f"{presets[0]}-warm0"
         for argv in (["--help"], ["presets"], ["data", "info", "locomotion"], ["eval", str(run)]):
-            best = min(_cli(argv, env, cores) for _ in range(3))
+            best = min(_cli(argv, env, cores) for _ in range(repeats + 1))
             rows.append({"command": " ".join(argv[:3]).replace(str(run), "RUN"), "warm": {"process_s": best}})
     return rows
 
 
 def table(results: dict) -> str:
+    """The two parts as Markdown tables; `results` holds "compile" and / or "cli" rows."""
     lines = ["Cold compilation of the training epoch (no cache on disk):", "",
              "| preset | trace (s) | lower (s) | XLA compile (s) | total (s) | StableHLO (KiB) |",
              "|---|---|---|---|---|---|"]
@@ -144,7 +146,7 @@ def main(argv=None):
     if args.part in ("both", "cli"):
         results["cli"] = cli_times(args.quick, cores, args.preset or ([LOCOMOTION[0]] if args.quick else
                                                                       list(LOCOMOTION)))
-    path = common.write(args.name, {"benchmark": "startup", **results}, directory=args.out)
+    path = common.write(args.name, {"benchmark": "startup", "results": results}, directory=args.out)
     print(table(results))
     print(f"written to {path}")
     return results

@@ -34,3 +34,14 @@ def load(path: str | os.PathLike, template) -> tuple[object, dict]:
     if shapes[0] != shapes[1]:
         raise DataError(f"{path}: checkpoint shapes do not match this model's configuration")
     return tree, payload["meta"]
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The JSON-like metadata of a checkpoint, without a template for its tree."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        return flax.serialization.msgpack_restore(path.read_bytes())["meta"]
+    except Exception as e:
+        raise DataError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None

@@ -86,11 +86,9 @@ def _environment() -> str:
 
 def _leaf_signature(leaf) -> tuple | None:
     """(shape, dtype, weak type) of a concrete single-device array, else None (not cacheable)."""
-    if isinstance(leaf, jax.core.Tracer) or not isinstance(leaf, jax.Array):
+    if isinstance(leaf, jax.core.Tracer) or not isinstance(leaf, jax.Array) or leaf.sharding.num_devices != 1:
         return None
-    if len(leaf.sharding.device_set) != 1:
-        return None
-    return tuple(leaf.shape), str(leaf.dtype), bool(getattr(leaf, "weak_type", False))
+    return leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False)  # cheap: it runs for every leaf of every call
 
 
 class _Program:
@@ -114,7 +112,8 @@ def cached_jit(fn: Callable, name: str, identity: str | None, static_argnames: t
       identity: everything `fn` closes over that changes its trace, as a string; None never uses the disk.
 
     Returns:
-      a callable with fn's signature; `.jitted` is the plain jit (to lower or inspect the program).
+      a callable with fn's signature; `.jitted` is the plain jit (to lower or inspect the program), and
+      `.cache_size()` the number of programs compiled for it so far, through either path (one per signature).
     """
     jitted = jax.jit(fn, static_argnames=static_argnames)
     signature = inspect.signature(fn)
@@ -139,6 +138,7 @@ def cached_jit(fn: Callable, name: str, identity: str | None, static_argnames: t
         return program(leaves)
 
     call.jitted = jitted
+    call.cache_size = lambda: len(loaded) + jitted._cache_size()  # programs compiled for this function so far
     return call
 
 

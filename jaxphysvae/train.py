@@ -67,13 +67,15 @@ def as_float32(hparams: HParams) -> HParams:
 
 
 def _float32_hparams(jitted: Callable) -> Callable:
-    """Call `jitted(state, data, key, hparams)` with `as_float32(hparams)`. `.jitted` is the compiled function."""
+    """Call `jitted(state, data, key, hparams)` with `as_float32(hparams)`. `.jitted` is the plain jit of the
+    function, `.cache_size()` the number of programs compiled for it."""
 
     @functools.wraps(jitted)
     def call(state, data, key, hparams: HParams):
         return jitted(state, data, key, as_float32(hparams))
 
     call.jitted = getattr(jitted, "jitted", jitted)
+    call.cache_size = jitted.cache_size if hasattr(jitted, "cache_size") else jitted._cache_size
     return call
 
 

@@ -17,7 +17,8 @@ def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_pa
     for name in results:
         record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
         assert {"jax", "device", "cpu_count", "cores_used", "python"} <= set(record["machine"])
-        for row in record["results"]:
+        rows = record["results"]
+        for row in rows["compile"] + rows["cli"] if name == "startup" else rows:
             timings = [v for v in row.values() if isinstance(v, dict) and "median_s" in v]
             assert all(t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings)
     speed = results["train_speed"]["results"][0]  # one run's batches split over two host devices
@@ -27,8 +28,16 @@ def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_pa
     assert [(r["members"], r["devices"]) for r in sweeps] == [(1, 1), (2, 2)]  # 2 members sharded over 2 devices
     assert {r["factor"] for r in results["scaling"]["results"]} == {"num_steps", "batch_size", "flow_aux2", "solver"}
     assert [r["part"] for r in results["breakdown"]["results"]] == ["step", "gradient", "decoder", "optimiser"]
+    (compiled,) = results["startup"]["results"]["compile"]
+    assert compiled["preset"] == run.TAKEISHI and compiled["compile_s"] > 0 and compiled["stablehlo_kib"] > 0
+    train, *commands = results["startup"]["results"]["cli"]
+    assert train["command"].startswith(f"train --preset {run.TAKEISHI}")
+    for run_ in (train["cold"], train["warm"]):  # the phases a run reports add up to less than its process
+        phases = sum(v for k, v in run_.items() if k.endswith("_s") and k not in ("process_s", "first_epoch_end_s"))
+        assert 0 < run_["first_epoch_end_s"] < run_["process_s"] and phases < run_["process_s"]
+    assert [c["command"] for c in commands] == ["--help", "presets", "data info locomotion", "eval RUN"]
     text = readme.read_text()
-    assert "old table" not in text and "Sweep throughput" in text and "time goes" in text
+    assert "old table" not in text and "Sweep throughput" in text and "time goes" in text and "Start-up" in text
     assert text.endswith(f"{run.END}\n\nafter\n")
     assert (tmp_path / "results" / "summary.md").read_text().strip() in text
 

@@ -151,7 +151,7 @@ def test_step_with_flows_attention_and_noise_compiles_once_and_vmaps():
     singles = list(states)
     for i in range(3):
         singles = [fns.train_step(s, batch, k, h)[0] for s, k, h in zip(singles, keys, hps)]
-    assert fns.train_step.jitted._cache_size() == 1
+    assert fns.train_step.cache_size() == 1
     vstep = jax.jit(jax.vmap(fns.train_step_raw, in_axes=(0, None, 0, 0)))
     vstate = jax.tree.map(lambda *a: jnp.stack(a), *states)
     for _ in range(3):

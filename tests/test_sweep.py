@@ -86,7 +86,7 @@ SHARDED = textwrap.dedent("""
         config = small_config(epochs=3, batch_shards=shards)
         r = fit(config, HParams.create(**base), tempfile.mkdtemp(), seed=3, progress=False, splits=splits)
         out[name] = [r["test"][k] for k in ("mae", "rmse", "sse_per_seq")] + [r["valid"]["sse_per_seq"]]
-        out[name + "_compilations"] = compiled(config, splits)[1].train_epoch.jitted._cache_size()
+        out[name + "_compilations"] = compiled(config, splits)[1].train_epoch.cache_size()
     # evaluation split over the devices, in batches of 7 (padded to 8 for two devices), equals one device's; with
     # and without physics latents
     from jaxphysvae.train import evaluate

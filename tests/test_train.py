@@ -38,7 +38,7 @@ def test_one_compilation_for_many_steps(setup):
         state, metrics = fns.train_step(state, (x[i * 8:(i + 1) * 8], jnp.ones(8, bool)), jax.random.key(i),
                                         HParams.create(alpha=1e-2 * (i + 1), lr=1e-3 / (i + 1), x_lnvar=-4.0))
         state, _ = fns.train_epoch(state, x, jax.random.key(10 + i), HP._replace(beta=float(i)))  # Python float
-    assert fns.train_step.jitted._cache_size() == 1 and fns.train_epoch.jitted._cache_size() == 1
+    assert fns.train_step.cache_size() == 1 and fns.train_epoch.cache_size() == 1
     assert int(state.step) == 4 + 4 * 4 and np.isfinite(float(metrics["loss"]))
 
 
@@ -137,4 +137,4 @@ def test_physics_only_recovers_omega_on_a_free_undamped_pendulum():
     _, per = evaluate(fns, state.params, test, hp, 128)
     errors = physics_errors(model, per["z_phy"], test)
     assert errors["omega_rel_err"] < 0.02  # 0.5 to 1.0 % over seeds 0-2 of data and initialisation
-    assert fns.train_epoch.jitted._cache_size() == 1
+    assert fns.train_epoch.cache_size() == 1

@@ -1,0 +1,182 @@
+"""Where training instabilities come from: a training run instrumented step by step, and the replay of a bad step.
+
+    python -m experiments.divergence --preset locomotion-attnf-seq --epochs 300        # record, stop at divergence
+    python -m experiments.divergence --replay runs/divergence-locomotion-attnf-seq-seed0/spike_000123.ckpt
+
+The run takes the same steps as `jaxphysvae train` (same keys: epoch e uses fold_in(key(seed), e), its
+permutation and step keys split as in `train_epoch`), one compiled step at a time, and before each step records:
+the gradient's norm per parameter group (each network of the encoder and decoder, the Hamiltonian, x_lnvar), the
+objective's terms (worst sequence and mean), the posterior log-variances and means per latent group (min / max), the
+per-step planar-flow log-determinants (most negative over the batch) and invertibility margins softplus(w^T u)
+(smallest), the initial-state head's output, the physics trajectory's largest value, the size of the Hamiltonian
+field at the initial state, and the sequence-attention gate. Rows go to steps.jsonl. A step whose gradient norm is
+over --spike times the running median, or not finite, saves its input state, batch and key (spike_STEP.ckpt) for
+replay; a replay recomputes that step's record from the file and must reproduce it exactly (same machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import deque
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxphysvae import checkpoint, presets
+from jaxphysvae.config import HParams, apply_overrides
+from jaxphysvae.fit import compiled, load_splits
+from jaxphysvae.flows import Planar, stack_params
+from jaxphysvae.model import GROUPS
+from jaxphysvae.train import as_float32
+
+
+def _group_norms(grads) -> dict:
+    out = {f"grad_{name}": optax_norm(tree) for name, tree in grads["nets"].items()}
+    out["grad_physics"] = optax_norm(grads["physics"])
+    if "x_lnvar" in grads:
+        out["grad_x_lnvar"] = jnp.abs(grads["x_lnvar"])
+    return out
+
+
+def optax_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in jax.tree.leaves(tree)))
+
+
+def make_diagnostics(model, fns):
+    """diagnostics(state, x, key, hparams) -> dict of scalars about the step that `fns.train_step` would take."""
+
+    def objective(params, x, mask, keys, hparams):
+        terms = model.sequence_losses(params, x, mask, keys, hparams)
+        return jnp.mean(terms["objective"]), terms
+
+    def diagnostics(state, x, key, hparams):
+        mask = jnp.ones(x.shape[0], bool)
+        keys = jax.random.split(key, x.shape[0])  # as train_step draws them
+        (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, x, mask, keys, hparams)
+        row = {"grad_norm": optax_norm(grads), **_group_norms(grads)}
+        for name, v in terms.items():
+            row[f"{name}_mean"], row[f"{name}_max"] = jnp.mean(v), jnp.max(v)
+        params = state.params
+        post = model.encode(params, x)  # clean input: the posterior the noise perturbs
+        for g, name in enumerate(GROUPS):
+            if model.dims[g] == 0:
+                continue
+            row[f"lnvar_{name}_min"], row[f"lnvar_{name}_max"] = jnp.min(post.lnvar[g]), jnp.max(post.lnvar[g])
+            row[f"mean_{name}_absmax"] = jnp.max(jnp.abs(post.mean[g]))
+            steps = model.flow_steps[g]
+            if steps:
+                u, w, b = stack_params(post.flows[g], steps, model.dims[g])
+                z = post.mean[g]
+                log_dets, margins = [], []
+                for k in range(steps):
+                    z, log_det = Planar(u[k], w[k], b[k]).forward_and_log_det(z)
+                    log_dets.append(jnp.min(log_det))
+                    margins.append(jnp.min(jax.nn.softplus(jnp.sum(w[k] * u[k], -1))))
+                row[f"flow_{name}_logdet_min"] = jnp.min(jnp.stack(log_dets))
+                row[f"flow_{name}_margin_min"] = jnp.min(jnp.stack(margins))
+                row[f"flow_{name}_w_absmax"] = jnp.max(jnp.abs(w))
+                row[f"flow_{name}_u_absmax"] = jnp.max(jnp.abs(u))
+            if model.attention[g] == "seq":
+                context = model._apply(params, f"context_{name}", x)
+                row[f"context_{name}_absmax"] = jnp.max(jnp.abs(context))
+        row["s0_absmax"] = jnp.max(jnp.abs(post.s0))
+        z_mean, _ = model.latents(params, post, None, mask)
+        x_p = model.simulate(params, z_mean.phy, post.s0)
+        row["x_P_absmax"] = jnp.max(jnp.abs(x_p))
+        field = jax.vmap(lambda s, z: model.physics.vector_field(params["physics"], 0.0, s, z))(post.s0, z_mean.phy)
+        row["field_s0_absmax"] = jnp.max(jnp.abs(field))
+        return row
+
+    return jax.jit(diagnostics)
+
+
+def _setup(args):
+    config, hp = presets.get(args.preset)
+    config, hp = apply_overrides(config, hp, args.set or [])
+    hparams = as_float32(HParams.create(**hp))
+    splits = load_splits(config)
+    model, fns = compiled(config, splits)
+    return config, hparams, splits, model, fns
+
+
+def record(args) -> None:
+    config, hparams, splits, model, fns = _setup(args)
+    out = Path(args.out or f"runs/divergence-{args.preset}-seed{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+    diagnostics = make_diagnostics(model, fns)
+    run_key = jax.random.key(args.seed)
+    state = fns.init(jax.random.fold_in(run_key, 0), hparams)
+    x_train = jnp.asarray(splits["train"].x)
+    n, b = x_train.shape[0], config.batch_size
+    recent = deque(maxlen=200)
+    step, spikes = 0, 0
+    with open(out / "steps.jsonl", "w") as log:
+        for epoch in range(1, args.epochs + 1):
+            k_perm, k_steps = jax.random.split(jax.random.fold_in(run_key, epoch))  # as train_epoch splits them
+            count = n // b
+            order = np.asarray(jax.random.permutation(k_perm, n))[: count * b].reshape(count, b)
+            for index, key in zip(order, jax.random.split(k_steps, count)):
+                x = x_train[index]
+                row = {k: float(v) for k, v in diagnostics(state, x, key, hparams).items()}
+                row.update(epoch=epoch, step=step)
+                median = float(np.median(recent)) if recent else math.inf
+                bad = not math.isfinite(row["grad_norm"])
+                if bad or (len(recent) >= 20 and row["grad_norm"] > args.spike * median):
+                    path = out / f"spike_{step:06d}.ckpt"
+                    checkpoint.save(path, {"state": state, "index": jnp.asarray(index),
+                                           "key": jax.random.key_data(key)},
+                                    {"preset": args.preset, "set": args.set or [], "seed": args.seed, "row": row})
+                    row["saved"] = path.name
+                    spikes += 1
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if math.isfinite(row["grad_norm"]):
+                    recent.append(row["grad_norm"])
+                state, metrics = fns.train_step(state, (x, jnp.ones(b, bool)), key, hparams)
+                step += 1
+                if not all(math.isfinite(float(v)) for v in metrics.values()) or bad:
+                    print(f"non-finite at epoch {epoch}, step {step - 1}; {spikes} steps saved in {out}")
+                    return
+            if epoch % 10 == 0:
+                print(f"epoch {epoch}: grad norm {row['grad_norm']:.3g}, kl max {row['kl_max']:.3g}, "
+                      f"{spikes} spikes saved", flush=True)
+    print(f"{args.epochs} epochs, {spikes} steps saved in {out}")
+
+
+def replay(args) -> None:
+    meta = checkpoint.read_meta(args.replay)
+    args.preset, args.set, args.seed = meta["preset"], meta["set"], meta["seed"]
+    config, hparams, splits, model, fns = _setup(args)
+    template = {"state": fns.init(jax.random.key(0), hparams), "index": jnp.zeros(config.batch_size, jnp.int32),
+                "key": jax.random.key_data(jax.random.key(0))}
+    saved, meta = checkpoint.load(args.replay, template)
+    x = jnp.asarray(splits["train"].x)[saved["index"]]
+    row = make_diagnostics(model, fns)(saved["state"], x, jax.random.wrap_key_data(saved["key"]), hparams)
+    row = {k: float(v) for k, v in row.items()}
+    differ = {k: (v, meta["row"][k]) for k, v in row.items()
+              if not (v == meta["row"][k] or (math.isnan(v) and math.isnan(meta["row"][k])))}
+    print(json.dumps(row, indent=1))
+    print("replay reproduces the recorded step exactly" if not differ else f"replay differs: {differ}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="locomotion-attnf-seq")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--spike", type=float, default=20.0, help="save steps whose gradient norm exceeds this "
+                                                                  "multiple of the running median")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--replay", default=None, help="a spike_STEP.ckpt to recompute")
+    args = parser.parse_args(argv)
+    replay(args) if args.replay else record(args)
+
+
+if __name__ == "__main__":
+    main()
