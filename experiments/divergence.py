@@ -3,16 +3,16 @@
     python -m experiments.divergence --preset locomotion-attnf-seq --epochs 300        # record, stop at divergence
     python -m experiments.divergence --replay runs/divergence-locomotion-attnf-seq-seed0/spike_000123.ckpt
 
-The run takes the same steps as `jaxphysvae train` (same keys: epoch e uses fold_in(key(seed), e), its
-permutation and step keys split as in `train_epoch`), one compiled step at a time, and before each step records:
-the gradient's norm per parameter group (each network of the encoder and decoder, the Hamiltonian, x_lnvar), the
-objective's terms (worst sequence and mean), the posterior log-variances and means per latent group (min / max), the
-per-step planar-flow log-determinants (most negative over the batch) and invertibility margins softplus(w^T u)
-(smallest), the initial-state head's output, the physics trajectory's largest value, the size of the Hamiltonian
-field at the initial state, and the sequence-attention gate. Rows go to steps.jsonl. A step whose gradient norm is
-over --spike times the running median, or not finite, saves its input state, batch and key (spike_STEP.ckpt) for
-replay; a replay recomputes that step's record from the file and must reproduce it exactly (same machine).
-"""
+The run takes the same steps as `jaxphysvae train` (same keys: epoch e uses fold_in(key(seed), e), its permutation
+and step keys split as in `train_epoch`), one compiled step at a time, and before each step records: the gradient's
+norm per parameter group (each network of the encoder and decoder, the Hamiltonian, x_lnvar), the objective's terms
+(worst sequence and mean), the posterior log-variances and means per latent group (min / max), the per-step planar-
+flow log-determinants at the posterior mean (most negative over the batch) and invertibility margins 1 + w^T u_hat =
+flow_margin + softplus(w^T u) (smallest), the initial-state head's output, the physics trajectory's largest value,
+the size of the Hamiltonian field at the initial state, and the sequence-attention gate. Rows go to steps.jsonl. A
+step whose gradient norm is over --spike times the running median, or not finite, saves its input state, batch and
+key (spike_STEP.ckpt) for replay; a replay recomputes that step's record from the file and must reproduce it exactly
+(same machine)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ from jaxphysvae.train import as_float32
 
 
 def _group_norms(grads) -> dict:
-    out = {f"grad_{name}": optax_norm(tree) for name, tree in grads["nets"].items()}
-    out["grad_physics"] = optax_norm(grads["physics"])
+    out = {f"grad_{name}": _norm(tree) for name, tree in grads["nets"].items()}
+    out["grad_physics"] = _norm(grads["physics"])
     if "x_lnvar" in grads:
         out["grad_x_lnvar"] = jnp.abs(grads["x_lnvar"])
     return out
 
 
-def optax_norm(tree):
+def _norm(tree):
     return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in jax.tree.leaves(tree)))
 
 
@@ -57,7 +57,7 @@ def make_diagnostics(model, fns):
         mask = jnp.ones(x.shape[0], bool)
         keys = jax.random.split(key, x.shape[0])  # as train_step draws them
         (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, x, mask, keys, hparams)
-        row = {"grad_norm": optax_norm(grads), **_group_norms(grads)}
+        row = {"grad_norm": _norm(grads), **_group_norms(grads)}
         for name, v in terms.items():
             row[f"{name}_mean"], row[f"{name}_max"] = jnp.mean(v), jnp.max(v)
         params = state.params
@@ -73,9 +73,9 @@ def make_diagnostics(model, fns):
                 z = post.mean[g]
                 log_dets, margins = [], []
                 for k in range(steps):
-                    z, log_det = Planar(u[k], w[k], b[k]).forward_and_log_det(z)
+                    z, log_det = Planar(u[k], w[k], b[k], model.config.flow_margin).forward_and_log_det(z)
                     log_dets.append(jnp.min(log_det))
-                    margins.append(jnp.min(jax.nn.softplus(jnp.sum(w[k] * u[k], -1))))
+                    margins.append(jnp.min(model.config.flow_margin + jax.nn.softplus(jnp.sum(w[k] * u[k], -1))))
                 row[f"flow_{name}_logdet_min"] = jnp.min(jnp.stack(log_dets))
                 row[f"flow_{name}_margin_min"] = jnp.min(jnp.stack(margins))
                 row[f"flow_{name}_w_absmax"] = jnp.max(jnp.abs(w))
@@ -103,7 +103,8 @@ def _setup(args):
     return config, hparams, splits, model, fns
 
 
-def record(args) -> None:
+def record(args) -> Path:
+    """Train with diagnostics before every step; returns the output directory."""
     config, hparams, splits, model, fns = _setup(args)
     out = Path(args.out or f"runs/divergence-{args.preset}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
@@ -141,14 +142,16 @@ def record(args) -> None:
                 step += 1
                 if not all(math.isfinite(float(v)) for v in metrics.values()) or bad:
                     print(f"non-finite at epoch {epoch}, step {step - 1}; {spikes} steps saved in {out}")
-                    return
+                    return out
             if epoch % 10 == 0:
                 print(f"epoch {epoch}: grad norm {row['grad_norm']:.3g}, kl max {row['kl_max']:.3g}, "
                       f"{spikes} spikes saved", flush=True)
     print(f"{args.epochs} epochs, {spikes} steps saved in {out}")
+    return out
 
 
-def replay(args) -> None:
+def replay(args) -> dict:
+    """Recompute a saved step's record; returns {name: (replayed, recorded)} of the values that differ."""
     meta = checkpoint.read_meta(args.replay)
     args.preset, args.set, args.seed = meta["preset"], meta["set"], meta["seed"]
     config, hparams, splits, model, fns = _setup(args)
@@ -162,6 +165,7 @@ def replay(args) -> None:
               if not (v == meta["row"][k] or (math.isnan(v) and math.isnan(meta["row"][k])))}
     print(json.dumps(row, indent=1))
     print("replay reproduces the recorded step exactly" if not differ else f"replay differs: {differ}")
+    return differ
 
 
 def main(argv=None):
@@ -171,11 +175,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--spike", type=float, default=20.0, help="save steps whose gradient norm exceeds this "
-                                                                  "multiple of the running median")
+                                                                  "multiple of the running median (of at least 20 "
+                                                                  "steps)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--replay", default=None, help="a spike_STEP.ckpt to recompute")
     args = parser.parse_args(argv)
-    replay(args) if args.replay else record(args)
+    return replay(args) if args.replay else record(args)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ class Config:
     flow_aux1: int = 0
     flow_aux2: int = 0
     flow_kl: str = "exact"  # "published_base_kl" drops the log-determinants (METHOD.md section 4, defect 1)
+    flow_margin: float = 0.0  # keeps w^T u_hat >= -1 + flow_margin in every planar step (0: as published)
+    lnvar_min: float | None = None  # smooth lower bound of the posterior log-variances (None: unbounded, as published)
     attention_phy: str = "none"
     attention_aux1: str = "none"
     attention_aux2: str = "none"
@@ -171,6 +173,10 @@ class Config:
         for key in ("flow_phy", "flow_aux1", "flow_aux2"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.flow_margin < 1.0:
+            raise ConfigError(f"flow_margin must lie in [0, 1), got {self.flow_margin}")
+        if self.lnvar_min is not None and not np.isfinite(self.lnvar_min):
+            raise ConfigError(f"lnvar_min must be a finite number or None, got {self.lnvar_min}")
         if self.attention_dim < 1:
             raise ConfigError(f"attention_dim must be a positive integer, got {self.attention_dim}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:

@@ -216,6 +216,8 @@ class PhysVAE:
             keys = jax.vmap(lambda k: jax.random.fold_in(k, group))(noise.keys)
             h = feature_noise(noise.kind, h, keys, noise.level, self.config.noise_seq_fraction)
         mean, lnvar = self._apply(params, f"mean_{name}", h), self._apply(params, f"lnvar_{name}", h)
+        if self.config.lnvar_min is not None:  # a smooth lower bound: the posterior cannot collapse to a point
+            lnvar = self.config.lnvar_min + nn.softplus(lnvar - self.config.lnvar_min)
         if name == "phy" and self.physics.positive:
             mean = nn.softplus(mean)
         flow = self._apply(params, f"flow_{name}", h) if steps else jnp.zeros((b, 0), x.dtype)
@@ -284,7 +286,7 @@ class PhysVAE:
                 z0 = m + jnp.exp(0.5 * v) * eps
             steps = self.flow_steps[g]
             if steps:
-                zk, log_det = flow_forward(z0, stack_params(raw, steps, m.shape[-1]))
+                zk, log_det = flow_forward(z0, stack_params(raw, steps, m.shape[-1]), self.config.flow_margin)
                 if keys is not None and self.config.flow_kl == "exact":
                     group_kl = jnp.sum(q0.log_prob(z0), -1) - log_det - jnp.sum(prior.log_prob(zk), -1)
             else:

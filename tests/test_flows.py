@@ -182,3 +182,39 @@ def test_flow_model_trains_with_finite_loss():
     loss, metrics = jax.jit(model.loss)(params, x, jnp.ones(4, bool), jax.random.key(0),
                                         HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0))
     assert np.isfinite(float(loss)) and np.isfinite(float(metrics["kl"]))
+
+
+def test_a_flow_margin_keeps_a_step_invertible_where_softplus_underflows():
+    """At w^T u = -200, softplus(w^T u) underflows in float32: without a margin the step is singular where
+    tanh(w^T z + b) = 0 and its log-determinant is -inf (how training diverged, docs/divergence.md); with a margin
+    the log-determinant is that of the Jacobian (computed here by differentiation) and at least log(margin)."""
+    w = jnp.array([1.0, 0.0])
+    u = jnp.array([-200.0, 3.0])
+    b = jnp.float32(0.0)
+    z = jnp.array([0.0, 0.5])  # w^T z + b = 0: where the singular step folds
+    _, log_det = Planar(u, w, b).forward_and_log_det(z)
+    assert float(log_det) == -np.inf
+    with jax.enable_x64(True):  # the Jacobian's determinant 1 + w^T u_hat cancels: check it in float64
+        u, w, z = (jnp.asarray(a, jnp.float64) for a in (u, w, z))
+        for margin in (0.01, 0.2):
+            step = Planar(u, w, jnp.float64(0.0), margin=margin)
+            y, log_det = step.forward_and_log_det(z)
+            jac = jax.jacfwd(lambda v: step.forward_and_log_det(v)[0])(z)
+            np.testing.assert_allclose(log_det, np.log(abs(np.linalg.det(np.asarray(jac)))), rtol=1e-7)
+            np.testing.assert_allclose(log_det, np.log(margin), rtol=1e-7)  # the bound is reached at h = 0
+            zs = jax.random.normal(jax.random.key(0), (500, 2), jnp.float64) * 3
+            assert float(jnp.min(step.forward_and_log_det(zs)[1])) >= np.log(margin) - 1e-12
+            np.testing.assert_allclose(step.inverse_and_log_det(y)[0], z, atol=1e-8)
+
+
+def test_a_lower_bound_on_the_log_variances_is_smooth_and_holds():
+    free = _flow_model()
+    bounded = _flow_model(lnvar_min=-3.0)
+    params = free.init(jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3, 20)) * 3.0, jnp.float32)
+    raw, clipped = free.encode(params, x).lnvar, bounded.encode(params, x).lnvar
+    for r, c in zip(raw, clipped):
+        if not r.size:
+            continue
+        np.testing.assert_allclose(c, -3.0 + np.log1p(np.exp(np.asarray(r, np.float64) + 3.0)), rtol=1e-5, atol=1e-6)
+        assert float(jnp.min(c)) > -3.0
