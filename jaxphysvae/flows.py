@@ -43,8 +43,7 @@ class Planar(distrax.Bijector):
         super().__init__(event_ndims_in=1)
         self.u_hat = constrain(u, w, margin)
         self.wu_hat = constrained_dot(u, w, margin)
-        # 1 + w^T u_hat, computed without cancellation
-        self.softplus_wu = margin + jax.nn.softplus(jnp.sum(w * u, axis=-1))
+        self.one_plus_wu_hat = margin + jax.nn.softplus(jnp.sum(w * u, axis=-1))  # without cancellation
         self.w = w
         self.b = b
         self.bisection_steps = bisection_steps
@@ -56,7 +55,7 @@ class Planar(distrax.Bijector):
         # 1 + (1 - h^2) w^T u_hat = h^2 + (1 - h^2) (margin + softplus(w^T u)): the same value without the
         # cancellation of 1 + w^T u_hat near the singular boundary w^T u_hat -> -1; positive unless softplus
         # underflows with margin 0.
-        log_det = jnp.log(h**2 + (1.0 - h**2) * self.softplus_wu)
+        log_det = jnp.log(h**2 + (1.0 - h**2) * self.one_plus_wu_hat)
         return y, log_det
 
     def inverse_and_log_det(self, y):

@@ -19,7 +19,9 @@ any of them is a new key, never a stale program. The cache is used only when `en
 does, beside the compilation cache), for concrete single-device arguments; anything else (tracers, as under a
 user's own jit or vmap, arguments on several devices, Python scalars) goes through the plain `jax.jit`, as does a
 function built with identity None (a model with user-supplied physics, whose source this module cannot vouch for).
-An unreadable or corrupt file is traced again and replaced, with a warning.
+An unreadable or corrupt file is traced again and replaced, with a warning. The files are Python pickles (the
+program and its output structure): like JAX's compilation cache, which holds machine code, the directory must be
+writable by you alone.
 """
 
 from __future__ import annotations
