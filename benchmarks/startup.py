@@ -63,24 +63,23 @@ def compile_times(name: str, quick: bool) -> dict:
             "stablehlo_kib": len(lowered.as_text()) / 1024}
 
 
-def _cli(argv: list[str], env: dict, cores: int | None) -> float:
-    """Seconds of one `jaxphysvae` process."""
+def _cli(argv: list[str], env: dict, cores: int | None) -> tuple[float, float]:
+    """(seconds, Unix time at launch) of one `jaxphysvae` process."""
     prefix = [] if cores is None else ["taskset", "-c", ",".join(map(str, sorted(os.sched_getaffinity(0))[:cores]))]
-    _cli.launched = time.time()
-    t0 = time.perf_counter()
+    launched, t0 = time.time(), time.perf_counter()
     done = subprocess.run(prefix + [sys.executable, "-m", "jaxphysvae.cli", *argv], env=env, capture_output=True,
                           text=True)
     seconds = time.perf_counter() - t0
     if done.returncode:
         raise SystemExit(f"jaxphysvae {' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return seconds
+    return seconds, launched
 
 
 def _train(preset: str, epochs: int, out: Path, env: dict, cores, extra: list[str]) -> dict:
-    seconds = _cli(["train", "--preset", preset, "--epochs", str(epochs), "--out", str(out), "--no-progress",
-                    *extra], env, cores)
+    seconds, launched = _cli(["train", "--preset", preset, "--epochs", str(epochs), "--out", str(out),
+                              "--no-progress", *extra], env, cores)
     timing = json.loads((out / "summary.json").read_text())["timing"]
-    return {"process_s": seconds, "first_epoch_end_s": timing.pop("first_epoch_end_unix") - _cli.launched, **timing}
+    return {"process_s": seconds, "first_epoch_end_s": timing.pop("first_epoch_end_unix") - launched, **timing}
 
 
 def cli_times(quick: bool, cores: int | None, presets: list[str]) -> list[dict]:
@@ -98,7 +97,7 @@ def cli_times(quick: bool, cores: int | None, presets: list[str]) -> list[dict]:
             print(rows[-1], flush=True)
         run = tmp / f"{presets[0]}-warm0"
         for argv in (["--help"], ["presets"], ["data", "info", "locomotion"], ["eval", str(run)]):
-            best = min(_cli(argv, env, cores) for _ in range(repeats + 1))
+            best = min(_cli(argv, env, cores)[0] for _ in range(repeats + 1))
             rows.append({"command": " ".join(argv[:3]).replace(str(run), "RUN"), "warm": {"process_s": best}})
     return rows
 

@@ -25,25 +25,22 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxphysvae import checkpoint, presets
 from jaxphysvae.config import HParams, apply_overrides
 from jaxphysvae.fit import compiled, load_splits
 from jaxphysvae.flows import Planar, stack_params
 from jaxphysvae.model import GROUPS
-from jaxphysvae.train import as_float32
+from jaxphysvae.train import as_float32, epoch_batches
 
 
 def _group_norms(grads) -> dict:
-    out = {f"grad_{name}": _norm(tree) for name, tree in grads["nets"].items()}
-    out["grad_physics"] = _norm(grads["physics"])
+    out = {f"grad_{name}": optax.tree.norm(tree) for name, tree in grads["nets"].items()}
+    out["grad_physics"] = optax.tree.norm(grads["physics"])
     if "x_lnvar" in grads:
         out["grad_x_lnvar"] = jnp.abs(grads["x_lnvar"])
     return out
-
-
-def _norm(tree):
-    return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in jax.tree.leaves(tree)))
 
 
 def make_diagnostics(model, fns):
@@ -57,7 +54,7 @@ def make_diagnostics(model, fns):
         mask = jnp.ones(x.shape[0], bool)
         keys = jax.random.split(key, x.shape[0])  # as train_step draws them
         (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, x, mask, keys, hparams)
-        row = {"grad_norm": _norm(grads), **_group_norms(grads)}
+        row = {"grad_norm": optax.tree.norm(grads), **_group_norms(grads)}
         for name, v in terms.items():
             row[f"{name}_mean"], row[f"{name}_max"] = jnp.mean(v), jnp.max(v)
         params = state.params
@@ -118,10 +115,8 @@ def record(args) -> Path:
     step, spikes = 0, 0
     with open(out / "steps.jsonl", "w") as log:
         for epoch in range(1, args.epochs + 1):
-            k_perm, k_steps = jax.random.split(jax.random.fold_in(run_key, epoch))  # as train_epoch splits them
-            count = n // b
-            order = np.asarray(jax.random.permutation(k_perm, n))[: count * b].reshape(count, b)
-            for index, key in zip(order, jax.random.split(k_steps, count)):
+            order, step_keys = epoch_batches(jax.random.fold_in(run_key, epoch), n, b)  # train_epoch's steps
+            for index, key in zip(np.asarray(order), step_keys):
                 x = x_train[index]
                 row = {k: float(v) for k, v in diagnostics(state, x, key, hparams).items()}
                 row.update(epoch=epoch, step=step)

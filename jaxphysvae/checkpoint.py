@@ -20,13 +20,24 @@ def save(path: str | os.PathLike, tree, meta: dict) -> None:
         Path(tmp).write_bytes(flax.serialization.msgpack_serialize(payload))
 
 
-def load(path: str | os.PathLike, template) -> tuple[object, dict]:
-    """Read a checkpoint into the structure of `template`; return (tree, meta)."""
-    path = Path(path)
+def _payload(path: Path) -> dict:
+    """The decoded file: {"tree": state dict, "meta": ...}; a missing or undecodable file is a DataError."""
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
     try:
         payload = flax.serialization.msgpack_restore(path.read_bytes())
+    except Exception as e:
+        raise DataError(f"{path}: corrupt or incompatible checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or not {"tree", "meta"} <= payload.keys():
+        raise DataError(f"{path}: corrupt or incompatible checkpoint (no tree and metadata in it)")
+    return payload
+
+
+def load(path: str | os.PathLike, template) -> tuple[object, dict]:
+    """Read a checkpoint into the structure of `template`; return (tree, meta)."""
+    path = Path(path)
+    payload = _payload(path)
+    try:
         tree = flax.serialization.from_state_dict(template, payload["tree"])
     except Exception as e:
         raise DataError(f"{path}: corrupt or incompatible checkpoint ({type(e).__name__}: {e})") from None
@@ -38,10 +49,4 @@ def load(path: str | os.PathLike, template) -> tuple[object, dict]:
 
 def read_meta(path: str | os.PathLike) -> dict:
     """The JSON-like metadata of a checkpoint, without a template for its tree."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint not found")
-    try:
-        return flax.serialization.msgpack_restore(path.read_bytes())["meta"]
-    except Exception as e:
-        raise DataError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
+    return _payload(Path(path))["meta"]

@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 import jax
 
+from jaxphysvae.data.cache import atomic_path
+
 _DIRECTORY: Path | None = None
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "diffrax", "equinox", "lineax", "distrax")
 SUFFIX = ".jaxprogram"
@@ -171,7 +173,6 @@ def _load_or_export(fn, name, identity, tree, leaves, shapes, static) -> _Progra
 
 def _write(path: Path, record: dict) -> None:
     """Write atomically (concurrent processes may write the same program); a failure to write only warns."""
-    from jaxphysvae.data.cache import atomic_path
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

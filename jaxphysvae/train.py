@@ -91,6 +91,16 @@ def batch_mesh(shards: int, devices=None) -> Mesh | None:
     return Mesh(np.asarray(devices[:shards]), ("batch",))
 
 
+def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """The batches of one training epoch drawn from `key`: the indices (count, batch_size) of a permutation of
+    range(n), its last n mod batch_size left out, and one key per step (count,). `train_epoch` takes its steps in
+    this order with these keys."""
+    k_perm, k_steps = jax.random.split(key)
+    count = n // batch_size
+    order = jax.random.permutation(k_perm, n)[: count * batch_size].reshape(count, batch_size)
+    return order, jax.random.split(k_steps, count)
+
+
 def make_functions(model: PhysVAE, devices=None) -> Functions:
     """The compiled functions of `model`.
 
@@ -151,11 +161,7 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
     def train_epoch(state: TrainState, x_train, key, hparams: HParams):
         """All full batches of a shuffled epoch of x_train (N, C, T); the N mod B remainder is left out (a new
         permutation each epoch reaches it). Returns the new state and the metrics averaged over the epoch."""
-        n = x_train.shape[0]
-        k_perm, k_steps = jax.random.split(key)
-        count = n // batch_size
-        order = jax.random.permutation(k_perm, n)[: count * batch_size].reshape(count, batch_size)
-        step_keys = jax.random.split(k_steps, count)
+        order, step_keys = epoch_batches(key, x_train.shape[0], batch_size)
         mask = jnp.ones(batch_size, bool)
 
         def body(s, inputs):
