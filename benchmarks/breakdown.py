@@ -25,12 +25,11 @@ DEFAULT = "locomotion-phys-vae-takeishi"
 def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
     import jax
     import jax.numpy as jnp
-    import optax
 
     from jaxphysvae import presets
     from jaxphysvae.config import HParams
     from jaxphysvae.fit import compiled, load_splits
-    from jaxphysvae.train import as_float32, make_optimizer
+    from jaxphysvae.train import apply_gradients, as_float32, make_optimizer
 
     config, hp = presets.get(name)
     config = config.replace(**(changes or {}))
@@ -41,7 +40,7 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
     model, fns = compiled(config, splits)
     state = fns.init(jax.random.key(0), hparams)
     x_train = jnp.asarray(splits["train"].x)
-    steps = x_train.shape[0] // config.batch_size
+    steps = -(-x_train.shape[0] // config.batch_size)
     x = x_train[: config.batch_size]
     mask, key = jnp.ones(x.shape[0], bool), jax.random.key(1)
     optimizer = make_optimizer(config)
@@ -51,16 +50,15 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
     def decoder(params):
         return sum(jnp.sum(r ** 2) for r in model.decode(params, z, post.s0))
 
-    def update(params, opt_state, grads):
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, jax.tree.map(lambda u: -hparams.lr * u, updates)), opt_state
+    def update(state, grads):
+        return apply_gradients(optimizer, state, grads, hparams)[0]
 
     grads = jax.tree.map(lambda p: 1e-2 * p, state.params)
     programs = {
         "step": (fns.train_epoch.jitted, (state, x_train, key, hparams)),
         "gradient": (jax.value_and_grad(model.loss, has_aux=True), (state.params, x, mask, key, hparams)),
         "decoder": (jax.value_and_grad(decoder), (state.params,)),
-        "optimiser": (update, (state.params, state.opt_state, grads)),
+        "optimiser": (update, (state, grads)),
     }
     rows = []
     for part, (fn, args) in programs.items():

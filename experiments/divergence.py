@@ -44,19 +44,17 @@ def _group_norms(grads) -> dict:
 
 
 def make_diagnostics(model, fns):
-    """diagnostics(state, x, key, hparams) -> dict of scalars about the step that `fns.train_step` would take."""
+    """diagnostics(state, x, mask, key, hparams) -> dict of scalars about the step that `fns.train_step` would take
+    on the batch x (B, C, T) whose valid rows are mask (B,)."""
 
-    def objective(params, x, mask, keys, hparams):
-        terms = model.sequence_losses(params, x, mask, keys, hparams)
-        return jnp.mean(terms["objective"]), terms
-
-    def diagnostics(state, x, key, hparams):
-        mask = jnp.ones(x.shape[0], bool)
+    def diagnostics(state, x, mask, key, hparams):
         keys = jax.random.split(key, x.shape[0])  # as train_step draws them
-        (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, x, mask, keys, hparams)
+        grads = jax.grad(lambda p: model.batch_loss(p, x, mask, keys, hparams)[0])(state.params)
+        terms = model.sequence_losses(state.params, x, mask, keys, hparams)
         row = {"grad_norm": optax.tree.norm(grads), **_group_norms(grads)}
         for name, v in terms.items():
-            row[f"{name}_mean"], row[f"{name}_max"] = jnp.mean(v), jnp.max(v)
+            row[f"{name}_mean"] = jnp.sum(jnp.where(mask, v, 0.0)) / jnp.sum(mask)
+            row[f"{name}_max"] = jnp.max(jnp.where(mask, v, -jnp.inf))
         params = state.params
         post = model.encode(params, x)  # clean input: the posterior the noise perturbs
         for g, name in enumerate(GROUPS):
@@ -115,16 +113,16 @@ def record(args) -> Path:
     step, spikes = 0, 0
     with open(out / "steps.jsonl", "w") as log:
         for epoch in range(1, args.epochs + 1):
-            order, step_keys = epoch_batches(jax.random.fold_in(run_key, epoch), n, b)  # train_epoch's steps
-            for index, key in zip(np.asarray(order), step_keys):
+            order, masks, step_keys = epoch_batches(jax.random.fold_in(run_key, epoch), n, b)  # train_epoch's steps
+            for index, mask, key in zip(np.asarray(order), masks, step_keys):
                 x = x_train[index]
-                row = {k: float(v) for k, v in diagnostics(state, x, key, hparams).items()}
+                row = {k: float(v) for k, v in diagnostics(state, x, mask, key, hparams).items()}
                 row.update(epoch=epoch, step=step)
                 median = float(np.median(recent)) if recent else math.inf
                 bad = not math.isfinite(row["grad_norm"])
                 if bad or (len(recent) >= 20 and row["grad_norm"] > args.spike * median):
                     path = out / f"spike_{step:06d}.ckpt"
-                    checkpoint.save(path, {"state": state, "index": jnp.asarray(index),
+                    checkpoint.save(path, {"state": state, "index": jnp.asarray(index), "mask": mask,
                                            "key": jax.random.key_data(key)},
                                     {"preset": args.preset, "set": args.set or [], "seed": args.seed, "row": row})
                     row["saved"] = path.name
@@ -133,7 +131,7 @@ def record(args) -> Path:
                 log.flush()
                 if math.isfinite(row["grad_norm"]):
                     recent.append(row["grad_norm"])
-                state, metrics = fns.train_step(state, (x, jnp.ones(b, bool)), key, hparams)
+                state, metrics = fns.train_step(state, (x, mask), key, hparams)
                 step += 1
                 if not all(math.isfinite(float(v)) for v in metrics.values()) or bad:
                     print(f"non-finite at epoch {epoch}, step {step - 1}; {spikes} steps saved in {out}")
@@ -151,10 +149,11 @@ def replay(args) -> dict:
     args.preset, args.set, args.seed = meta["preset"], meta["set"], meta["seed"]
     config, hparams, splits, model, fns = _setup(args)
     template = {"state": fns.init(jax.random.key(0), hparams), "index": jnp.zeros(config.batch_size, jnp.int32),
-                "key": jax.random.key_data(jax.random.key(0))}
+                "mask": jnp.ones(config.batch_size, bool), "key": jax.random.key_data(jax.random.key(0))}
     saved, meta = checkpoint.load(args.replay, template)
     x = jnp.asarray(splits["train"].x)[saved["index"]]
-    row = make_diagnostics(model, fns)(saved["state"], x, jax.random.wrap_key_data(saved["key"]), hparams)
+    row = make_diagnostics(model, fns)(saved["state"], x, saved["mask"], jax.random.wrap_key_data(saved["key"]),
+                                       hparams)
     row = {k: float(v) for k, v in row.items()}
     differ = {k: (v, meta["row"][k]) for k, v in row.items()
               if not (v == meta["row"][k] or (math.isnan(v) and math.isnan(meta["row"][k])))}

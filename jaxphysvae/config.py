@@ -37,6 +37,9 @@ class HParams(NamedTuple):
       lr: Adam's learning rate.
       x_lnvar: log of the observation noise variance sigma^2 (the initial value when it is learned).
       noise: level of the input or feature noise model in training (0 = none).
+      warmup_steps, decay_steps, lr_floor: the learning-rate schedule (jaxphysvae.train.learning_rate): a linear
+        warm-up over warmup_steps optimisation steps, then a half-cosine decay over decay_steps steps to
+        lr * lr_floor (decay_steps = 0: no decay). An epoch takes ceil(n_train / batch_size) steps.
     """
 
     kl_weight: Any = 1.0
@@ -46,6 +49,9 @@ class HParams(NamedTuple):
     lr: Any = 1e-3
     x_lnvar: Any = -9.0
     noise: Any = 0.0
+    warmup_steps: Any = 0.0
+    decay_steps: Any = 0.0
+    lr_floor: Any = 0.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -61,7 +67,9 @@ class HParams(NamedTuple):
             raise ConfigError(f"noise level must lie in [0, 1], got {merged.noise}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
-        for name in ("kl_weight", "alpha", "beta", "gamma", "noise"):
+        if np.any((np.asarray(merged.lr_floor) < 0) | (np.asarray(merged.lr_floor) > 1)):
+            raise ConfigError(f"lr_floor (the final fraction of lr) must lie in [0, 1], got {merged.lr_floor}")
+        for name in ("kl_weight", "alpha", "beta", "gamma", "noise", "warmup_steps", "decay_steps"):
             if np.any(np.asarray(getattr(merged, name)) < 0):
                 raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
         import jax.numpy as jnp
@@ -144,6 +152,11 @@ class Config:
     # data parallelism: split every training batch into this many equal groups, one per local device (results
     # equal the unsplit step's up to float rounding; see jaxphysvae.train)
     batch_shards: int = 1
+    # recovery: an epoch whose loss or gradient turns non-finite is undone; training goes on from the state of the
+    # best validation epoch (parameters and optimiser state) with the learning rate scaled by rollback_lr_factor, at
+    # most `rollbacks` times per run or sweep member (0: stop as diverged). Each rollback is a row of metrics.jsonl.
+    rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self):
         from jaxphysvae.attention import CONTEXTS
@@ -173,6 +186,10 @@ class Config:
         for key in ("flow_phy", "flow_aux1", "flow_aux2"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
+        if isinstance(self.rollbacks, bool) or not isinstance(self.rollbacks, int) or self.rollbacks < 0:
+            raise ConfigError(f"rollbacks must be an integer >= 0 (0: no rollback), got {self.rollbacks!r}")
+        if not 0.0 < self.rollback_lr_factor <= 1.0:
+            raise ConfigError(f"rollback_lr_factor must lie in (0, 1], got {self.rollback_lr_factor}")
         if not 0.0 <= self.flow_margin < 1.0:
             raise ConfigError(f"flow_margin must lie in [0, 1), got {self.flow_margin}")
         if self.lnvar_min is not None and not np.isfinite(self.lnvar_min):

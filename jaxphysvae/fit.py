@@ -2,7 +2,8 @@
 
 A run directory holds config.json (configuration, hyper-parameters, seed, versions), metrics.jsonl (one JSON line
 per epoch), last.ckpt (the train state after the last saved epoch, for resuming), best.ckpt (the parameters with the
-best validation squared error) and summary.json (best epoch, valid and test metrics, timing, status).
+best validation squared error), best_state.ckpt (the whole train state of that epoch, where a rollback restarts) and
+summary.json (best epoch, valid and test metrics, timing, status).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from jaxphysvae import checkpoint, data, interrupt, rundir
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.model import PhysVAE
+from jaxphysvae.model import RUN_ONLY, PhysVAE
 from jaxphysvae.train import evaluate, make_functions, physics_errors
 
 
@@ -62,10 +63,12 @@ _COMPILED: dict = {}
 
 def compiled(config: Config, splits: dict):
     """The model and its jitted functions, shared by every run of the same architecture, data shape and training
-    statistics in this process (the number of epochs does not change what is compiled)."""
+    statistics in this process (the fields that only choose data and schedule, model.RUN_ONLY, do not change what is
+    compiled)."""
     x = splits["train"]
     stats = data_stats(x)
-    key = (config.replace(epochs=1), x.num_channels, x.num_steps, x.dt,
+    key = (tuple((k, v) for k, v in sorted(config.to_json().items()) if k not in RUN_ONLY),
+           x.num_channels, x.num_steps, x.dt,
            tuple(np.round(v, 6).tobytes() for v in stats.values()))
     if key not in _COMPILED:
         model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=stats)
@@ -94,8 +97,10 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
       splits: datasets to use instead of loading them by name (train, valid, test).
 
     Returns:
-      the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss; the
-      last good state and the best checkpoint are kept); "timing" holds this process's seconds for loading the
+      the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss or
+      gradient once config.rollbacks rollbacks are spent; the last good state and the best checkpoint are kept),
+      "rollbacks" lists each rollback (epoch, the epoch whose state was restored, the learning-rate scale from then
+      on, the non-finite metrics) and "lr_scale" is the final scale; "timing" holds this process's seconds for loading the
       data, building the model and its initial state (with checkpoints on a resume), the first epoch (which
       compiles, or reads its program from the caches), the other epochs, validation and the final evaluation,
       and the wall-clock time (Unix seconds) at which the first epoch ended.
@@ -136,12 +141,17 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     model, fns = compiled(config, splits)
     run_key = jax.random.key(seed)
     state = fns.init(jax.random.fold_in(run_key, 0), hparams)  # epochs use fold_in(run_key, e), e >= 1
-    start, best = 0, {"epoch": 0, "valid_sse": math.inf}
-    best_params = state.params
+    start, best, recovery = 0, {"epoch": 0, "valid_sse": math.inf}, {"lr_scale": 1.0, "rollbacks": []}
+    best_state = state
     if resume and has_checkpoint:
-        state, meta = checkpoint.load(out / "last.ckpt", state)
-        best_params, _ = checkpoint.load(out / "best.ckpt", state.params)
+        template = state
+        state, meta = checkpoint.load(out / "last.ckpt", template)
+        if (out / "best_state.ckpt").is_file():
+            best_state, _ = checkpoint.load(out / "best_state.ckpt", template)
+        else:  # a run from before rollbacks: its best parameters, with the last optimiser state
+            best_state = state._replace(params=checkpoint.load(out / "best.ckpt", state.params)[0])
         start, best = meta["epoch"], meta["best"]
+        recovery = meta.get("recovery", recovery)
         if config.epochs < start:
             raise ConfigError(f"{out}: this run has trained {start} epochs; --epochs {config.epochs} would end it "
                               f"before that (give --epochs {start} or more to extend it)")
@@ -157,14 +167,16 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
 
     # with batch_shards > 1: state and data on every device once, so that no epoch sees new placements (and
     # compiles again)
-    state, best_params = fns.replicate((state, best_params))
+    state, best_state = fns.replicate((state, best_state))
+    run_hparams = _scaled_lr(hparams, recovery["lr_scale"])
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
     done, saved = start, {"epoch": None, "time": time.monotonic()}
     timing.update(build_s=time.perf_counter() - clock, validation_s=0.0)
 
     def save_checkpoints():
-        meta = {"epoch": done, "best": best}
-        checkpoint.save(out / "best.ckpt", best_params, meta)
+        meta = {"epoch": done, "best": best, "recovery": recovery}
+        checkpoint.save(out / "best.ckpt", best_state.params, meta)
+        checkpoint.save(out / "best_state.ckpt", best_state, meta)
         checkpoint.save(out / "last.ckpt", state, meta)
         saved.update(epoch=done, time=time.monotonic())
 
@@ -178,17 +190,29 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                         break
                     t0 = time.perf_counter()
                     new_state, metrics = fns.train_epoch(state, x_train, jax.random.fold_in(run_key, epoch),
-                                                         hparams)
+                                                         run_hparams)
                     metrics = {k: float(v) for k, v in metrics.items()}
                     train_times.append(time.perf_counter() - t0)
                     if len(train_times) == 1:
                         timing["first_epoch_end_unix"] = time.time()
                     if not all(math.isfinite(v) for v in metrics.values()):
-                        status = "diverged"
                         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-                        message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}); the last "
-                                   f"good state (epoch {epoch - 1}) and the best checkpoint are kept")
-                        break
+                        if len(recovery["rollbacks"]) >= config.rollbacks:
+                            status = "diverged"
+                            message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}) after "
+                                       f"{len(recovery['rollbacks'])} rollback(s); the last good state (epoch "
+                                       f"{epoch - 1}) and the best checkpoint are kept")
+                            break
+                        recovery = _rolled_back(recovery, epoch, best["epoch"], bad, config.rollback_lr_factor)
+                        state, done, run_hparams = best_state, epoch, _scaled_lr(hparams, recovery["lr_scale"])
+                        event = recovery["rollbacks"][-1]
+                        log.write(json.dumps({"epoch": epoch, "rollback": event}) + "\n")
+                        log.flush()
+                        print(f"jaxphysvae: epoch {epoch}: non-finite {', '.join(bad)}; rolled back to the state of "
+                              f"epoch {best['epoch']} with lr x {recovery['lr_scale']:g} (rollback "
+                              f"{len(recovery['rollbacks'])} of {config.rollbacks})")
+                        save_checkpoints()
+                        continue
                     row = {"epoch": epoch, **{f"train_{k}": v for k, v in metrics.items()},
                            "train_seconds": train_times[-1]}
                     valid = None
@@ -201,7 +225,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                     state, done = new_state, epoch
                     if valid is not None and valid["sse_per_seq"] < best["valid_sse"]:
                         best = {"epoch": epoch, "valid_sse": valid["sse_per_seq"]}
-                        best_params = state.params
+                        best_state = state
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     if hasattr(bar, "set_postfix"):
@@ -224,10 +248,11 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                 save_checkpoints()
             if hasattr(bar, "close"):
                 bar.close()
-            summary = {"status": status, "message": message, "epochs_run": done, "best_epoch": best["epoch"]}
+            summary = {"status": status, "message": message, "epochs_run": done, "best_epoch": best["epoch"],
+                       "rollbacks": recovery["rollbacks"], "lr_scale": recovery["lr_scale"]}
             if status != "failed":
                 clock = time.perf_counter()
-                summary = _summarise(fns, model, best_params, splits, hparams, config, summary, train_times)
+                summary = _summarise(fns, model, best_state.params, splits, hparams, config, summary, train_times)
                 timing["final_evaluation_s"] = time.perf_counter() - clock
             summary["timing"] = {**timing, "first_epoch_s": train_times[0] if train_times else None,
                                  "other_epochs_s": float(sum(train_times[1:]))}
@@ -237,6 +262,18 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     if status == "interrupted":
         raise interrupt.Interrupted(stop.signum, message)
     return summary
+
+
+def _scaled_lr(hparams: HParams, scale: float) -> HParams:
+    """`hparams` with lr scaled by `scale`, float32 (the same compiled programs)."""
+    return hparams._replace(lr=jnp.asarray(np.float32(scale) * np.asarray(hparams.lr, np.float32)))
+
+
+def _rolled_back(recovery: dict, epoch: int, to_epoch: int, non_finite: list[str], factor: float) -> dict:
+    """The recovery record after a rollback at `epoch` to the state of `to_epoch`: lr_scale times `factor`."""
+    scale = recovery["lr_scale"] * factor
+    event = {"epoch": epoch, "to_epoch": to_epoch, "lr_scale": scale, "non_finite": non_finite}
+    return {"lr_scale": scale, "rollbacks": [*recovery["rollbacks"], event]}
 
 
 def _check_same_run(out: Path, stored: dict, record: dict) -> None:

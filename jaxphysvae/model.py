@@ -23,12 +23,13 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.flows import flow_forward, stack_params
 from jaxphysvae.nets import MLP
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE, feature_noise, input_noise
-from jaxphysvae.physics import NoPhysics, PhysicsModel, make_physics
+from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, make_physics
 from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate_batch
 
 GROUPS = ("phy", "aux1", "aux2")
 # Config fields that choose the data and the schedule of a run but never enter a traced function
-RUN_ONLY = ("dataset", "data_seed", "n_train", "n_valid", "n_test", "epochs", "eval_every", "eval_batch_size")
+RUN_ONLY = ("dataset", "data_seed", "n_train", "n_valid", "n_test", "epochs", "eval_every", "eval_batch_size",
+            "rollbacks", "rollback_lr_factor")
 
 
 class Latents(NamedTuple):
@@ -75,8 +76,8 @@ class Reconstructions(NamedTuple):
 
 def masked_mean(v: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean of per-sequence values v (B,) over the rows where mask (B,) is True."""
-    mask = mask.astype(v.dtype)
-    return jnp.sum(v * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    count = jnp.sum(mask.astype(v.dtype))
+    return jnp.sum(jnp.where(mask, v, 0.0)) / jnp.maximum(count, 1.0)
 
 
 class PhysVAE:
@@ -112,9 +113,9 @@ class PhysVAE:
     # --- structure ----------------------------------------------------------------------------------------------
     def _check(self):
         c, p = self.config, self.physics
-        if self.solver.name == SYMPLECTIC and not (p.separable and c.use_physics):
-            raise ConfigError(f"the symplectic solver needs separable physics; {c.physics} "
-                              f"{'is not separable' if c.use_physics else 'is switched off'}")
+        if self.solver.name == SYMPLECTIC and not (isinstance(p, SeparablePhysicsModel) and c.use_physics):
+            raise ConfigError(f"the symplectic solver needs separable physics (a SeparablePhysicsModel); "
+                              f"{type(p).__name__ + ' is not separable' if c.use_physics else 'physics is off'}")
         if c.use_physics and c.dim_z_phy != p.dim_z:
             raise ConfigError(f"physics {c.physics!r} has {p.dim_z} parameter(s): set dim_z_phy={p.dim_z}, "
                               f"got {c.dim_z_phy}")
@@ -397,15 +398,23 @@ class PhysVAE:
         return {"objective": objective, "sse": sse, "kl": kl, "neg_elbo": neg_elbo, "r_da1": r_da1,
                 "r_da2": r_da2, "r_ppc": r_ppc}
 
-    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams):
-        """The training objective on a batch: the masked mean of `sequence_losses`, with per-sequence keys
-        jax.random.split(key, B).
+    def batch_loss(self, params, x: jax.Array, mask: jax.Array, keys: jax.Array, hparams: HParams):
+        """The training objective on a batch, the one that every training step differentiates: the masked mean of
+        `sequence_losses` over the valid rows.
+
+        Args:
+          x: (B, C, T); mask: (B,) valid rows (a masked row adds nothing); keys: (B,) one key per sequence.
 
         Returns:
-          (loss, metrics): the mean objective, and the mean of every part ("loss" the objective) plus "x_lnvar".
+          (loss, metrics): the mean objective (a scalar), and the masked mean of every part ("loss" the objective,
+          "sse", "kl", "neg_elbo", "r_da1", "r_da2", "r_ppc") plus "x_lnvar", the log noise variance in use.
         """
-        terms = self.sequence_losses(params, x, mask, jax.random.split(key, x.shape[0]), hparams)
+        terms = self.sequence_losses(params, x, mask, keys, hparams)
         metrics = {name: masked_mean(v, mask) for name, v in terms.items()}
         metrics["loss"] = metrics.pop("objective")
         metrics["x_lnvar"] = jnp.asarray(self.x_lnvar(params, hparams), jnp.float32)
         return metrics["loss"], metrics
+
+    def loss(self, params, x: jax.Array, mask: jax.Array, key: jax.Array, hparams: HParams):
+        """`batch_loss` with per-sequence keys jax.random.split(key, B), as a training step draws them."""
+        return self.batch_loss(params, x, mask, jax.random.split(key, x.shape[0]), hparams)

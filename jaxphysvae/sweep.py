@@ -6,7 +6,8 @@ Members share the architecture (Config) and the data; they differ in hyper-param
 along a leading member axis of the parameters, optimiser states, keys and HParams. The member axis is sharded over
 all local devices (jax.sharding), so the same code runs on one CPU, several host devices, GPUs or a TPU slice; on
 several hosts call `jax.distributed.initialize()` first and the mesh spans every process's devices. A member whose
-loss turns non-finite is marked diverged and frozen at its last good state while the others go on. Each member's
+loss turns non-finite is rolled back to its best-validation state with a lower learning rate (config.rollbacks
+times at most, as `fit` does), then marked diverged and frozen at its last good state while the others go on. Each member's
 result equals the same configuration trained alone by `jaxphysvae.fit.fit` (up to float rounding of vmapped
 arithmetic), because member m uses exactly the keys fit uses for its seed.
 """
@@ -119,21 +120,26 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
 
     members_fns = _member_functions(fns)
     state = members_fns.init(run_keys, hparams)
-    best_params = state.params
+    best_state = state
     best_sse = np.full(len(padded), np.inf)
     best_epoch = np.zeros(len(padded), int)
     diverged_at = np.zeros(len(padded), int)
+    lr_scale = np.ones(len(padded), np.float32)
+    rollbacks: list[list[dict]] = [[] for _ in padded]
     start, seconds_before = 0, 0.0
     state_path = None if out is None else out / STATE_FILE
     if resume and state_path.is_file():
-        template = {"state": state, "best_params": best_params, "alive": alive}
+        template = {"state": state, "best_state": best_state, "alive": alive}
         template = jax.tree.map(lambda a: a[:count], template)
         tree, meta = checkpoint.load(state_path, template)
         pad = lambda a: np.concatenate([a, np.repeat(a[-1:], len(padded) - count, axis=0)])
         tree = jax.tree.map(lambda a: put(pad(np.asarray(a))), tree)
-        state, best_params = tree["state"], tree["best_params"]
+        state, best_state = tree["state"], tree["best_state"]
         alive = put(jnp.asarray(np.asarray(tree["alive"])) & (jnp.arange(len(padded)) < count))
         start, seconds_before = int(meta["epoch"]), float(meta["seconds"])
+        lr_scale = pad(np.asarray(meta["lr_scale"], np.float32))
+        rollbacks = [list(r) for r in meta["rollbacks"]]
+        rollbacks += [[] for _ in range(len(padded) - count)]
         best_sse, best_epoch, diverged_at = (pad(np.asarray(meta[k], float if k == "best_sse" else int))
                                              for k in ("best_sse", "best_epoch", "diverged_at"))
         if config.epochs < start:
@@ -144,16 +150,18 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
     x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
     evaluate_members = members_fns.evaluate
     done, saved = start, {"epoch": start, "time": time.monotonic()}
+    run_hparams = hparams._replace(lr=put(jnp.asarray(lr_scale) * hparams.lr))
     t_start = time.perf_counter()
 
     def save_state():
         if state_path is None:
             return
-        tree = jax.tree.map(lambda a: np.asarray(a)[:count], {"state": state, "best_params": best_params,
+        tree = jax.tree.map(lambda a: np.asarray(a)[:count], {"state": state, "best_state": best_state,
                                                               "alive": alive})
         meta = {"epoch": done, "seconds": seconds_before + time.perf_counter() - t_start,
                 "best_sse": best_sse[:count].tolist(), "best_epoch": best_epoch[:count].tolist(),
-                "diverged_at": diverged_at[:count].tolist()}
+                "diverged_at": diverged_at[:count].tolist(), "lr_scale": lr_scale[:count].tolist(),
+                "rollbacks": rollbacks[:count]}
         checkpoint.save(state_path, tree, meta)
         saved.update(epoch=done, time=time.monotonic())
 
@@ -167,17 +175,26 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
             for e in epochs:
                 if stop:
                     break
-                new_state, now_alive, metrics = members_fns.epoch(state, alive, x_train, run_keys, hparams,
+                new_state, now_alive, metrics = members_fns.epoch(state, alive, x_train, run_keys, run_hparams,
                                                                   jnp.int32(e))
                 died = np.asarray(alive) & ~np.asarray(now_alive)
-                diverged_at[died] = e
                 state, alive = new_state, now_alive
+                retry = died & (np.array([len(r) for r in rollbacks]) < config.rollbacks)
+                if retry.any():
+                    state = _select(retry, best_state, state)
+                    alive = put(jnp.asarray(np.asarray(alive) | retry))
+                    lr_scale = np.where(retry, lr_scale * np.float32(config.rollback_lr_factor), lr_scale)
+                    run_hparams = hparams._replace(lr=put(jnp.asarray(lr_scale) * hparams.lr))
+                    for m in np.flatnonzero(retry):
+                        rollbacks[m].append({"epoch": e, "to_epoch": int(best_epoch[m]),
+                                             "lr_scale": float(lr_scale[m])})
+                diverged_at[died & ~retry] = e
                 if e % config.eval_every == 0 or e == config.epochs:
                     valid = evaluate_members(state.params, splits["valid"], hparams, config.eval_batch_size)
                     improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
                     best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
                     best_epoch[improved] = e
-                    best_params = _select(improved, state.params, best_params)
+                    best_state = _select(improved, state, best_state)
                 done = e
                 if progress:
                     loss = np.asarray(metrics["loss"])[:count]
@@ -200,18 +217,19 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
             print(f"jaxphysvae: {message}")
             raise interrupt.Interrupted(stop.signum, message)
     seconds = seconds_before + time.perf_counter() - t_start
-    valid = evaluate_members(best_params, splits["valid"], hparams, config.eval_batch_size)
-    test = evaluate_members(best_params, splits["test"], hparams, config.eval_batch_size)
+    valid = evaluate_members(best_state.params, splits["valid"], hparams, config.eval_batch_size)
+    test = evaluate_members(best_state.params, splits["test"], hparams, config.eval_batch_size)
     rows = []
     for m in range(count):
         rows.append({**members[m], "status": "diverged" if diverged_at[m] else "completed",
                      "diverged_at_epoch": int(diverged_at[m]) or None, "best_epoch": int(best_epoch[m]),
+                     "rollbacks": rollbacks[m], "lr_scale": float(lr_scale[m]),
                      "valid": {k: float(v[m]) for k, v in valid.items()},
                      "test": {k: float(v[m]) for k, v in test.items()}})
     result = {"members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
               "config": config.to_json(), "data": record["data"], "versions": versions()}
     if out is not None:
-        _write(out, result, jax.tree.map(lambda a: a[:count], best_params))
+        _write(out, result, jax.tree.map(lambda a: a[:count], best_state.params))
     return result
 
 
@@ -290,14 +308,14 @@ def _write(out: Path, result: dict, best_params) -> None:
     with atomic_path(out / "sweep.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     swept = [k for k in result["members"][0] if k in HParams._fields or k == "seed"]
-    columns = ["status", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq"]
+    columns = ["status", "rollbacks", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq"]
     lines = ["| " + " | ".join(swept + columns) + " |",
              "|" + "---|" * len(swept + columns)]
     for r in result["members"]:
         cells = [f"{r[k]:g}" for k in swept]
         v, t = r["valid"], r["test"]
         fmt = lambda x: f"{x:.4f}" if math.isfinite(x) else "nan"
-        lines.append("| " + " | ".join(cells) + f" | {r['status']} | {r['best_epoch']} | {fmt(v['sse_per_seq'])} | "
-                     f"{fmt(t['mae'])} | {fmt(t['rmse'])} | {fmt(t['sse_per_seq'])} |")
+        lines.append("| " + " | ".join(cells) + f" | {r['status']} | {len(r['rollbacks'])} | {r['best_epoch']} | "
+                     f"{fmt(v['sse_per_seq'])} | {fmt(t['mae'])} | {fmt(t['rmse'])} | {fmt(t['sse_per_seq'])} |")
     with atomic_path(out / "sweep.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -39,10 +39,31 @@ class TrainState(NamedTuple):
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The references' optimiser without its learning rate: clip gradients by value, add L2 weight decay to the
     gradient (PyTorch Adam's weight_decay), Adam scaling with eps; with config.grad_clip_norm, the global norm is
-    clipped first. The step multiplies by -hparams.lr."""
+    clipped first. `apply_gradients` multiplies by the step's -learning_rate."""
     clip_norm = [] if config.grad_clip_norm is None else [optax.clip_by_global_norm(config.grad_clip_norm)]
     return optax.chain(*clip_norm, optax.clip(config.grad_clip), optax.add_decayed_weights(config.weight_decay),
                        optax.scale_by_adam(eps=config.adam_eps))
+
+
+def learning_rate(step: jax.Array, hparams: HParams) -> jax.Array:
+    """The learning rate of optimisation step `step` (0-based): hparams.lr, raised linearly over the first
+    hparams.warmup_steps steps (from lr / warmup_steps), then, when hparams.decay_steps > 0, lowered along a half
+    cosine to lr * hparams.lr_floor at step warmup_steps + decay_steps and held there. All three are data, so a
+    sweep may vary them; with warmup_steps = decay_steps = 0 the rate is constant (the references)."""
+    t = jnp.asarray(step, jnp.float32)
+    warm = jnp.minimum(1.0, (t + 1.0) / jnp.maximum(hparams.warmup_steps, 1.0))
+    progress = jnp.clip((t - hparams.warmup_steps) / jnp.maximum(hparams.decay_steps, 1.0), 0.0, 1.0)
+    cosine = hparams.lr_floor + (1.0 - hparams.lr_floor) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return hparams.lr * warm * jnp.where(hparams.decay_steps > 0, cosine, 1.0)
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, state: "TrainState", grads, hparams: HParams):
+    """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`.
+    Returns (the new TrainState, the learning rate used)."""
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    lr = learning_rate(state.step, hparams)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+    return TrainState(params, opt_state, state.step + 1), lr
 
 
 class Functions(NamedTuple):
@@ -91,14 +112,21 @@ def batch_mesh(shards: int, devices=None) -> Mesh | None:
     return Mesh(np.asarray(devices[:shards]), ("batch",))
 
 
-def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """The batches of one training epoch drawn from `key`: the indices (count, batch_size) of a permutation of
-    range(n), its last n mod batch_size left out, and one key per step (count,). `train_epoch` takes its steps in
-    this order with these keys."""
+def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The batches of one training epoch drawn from `key`: every one of the n sequences once, in a random order.
+
+    Returns (indices (count, batch_size), mask (count, batch_size), keys (count,)) with count = ceil(n /
+    batch_size): a permutation of range(n) cut into batches, the last one filled up with index 0 where the mask is
+    False (a masked row adds nothing to the objective or its gradient), and one key per step. `train_epoch` takes
+    its steps in this order with these keys.
+    """
     k_perm, k_steps = jax.random.split(key)
-    count = n // batch_size
-    order = jax.random.permutation(k_perm, n)[: count * batch_size].reshape(count, batch_size)
-    return order, jax.random.split(k_steps, count)
+    count = -(-n // batch_size)
+    pad = count * batch_size - n
+    order = jnp.concatenate([jax.random.permutation(k_perm, n), jnp.zeros(pad, jnp.int32)])
+    mask = jnp.arange(count * batch_size) < n
+    return (order.reshape(count, batch_size), mask.reshape(count, batch_size),
+            jax.random.split(k_steps, count))
 
 
 def make_functions(model: PhysVAE, devices=None) -> Functions:
@@ -125,51 +153,45 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
         params = model.init(key, hparams)
         return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
-    def group_sums(params, x, mask, keys, hparams):
-        terms = model.sequence_losses(params, x, mask, keys, hparams)
-        weight = mask.astype(jnp.float32)
-        sums = {name: jnp.sum(v * weight) for name, v in terms.items()}
-        return sums["objective"], sums
-
     def split(a):
         a = a.reshape(shards, a.shape[0] // shards, *a.shape[1:])
         return jax.lax.with_sharding_constraint(a, NamedSharding(mesh, PartitionSpec("batch")))
 
     def train_step(state: TrainState, batch, key, hparams: HParams):
-        """One optimisation step on batch = (x (B, C, T), mask (B,)); returns (new state, metrics): the masked
-        means of model.sequence_losses ("loss" the objective), x_lnvar and the gradient's norm before clipping."""
+        """One optimisation step on batch = (x (B, C, T), mask (B,)) with per-sequence keys split(key, B): the
+        gradient of `model.batch_loss`, applied by `apply_gradients`. Returns (new state, metrics): batch_loss's
+        metrics, "lr" the learning rate of this step, and "grad_norm" the gradient's norm before clipping."""
         x, mask = batch
         keys = jax.random.split(key, x.shape[0])
-        value_and_grad = jax.value_and_grad(group_sums, has_aux=True)
+        value_and_grad = jax.value_and_grad(model.batch_loss, has_aux=True)
         if mesh is None:
-            (_, sums), grads = value_and_grad(state.params, x, mask, keys, hparams)
+            (_, metrics), grads = value_and_grad(state.params, x, mask, keys, hparams)
         else:
+            # each group's mean weighted by its share of the valid rows: the mean over the whole batch
             per_group = jax.vmap(value_and_grad, in_axes=(None, 0, 0, 0, None))
-            (_, sums), grads = per_group(state.params, split(x), split(mask), split(keys), hparams)
-            sums, grads = jax.tree.map(lambda v: jnp.sum(v, axis=0), (sums, grads))
-        count = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
-        grads = jax.tree.map(lambda g: g / count, grads)
-        metrics = {name: v / count for name, v in sums.items()}
-        metrics["loss"] = metrics.pop("objective")
-        metrics["x_lnvar"] = jnp.asarray(model.x_lnvar(state.params, hparams), jnp.float32)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        updates = jax.tree.map(lambda u: -hparams.lr * u, updates)
-        params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(params, opt_state, state.step + 1), metrics
+            (_, metrics), grads = per_group(state.params, split(x), split(mask), split(keys), hparams)
+            rows = jnp.sum(split(mask), axis=1).astype(jnp.float32)
+            share = rows / jnp.maximum(jnp.sum(rows), 1.0)
+            metrics, grads = jax.tree.map(lambda v: jnp.tensordot(share, v, axes=1), (metrics, grads))
+        state, lr = apply_gradients(optimizer, state, grads, hparams)
+        return state, {**metrics, "lr": lr, "grad_norm": optax.tree.norm(grads)}
 
     def train_epoch(state: TrainState, x_train, key, hparams: HParams):
-        """All full batches of a shuffled epoch of x_train (N, C, T); the N mod B remainder is left out (a new
-        permutation each epoch reaches it). Returns the new state and the metrics averaged over the epoch."""
-        order, step_keys = epoch_batches(key, x_train.shape[0], batch_size)
-        mask = jnp.ones(batch_size, bool)
+        """One shuffled pass over x_train (N, C, T): ceil(N / B) steps, the last on the N mod B remaining sequences
+        (masked rows fill it up; see `epoch_batches`). Returns the new state and the metrics averaged over the
+        epoch's sequences (grad_norm and x_lnvar over its steps), with "steps" the number of steps taken."""
+        order, masks, step_keys = epoch_batches(key, x_train.shape[0], batch_size)
 
         def body(s, inputs):
-            index, k = inputs
+            index, mask, k = inputs
             return train_step(s, (x_train[index], mask), k, hparams)
 
-        state, metrics = jax.lax.scan(body, state, (order, step_keys))
-        return state, jax.tree.map(jnp.mean, metrics)
+        state, metrics = jax.lax.scan(body, state, (order, masks, step_keys))
+        rows = jnp.sum(masks, axis=1).astype(jnp.float32)
+        per_step = ("grad_norm", "x_lnvar", "lr")
+        epoch = {k: jnp.mean(v) if k in per_step else jnp.sum(v * rows) / jnp.sum(rows) for k, v in metrics.items()}
+        epoch["steps"] = jnp.asarray(order.shape[0], jnp.float32)
+        return state, epoch
 
     def evaluate_batch(params, x, index, mask, key, hparams: HParams, samples: int, noise_kind: str = "none",
                        noise_level=0.0):

@@ -68,8 +68,9 @@ def test_solvers_agree_on_the_pendulum():
 def test_batched_integration_equals_one_solve_per_sequence(solver):
     """integrate_batch stacks the batch into one system for fixed-step solvers and vmaps adaptive ones: either
     way every sequence's trajectory (and its gradient) is that of its own solve."""
-    from jaxphysvae.physics import Hamiltonian, SolverConfig, integrate, integrate_batch
-    ham = Hamiltonian(channels=2, dim_z=1, hidden=(16,), separable=solver == "semi_implicit_euler")
+    from jaxphysvae.physics import Hamiltonian, SeparableHamiltonian, SolverConfig, integrate, integrate_batch
+    kind = SeparableHamiltonian if solver == "semi_implicit_euler" else Hamiltonian
+    ham = kind(channels=2, dim_z=1, hidden=(16,))
     params = ham.init(jax.random.key(0))
     s0 = jax.random.normal(jax.random.key(1), (5, 4)) * 0.5
     z = jax.random.normal(jax.random.key(2), (5, 1))
@@ -171,6 +172,28 @@ class Spring(PhysicsModel):
 
     def observe(self, params, state):
         return state[:1]
+
+
+def test_an_incomplete_physics_model_is_refused_when_it_is_made():
+    class NoObservation(PhysicsModel):
+        def __init__(self):
+            super().__init__(dim_z=1, state_size=2)
+
+        def vector_field(self, params, t, state, z):
+            return state
+
+        def initial_state(self, x):
+            return jnp.zeros(2)
+
+    class NoInitialState(Spring):
+        initial_state = PhysicsModel.initial_state
+
+    with pytest.raises(TypeError, match="observe"):
+        NoObservation()
+    with pytest.raises(ConfigError, match="NoInitialState must implement initial_state"):
+        NoInitialState()
+    with pytest.raises(ConfigError, match="Spring is not separable"):
+        PhysVAE(small_config(solver="semi_implicit_euler", dim_z_aux1=-1), 1, 40, 0.05, physics=Spring())
 
 
 def test_user_physics_plugs_in_without_editing_the_library():

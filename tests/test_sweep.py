@@ -21,12 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     splits = pendulum_splits()
-    config = small_config(epochs=2)
+    config = small_config(epochs=2, rollbacks=1, rollback_lr_factor=1.0)  # the retry at lr 1e8 diverges again
     result = sweep(config, BASE, {"alpha": [1e-2, 0.5], "seed": [1], "lr": [1e-3, 1e8]}, tmp_path / "sweep",
                    progress=False, splits=splits)
     rows = result["members"]
     assert len(rows) == 4
     assert {r["status"] for r in rows if r["lr"] == 1e8} == {"diverged"}
+    assert [len(r["rollbacks"]) for r in rows] == [0, 1, 0, 1]
+    assert {r["diverged_at_epoch"] for r in rows if r["lr"] == 1e8} == {2}
     assert {r["status"] for r in rows if r["lr"] == 1e-3} == {"completed"}
     for r in rows:
         assert np.isfinite(r["test"]["sse_per_seq"])  # frozen at the last good state, never NaN

@@ -11,7 +11,7 @@ from jaxphysvae.data import Dataset
 from jaxphysvae.errors import DataError
 from jaxphysvae.fit import fit
 from jaxphysvae.model import PhysVAE
-from jaxphysvae.train import evaluate, make_functions, physics_errors
+from jaxphysvae.train import epoch_batches, evaluate, learning_rate, make_functions, physics_errors
 from tests.helpers import pendulum_splits, small_config
 
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
@@ -92,9 +92,13 @@ def test_fit_is_deterministic_by_seed(tmp_path, setup):
 
 def test_divergence_stops_cleanly_and_keeps_the_last_good_state(tmp_path, setup):
     config, splits, model, fns = setup
-    summary = fit(config.replace(epochs=30), HParams.create(lr=1e8, x_lnvar=-4.0), tmp_path, progress=False,
+    config = config.replace(epochs=30, rollbacks=2, rollback_lr_factor=1.0)  # each retry diverges again
+    summary = fit(config, HParams.create(lr=1e8, x_lnvar=-4.0), tmp_path, progress=False,
                   splits=splits)  # steps of ~1e8 overflow within an epoch or two
     assert summary["status"] == "diverged" and "diverged at epoch" in summary["message"]
+    assert "after 2 rollback(s)" in summary["message"] and len(summary["rollbacks"]) == 2
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["rollback"]["lr_scale"] for r in rows if "rollback" in r] == [1.0, 1.0]
     template = fns.init(jax.random.key(0), HP)
     state, meta = checkpoint.load(tmp_path / "last.ckpt", template)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state.params))
@@ -138,3 +142,80 @@ def test_physics_only_recovers_omega_on_a_free_undamped_pendulum():
     errors = physics_errors(model, per["z_phy"], test)
     assert errors["omega_rel_err"] < 0.02  # 0.5 to 1.0 % over seeds 0-2 of data and initialisation
     assert fns.train_epoch.cache_size() == 1
+
+
+def test_an_epoch_takes_every_sequence_once_with_the_remainder_in_a_masked_batch(setup):
+    config, splits, model, fns = setup
+    order, mask, keys = epoch_batches(jax.random.key(3), 30, 8)
+    order, mask = np.asarray(order), np.asarray(mask)
+    assert order.shape == mask.shape == (4, 8) and keys.shape == (4,)
+    assert sorted(order[mask].tolist()) == list(range(30)) and mask.sum(1).tolist() == [8, 8, 8, 6]
+    x = jnp.asarray(splits["train"].x[:30])
+    start = fns.init(jax.random.key(0), HP)
+    state, metrics = fns.train_epoch(start, x, jax.random.key(3), HP)
+    stepped, losses = start, []
+    for i in range(4):
+        stepped, m = fns.train_step(stepped, (x[order[i]], jnp.asarray(mask[i])), keys[i], HP)
+        losses.append(float(m["loss"]))
+    _close(state.params, stepped.params, rtol=1e-5, atol=1e-7)
+    assert int(state.step) == 4 and float(metrics["steps"]) == 4.0
+    assert float(metrics["loss"]) == pytest.approx(np.dot(losses, [8, 8, 8, 6]) / 30, rel=1e-5)
+
+
+def test_a_step_applies_the_gradient_of_batch_loss_and_masked_rows_count_for_nothing(setup):
+    """Adam's first step moves each parameter by lr g / (|g| + eps), g the clipped gradient plus weight decay."""
+    config, splits, model, fns = setup
+    state = fns.init(jax.random.key(0), HP)
+    x = jnp.asarray(splits["train"].x[:8])
+    mask, key = jnp.arange(8) < 6, jax.random.key(5)
+    grads = jax.grad(lambda p: model.batch_loss(p, x, mask, jax.random.split(key, 8), HP)[0])(state.params)
+    garbage = x.at[6:].set(x[:2, :, ::-1] * 2)  # the masked rows' values must not matter
+    new, metrics = fns.train_step(state, (garbage, mask), key, HP)
+    g = jax.tree.map(lambda g, p: np.clip(np.asarray(g, np.float64), -5, 5) + 1e-6 * np.asarray(p), grads,
+                     state.params)
+    expected = jax.tree.map(lambda p, g: np.asarray(p) - 1e-3 * g / (np.abs(g) + 1e-3), state.params, g)
+    _close(new.params, expected, rtol=1e-5, atol=1e-8)
+    norm = np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in jax.tree.leaves(grads)))
+    assert float(metrics["grad_norm"]) == pytest.approx(norm, rel=1e-5)
+    loss, _ = model.batch_loss(state.params, x[:6], jnp.ones(6, bool), jax.random.split(key, 8)[:6], HP)
+    assert float(metrics["loss"]) == pytest.approx(float(loss), rel=1e-6)
+
+
+def test_learning_rate_schedule_values_and_the_step_follows_it(setup):
+    hp = HParams.create(lr=1e-2, warmup_steps=4, decay_steps=10, lr_floor=0.1)
+    expected = {0: 2.5e-3, 1: 5e-3, 3: 1e-2, 4: 1e-2, 9: 1e-2 * (0.1 + 0.9 * 0.5), 14: 1e-3, 40: 1e-3}
+    for step, lr in expected.items():
+        assert float(learning_rate(jnp.int32(step), hp)) == pytest.approx(lr, rel=1e-6)
+    assert float(learning_rate(jnp.int32(10_000), HParams.create(lr=1e-2))) == pytest.approx(1e-2)  # constant
+    config, splits, model, fns = setup
+    state = fns.init(jax.random.key(0), HP)
+    batch = (jnp.asarray(splits["train"].x[:8]), jnp.ones(8, bool))
+    plain, _ = fns.train_step(state, batch, jax.random.key(1), HP._replace(lr=jnp.float32(1e-2)))
+    warm, metrics = fns.train_step(state, batch, jax.random.key(1), HParams.create(
+        **{**HP.to_json(), "lr": 1e-2, "warmup_steps": 4, "decay_steps": 10, "lr_floor": 0.1}))
+    assert float(metrics["lr"]) == pytest.approx(2.5e-3)
+    moved = lambda s: jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), s.params, state.params)
+    _close(moved(warm), jax.tree.map(lambda d: d / 4, moved(plain)), rtol=1e-4, atol=1e-6)  # float32 p + d - p
+
+
+def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_resumes(tmp_path, setup):
+    """lr 1e8 overflows in the first epoch; the rollback restores the initial state (epoch 0, the best so far) with
+    lr 1e8 * 1e-11 = 1e-3, and the run from there equals epochs 2..N trained at 1e-3 from the initial state."""
+    config, splits, model, fns = setup
+    config = config.replace(epochs=3, rollbacks=1, rollback_lr_factor=1e-11)
+    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, lr=1e8)
+    summary = fit(config, hp, tmp_path, seed=2, progress=False, splits=splits)
+    assert summary["status"] == "completed" and summary["lr_scale"] == pytest.approx(1e-11)
+    [event] = summary["rollbacks"]
+    assert event["epoch"] == 1 and event["to_epoch"] == 0
+    summary = fit(config.replace(epochs=5), hp, tmp_path, seed=2, progress=False, splits=splits, resume=True)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5] and "rollback" in rows[0]
+    assert all(r["train_lr"] == pytest.approx(1e-3, rel=1e-5) for r in rows[1:])
+    run_key = jax.random.key(2)
+    state = fns.init(jax.random.fold_in(run_key, 0), hp)
+    x = jnp.asarray(splits["train"].x)
+    for epoch in range(2, 6):
+        state, _ = fns.train_epoch(state, x, jax.random.fold_in(run_key, epoch), hp._replace(lr=jnp.float32(1e-3)))
+    last, _ = checkpoint.load(tmp_path / "last.ckpt", state)
+    _close(last.params, state.params, rtol=1e-5, atol=1e-7)

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 
 from jaxphysvae.data import advdif
 from jaxphysvae.nets import MLP
-from jaxphysvae.physics.base import PhysicsModel
+from jaxphysvae.physics.base import PhysicsModel, SeparablePhysicsModel
 
 
-class Pendulum(PhysicsModel):
+class Pendulum(SeparablePhysicsModel):
     """theta'' = -omega^2 sin(theta); state (theta, theta'), z_P = omega in [0.392, 3.53] rad/s, theta observed.
 
     The initial state is (x_0, 0): the first observation and zero velocity. The in-ODE correction acts on the
@@ -21,7 +21,7 @@ class Pendulum(PhysicsModel):
 
     def __init__(self, omega_range=(0.392, 3.53)):
         super().__init__(dim_z=1, state_size=2, z_range=((omega_range[0],), (omega_range[1],)), positive=True,
-                         param_names=("omega",), correction_index=(1,), separable=True)
+                         param_names=("omega",), correction_index=(1,))
 
     def vector_field(self, params, t, state, z):
         return jnp.stack([state[1], -z[0] ** 2 * jnp.sin(state[0])])
@@ -72,31 +72,29 @@ class Hamiltonian(PhysicsModel):
     observed channel; the initial state (q_0, p_0) is predicted by an encoder head. The observation is q, or W q + b
     with a learned map (initialised to the identity). z_P has no physical units: its prior is N(0, I).
 
-    With `separable=True`, H = K(p) + V(q, z_P) with two networks, which admits the symplectic semi-implicit Euler.
+    `SeparableHamiltonian` is the variant H = K(p) + V(q, z_P), which admits the symplectic semi-implicit Euler.
     """
 
     def __init__(self, channels: int = 3, dim_z: int = 0, hidden: Sequence[int] = (128, 128),
-                 activation: str = "elu", observation_map: bool = False, separable: bool = False):
-        super().__init__(dim_z=dim_z, state_size=2 * channels, learned_initial_state=True, separable=separable)
+                 activation: str = "elu", observation_map: bool = False):
+        super().__init__(dim_z=dim_z, state_size=2 * channels, learned_initial_state=True)
         self.channels = channels
         self.observation_map = observation_map
         # H enters only through its gradient: an output bias would be a parameter without gradient
         self.energy = MLP(tuple(hidden) + (1,), activation=activation, bias_final=False)
 
     def init(self, key):
-        k1, k2 = jax.random.split(key)
         c = self.channels
-        params = {"H": self.energy.init(k1, jnp.zeros(2 * c + self.dim_z))}
-        if self.separable:
-            params = {"K": self.energy.init(k1, jnp.zeros(c)), "V": self.energy.init(k2, jnp.zeros(c + self.dim_z))}
+        params = self.init_energy(key)
         if self.observation_map:
             params["W"], params["b"] = jnp.eye(c), jnp.zeros(c)
         return params
 
+    def init_energy(self, key) -> dict:
+        """The energy network's parameters: {"H": ...} of H(q, p, z_P)."""
+        return {"H": self.energy.init(key, jnp.zeros(2 * self.channels + self.dim_z))}
+
     def hamiltonian(self, params, q, p, z):
-        if self.separable:
-            return (self.energy.apply(params["K"], p)[0]
-                    + self.energy.apply(params["V"], jnp.concatenate([q, z]))[0])
         return self.energy.apply(params["H"], jnp.concatenate([q, p, z]))[0]
 
     def vector_field(self, params, t, state, z):
@@ -104,15 +102,27 @@ class Hamiltonian(PhysicsModel):
         dh_dq, dh_dp = jax.grad(self.hamiltonian, argnums=(1, 2))(params, q, p, z)
         return jnp.concatenate([dh_dp, -dh_dq])
 
-    def separable_fields(self, params, z):
-        if not self.separable:
-            return super().separable_fields(params, z)
-        kinetic = lambda p: self.energy.apply(params["K"], p)[0]
-        potential = lambda q: self.energy.apply(params["V"], jnp.concatenate([q, z]))[0]
-        return (lambda t, p: jax.grad(kinetic)(p)), (lambda t, q: -jax.grad(potential)(q))
-
     def observe(self, params, state):
         q = state[: self.channels]
         return params["W"] @ q + params["b"] if self.observation_map else q
+
+
+class SeparableHamiltonian(Hamiltonian, SeparablePhysicsModel):
+    """A learned separable Hamiltonian H(q, p, z_P) = K(p) + V(q, z_P), two MLPs: dq/dt = K'(p) depends on p alone
+    and dp/dt = -dV/dq on q alone, so the symplectic semi-implicit Euler solver applies."""
+
+    def init_energy(self, key) -> dict:
+        k_kinetic, k_potential = jax.random.split(key)
+        c = self.channels
+        return {"K": self.energy.init(k_kinetic, jnp.zeros(c)),
+                "V": self.energy.init(k_potential, jnp.zeros(c + self.dim_z))}
+
+    def hamiltonian(self, params, q, p, z):
+        return self.energy.apply(params["K"], p)[0] + self.energy.apply(params["V"], jnp.concatenate([q, z]))[0]
+
+    def separable_fields(self, params, z):
+        kinetic = lambda p: self.energy.apply(params["K"], p)[0]
+        potential = lambda q: self.energy.apply(params["V"], jnp.concatenate([q, z]))[0]
+        return (lambda t, p: jax.grad(kinetic)(p)), (lambda t, q: -jax.grad(potential)(q))
 
 
