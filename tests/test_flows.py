@@ -106,7 +106,7 @@ def test_monte_carlo_kl_with_no_flow_averages_to_the_closed_form():
     _, kl_closed = closed.latents(params, post, None)
     # the Monte-Carlo form log q0(z) - log p(z), averaged over many samples, with K = 0
     q0 = [distrax.Normal(m, jnp.exp(0.5 * v)) for m, v in zip(post.mean, post.lnvar)]
-    priors = closed._priors()
+    priors = closed.posterior.priors()
     z = [q.sample(seed=jax.random.key(g), sample_shape=200_000) for g, q in enumerate(q0)]
     mc = sum(jnp.mean(jnp.sum(q.log_prob(s) - p.log_prob(s), -1), 0) for q, p, s in zip(q0, priors, z))
     np.testing.assert_allclose(mc, kl_closed, rtol=2e-2, atol=2e-2)
@@ -123,7 +123,7 @@ def test_flow_kl_uses_the_log_determinants_unless_asked_to_reproduce_the_publish
     z_pub, kl_pub = published.latents(params, post, keys)
     np.testing.assert_allclose(z_exact.aux2, z_pub.aux2)  # the same samples z_K
     base = sum(jnp.sum(distrax.Normal(m, jnp.exp(0.5 * v)).kl_divergence(p), -1)
-               for m, v, p in zip(post.mean, post.lnvar, exact._priors()))
+               for m, v, p in zip(post.mean, post.lnvar, exact.posterior.priors()))
     np.testing.assert_allclose(kl_pub, base, rtol=1e-6)  # the published objective ignores the flows
     # the exact one is, per sequence and summed over the flowed groups, log q0(z0) - log|det J| - log p(zK) for
     # the same draws, with det J the determinant of the flow's Jacobian (computed here by differentiation)
@@ -131,7 +131,7 @@ def test_flow_kl_uses_the_log_determinants_unless_asked_to_reproduce_the_publish
     for g, (steps, width, z_k) in enumerate([(3, 2, z_exact.phy), (0, 0, None), (4, 3, z_exact.aux2)]):
         if not steps:
             continue
-        m, v, prior = post.mean[g], post.lnvar[g], exact._priors()[g]
+        m, v, prior = post.mean[g], post.lnvar[g], exact.posterior.priors()[g]
         z0 = m + jnp.exp(0.5 * v) * jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, g), m.shape[1:]))(keys)
         for i in range(4):
             flow = lambda z: flow_forward(z, stack_params(post.flows[g][i], steps, width))[0]
@@ -158,7 +158,7 @@ def test_flow_kl_is_the_kl_of_the_flowed_distribution():
     chunks = [sample(keys[i:i + 4000]) for i in range(0, draws, 4000)]
     z, kl = jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
     # the z_P group (no flow) contributes its closed form; the rest is the flowed z_A2 group
-    prior_p = model._priors()[0]
+    prior_p = model.posterior.priors()[0]
     closed_p = np.asarray(jnp.sum(distrax.Normal(post.mean.phy, jnp.exp(0.5 * post.lnvar.phy)).kl_divergence(prior_p),
                                   -1))
     for i in range(2):
