@@ -28,7 +28,7 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
 
     from jaxphysvae import presets
     from jaxphysvae.config import HParams
-    from jaxphysvae.fit import compiled, load_splits
+    from jaxphysvae.runs import compiled, load_splits
     from jaxphysvae.train import apply_gradients, as_float32, make_optimizer
 
     config, hp = presets.get(name)

@@ -63,14 +63,14 @@ def first_call(fn: Callable) -> float:
 def machine() -> dict:
     import jax
 
-    from jaxphysvae.fit import versions
+    from jaxphysvae.runs import versions
     return {**versions(), "cpu_count": os.cpu_count(), "cores_used": cores(),
             "devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "node": platform.node()}
 
 
 def write(name: str, payload: dict, directory: Path = RESULTS) -> Path:
-    from jaxphysvae.data.cache import atomic_path
+    from jaxphysvae.files import atomic_path
     path = Path(directory) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

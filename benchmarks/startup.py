@@ -41,7 +41,7 @@ def compile_times(name: str, quick: bool) -> dict:
 
     from jaxphysvae import presets
     from jaxphysvae.config import HParams, apply_overrides
-    from jaxphysvae.fit import compiled, load_splits
+    from jaxphysvae.runs import compiled, load_splits
     from jaxphysvae.train import as_float32
 
     config, hp = presets.get(name)

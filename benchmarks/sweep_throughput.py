@@ -26,7 +26,7 @@ def measure(preset: str, members: int, epochs: int, changes: dict | None = None)
 
     from jaxphysvae import presets
     from jaxphysvae.config import HParams, stack
-    from jaxphysvae.fit import compiled, load_splits
+    from jaxphysvae.runs import compiled, load_splits
     from jaxphysvae.train import as_float32
 
     config, hp = presets.get(preset)

@@ -30,7 +30,7 @@ def measure(name: str, repeats: int, changes: dict | None = None, overrides: lis
 
     from jaxphysvae import presets
     from jaxphysvae.config import HParams, apply_overrides
-    from jaxphysvae.fit import compiled, load_splits
+    from jaxphysvae.runs import compiled, load_splits
     from jaxphysvae.train import as_float32, evaluate
 
     config, hp = presets.get(name)

@@ -29,7 +29,7 @@ import optax
 
 from jaxphysvae import checkpoint, presets
 from jaxphysvae.config import HParams, apply_overrides
-from jaxphysvae.fit import compiled, load_splits
+from jaxphysvae.runs import compiled, load_splits
 from jaxphysvae.flows import Planar, stack_params
 from jaxphysvae.latents import GROUPS
 from jaxphysvae.train import as_float32, epoch_batches

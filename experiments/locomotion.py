@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxphysvae import data
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jax
 
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 from jaxphysvae.fit import load_run
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.train import evaluate

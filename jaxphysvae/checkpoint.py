@@ -9,7 +9,7 @@ import flax.serialization
 import jax
 import numpy as np
 
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import DataError
 
 

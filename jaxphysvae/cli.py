@@ -15,7 +15,7 @@ EXIT_DIVERGED = 3  # training stopped on a non-finite loss; the best checkpoint 
 def _data_info(args) -> None:
     from jaxphysvae import data
     options = {}
-    if args.name in ("pendulum", "advdif"):
+    if args.name in data.GENERATED:
         options = {"seed": args.seed, "data_dir": args.data_dir}
         if args.n is not None:
             options["n"] = args.n
@@ -96,7 +96,7 @@ def _eval(args) -> None:
 
     import jax
 
-    from jaxphysvae import rundir
+    from jaxphysvae import files, rundir
     from jaxphysvae.fit import load_run
     from jaxphysvae.train import evaluate, physics_errors
     if args.samples < 0:
@@ -129,7 +129,7 @@ def _eval(args) -> None:
             if args.other_data:  # named by the data used, so that no evaluation on the run's own data is replaced
                 name += f"_data-{identity['sha256'][:12]}"
             target = run_dir / f"{name}.json"
-        rundir.write_json(target, metrics)
+        files.write_json(target, metrics)
     print(f"written to {target}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,61 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxphysvae import checkpoint, data, interrupt, rundir
+from jaxphysvae import checkpoint, data, files, interrupt, rundir
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.model import RUN_ONLY, PhysVAE
-from jaxphysvae.train import evaluate, make_functions, physics_errors
-
-
-def versions() -> dict:
-    import diffrax
-    import distrax
-    import flax
-    import optax
-    return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "diffrax": diffrax.__version__, "distrax": distrax.__version__,
-            "device": str(jax.devices()[0].device_kind), "platform": platform.platform()}
-
-
-def load_splits(config: Config) -> dict[str, data.Dataset]:
-    """Train, valid and test splits of the configured data set."""
-    sizes = {"train": config.n_train, "valid": config.n_valid, "test": config.n_test}
-    out = {}
-    for split in data.SPLITS:
-        options = {}
-        if config.dataset in ("pendulum", "advdif"):
-            options = {"seed": config.data_seed}
-            if sizes[split] is not None:
-                options["n"] = sizes[split]
-        out[split] = data.load(config.dataset, split, **options)
-    if config.batch_size > out["train"].num_sequences:
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {out['train'].num_sequences} training "
-                          f"sequences")
-    return out
-
-
-def data_stats(train: data.Dataset) -> dict:
-    """Per-channel standard deviation, minimum and maximum (C,) of the training data, for input noise."""
-    return {"std": train.x.std(axis=(0, 2)), "min": train.x.min(axis=(0, 2)), "max": train.x.max(axis=(0, 2))}
-
-
-_COMPILED: dict = {}
-
-
-def compiled(config: Config, splits: dict):
-    """The model and its jitted functions, shared by every run of the same architecture, data shape and training
-    statistics in this process (the fields that only choose data and schedule, model.RUN_ONLY, do not change what is
-    compiled)."""
-    x = splits["train"]
-    stats = data_stats(x)
-    key = (tuple((k, v) for k, v in sorted(config.to_json().items()) if k not in RUN_ONLY),
-           x.num_channels, x.num_steps, x.dt,
-           tuple(np.round(v, 6).tobytes() for v in stats.values()))
-    if key not in _COMPILED:
-        model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=stats)
-        _COMPILED[key] = (model, make_functions(model))
-    return _COMPILED[key]
+from jaxphysvae.evaluation import evaluate, physics_errors
+from jaxphysvae.runs import compiled, load_splits, versions
 
 
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
@@ -127,7 +76,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                                     "seed": seed}))
     has_checkpoint = (out / "last.ckpt").is_file()
     if resume:
-        stored = rundir.read_json(out / "config.json", "run configuration (config.json)")
+        stored = files.read_json(out / "config.json", "run configuration (config.json)")
         _check_same_run(out, stored, record)
         differ = rundir.data_differences(stored.get("data", {}), identity)
         if differ:
@@ -163,7 +112,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
         print(f"jaxphysvae: {out / 'metrics.jsonl'}: dropped {dropped} unreadable line(s) (a partial write)")
     if dropped or len(kept) != len(rows):
         rundir.rewrite_metrics(out / "metrics.jsonl", kept)
-    rundir.write_json(out / "config.json", {**record, "versions": versions(), "data": identity})
+    files.write_json(out / "config.json", {**record, "versions": versions(), "data": identity})
 
     # with batch_shards > 1: state and data on every device once, so that no epoch sees new placements (and
     # compiles again)
@@ -256,7 +205,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                 timing["final_evaluation_s"] = time.perf_counter() - clock
             summary["timing"] = {**timing, "first_epoch_s": train_times[0] if train_times else None,
                                  "other_epochs_s": float(sum(train_times[1:]))}
-            rundir.write_json(out / "summary.json", summary)
+            files.write_json(out / "summary.json", summary)
             if message:
                 print(f"jaxphysvae: {message}")
     if status == "interrupted":
@@ -318,7 +267,7 @@ def load_run(out: str | os.PathLike, other_data: bool = False):
     out = Path(out)
     if not out.is_dir() or not (out / "config.json").exists():
         raise ConfigError(f"{out}: not a run directory (no config.json)")
-    record = rundir.read_json(out / "config.json", "run configuration (config.json)")
+    record = files.read_json(out / "config.json", "run configuration (config.json)")
     try:
         config = Config.from_json(record["config"])
         hparams = HParams.create(**record["hparams"])

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 
 _DIRECTORY: Path | None = None
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "diffrax", "equinox", "lineax", "distrax")

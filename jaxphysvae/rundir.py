@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
 
 LOCK_FILE = ".lock"
@@ -106,30 +106,6 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A JSON record (config.json, summary.json, ...) with a one-line error for a missing or corrupt file."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: {what} is corrupt (not valid JSON: {e.msg} at line {e.lineno}); restore it or "
-                          f"start a new run") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {what} is corrupt (expected a JSON object)")
-    return value
-
-
-def write_json(path: Path, value) -> None:
-    """Write `value` as indented JSON, atomically (no half-written file is ever left)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def read_metrics(path: Path) -> tuple[list[dict], int]:

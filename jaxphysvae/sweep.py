@@ -26,14 +26,15 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxphysvae import checkpoint, interrupt, programs, rundir
+from jaxphysvae import checkpoint, files, interrupt, programs, rundir
 from jaxphysvae.config import Config, HParams, stack
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.fit import compiled, load_splits, versions
-from jaxphysvae.train import evaluate
+from jaxphysvae.evaluation import evaluate
+from jaxphysvae.parallel import member_mesh
+from jaxphysvae.runs import compiled, load_splits, versions
 
 
 CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
@@ -50,11 +51,6 @@ def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
             raise ConfigError(f"grid {key!r} has no values")
     keys = list(grid)
     return [{**base, "seed": 0, **dict(zip(keys, combo))} for combo in itertools.product(*(grid[k] for k in keys))]
-
-
-def _mesh(devices=None) -> Mesh:
-    devices = np.asarray(jax.devices() if devices is None else devices)
-    return Mesh(devices, ("members",))
 
 
 def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | os.PathLike | None = None,
@@ -105,7 +101,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
     if out is not None:
         _check_sweep_directory(out, record, resume)
     model, fns = compiled(config, splits)
-    mesh = _mesh(devices)
+    mesh = member_mesh(devices)
     n_dev = mesh.devices.size
     count = len(members)
     padded = members + [members[-1]] * (-count % n_dev)
@@ -146,7 +142,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
             raise ConfigError(f"{out}: this sweep has trained {start} epochs; --epochs {config.epochs} would end it "
                               f"before that")
     if out is not None:
-        rundir.write_json(out / CONFIG_FILE, {**record, "versions": versions()})
+        files.write_json(out / CONFIG_FILE, {**record, "versions": versions()})
     x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
     evaluate_members = members_fns.evaluate
     done, saved = start, {"epoch": start, "time": time.monotonic()}
@@ -243,7 +239,7 @@ def _check_sweep_directory(out: Path, record: dict, resume: bool) -> None:
         return
     if not (out / CONFIG_FILE).is_file():
         raise ConfigError(f"{out}: nothing to resume (no {CONFIG_FILE})")
-    stored = rundir.read_json(out / CONFIG_FILE, f"sweep configuration ({CONFIG_FILE})")
+    stored = files.read_json(out / CONFIG_FILE, f"sweep configuration ({CONFIG_FILE})")
     try:
         same = ({k: v for k, v in stored["config"].items() if k != "epochs"} ==
                 {k: v for k, v in record["config"].items() if k != "epochs"} and stored["members"] == record["members"])

@@ -1,10 +1,13 @@
-"""The training step, a whole epoch as one compiled scan, and evaluation: pure functions of pytrees.
+"""The compiled functions of a model: initialisation, the training step, a whole epoch as one scan, and a batch's
+evaluation, all pure functions of pytrees (whole-data-set evaluation on the host is jaxphysvae.evaluation, also
+importable from here as `evaluate` and `physics_errors`).
 
     model = PhysVAE(config, C, T, dt)
     fns = make_functions(model)                      # jitted once per model
     state = fns.init(key, hparams)
     state, metrics = fns.train_step(state, (x, mask), key, hparams)
     state, metrics = fns.train_epoch(state, x_train, key, hparams)   # all batches of an epoch in one call
+    metrics, per_sequence = evaluate(fns, state.params, dataset, hparams, batch_size)
 
 `train_step` and `train_epoch` take hyper-parameters as data; `jax.vmap(fns.train_step_raw, in_axes=(0, None, 0, 0))`
 trains several models at once (jaxphysvae.sweep does this for whole runs). The `*_raw` functions are the un-jitted
@@ -18,14 +21,13 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxphysvae import programs
 from jaxphysvae.config import Config, HParams
-from jaxphysvae.errors import ConfigError
+from jaxphysvae.evaluation import as_float32, evaluate, physics_errors  # noqa: F401 (documented as train.evaluate)
 from jaxphysvae.model import Noise, PhysVAE
+from jaxphysvae.parallel import batch_mesh, replicated, split_groups
 
 
 class TrainState(NamedTuple):
@@ -81,12 +83,6 @@ class Functions(NamedTuple):
     identity: str | None = None  # what fixes these functions' programs (jaxphysvae.programs); None: not cacheable
 
 
-def as_float32(hparams: HParams) -> HParams:
-    """HParams as float32 arrays: a Python float (weakly typed) or a float64 value passed to a jitted function
-    would compile a second program."""
-    return HParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
-
-
 def _float32_hparams(jitted: Callable) -> Callable:
     """Call `jitted(state, data, key, hparams)` with `as_float32(hparams)`. `.jitted` is the plain jit of the
     function, `.cache_size()` the number of programs compiled for it."""
@@ -98,18 +94,6 @@ def _float32_hparams(jitted: Callable) -> Callable:
     call.jitted = getattr(jitted, "jitted", jitted)
     call.cache_size = jitted.cache_size if hasattr(jitted, "cache_size") else jitted._cache_size
     return call
-
-
-def batch_mesh(shards: int, devices=None) -> Mesh | None:
-    """The mesh that data parallelism splits batches over: `shards` local devices (None for one shard)."""
-    if shards == 1:
-        return None
-    devices = jax.local_devices() if devices is None else list(devices)
-    if len(devices) < shards:
-        raise ConfigError(f"batch_shards={shards} needs {shards} devices, found {len(devices)} "
-                          f"({devices[0].platform}); on a CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
-                          f"{shards} before jax starts (the CLI's --host-devices {shards})")
-    return Mesh(np.asarray(devices[:shards]), ("batch",))
 
 
 def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -134,7 +118,8 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
 
     With config.batch_shards = D > 1 every training batch is split into D equal groups of sequences; the gradient
     of each group's summed objective is computed in a vmap whose group axis is sharded over D devices (`devices`,
-    default the first D local ones), and the gradients are summed (one all-reduce per step). Each sequence draws
+    default the first D local ones), and the groups' mean gradients are combined, weighted by their valid rows (one
+    all-reduce per step). Each sequence draws
     its randomness from its own key, so the step equals the unsplit one up to float rounding. `evaluate_batch`
     splits its batch over the devices the same way (`evaluate_batch_raw` stays the one-device function).
     """
@@ -144,18 +129,16 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
     shards = config.batch_shards
     mesh = batch_mesh(shards, devices)
 
-    def replicate(tree):
-        """`tree` on every device of the batch mesh (unchanged without data parallelism): place the training data
-        there once rather than at every call."""
-        return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    # `tree` on every device of the batch mesh (unchanged without data parallelism): place the training data there
+    # once rather than at every call
+    replicate = replicated(mesh)
 
     def init(key, hparams: HParams) -> TrainState:
         params = model.init(key, hparams)
         return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def split(a):
-        a = a.reshape(shards, a.shape[0] // shards, *a.shape[1:])
-        return jax.lax.with_sharding_constraint(a, NamedSharding(mesh, PartitionSpec("batch")))
+        return split_groups(a, mesh)
 
     def train_step(state: TrainState, batch, key, hparams: HParams):
         """One optimisation step on batch = (x (B, C, T), mask (B,)) with per-sequence keys split(key, B): the
@@ -248,54 +231,3 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
                      train_epoch=_float32_hparams(programs.cached_jit(train_epoch, "train_epoch", identity)),
                      train_epoch_raw=train_epoch, evaluate_batch=evaluate_jitted, evaluate_batch_raw=evaluate_batch,
                      replicate=replicate, identity=identity)
-
-
-def evaluate(fns: Functions, params, dataset, hparams: HParams, batch_size: int, samples: int = 0,
-             key: jax.Array | None = None, noise_kind: str = "none", noise_level: float = 0.0,
-             batch_fn: Callable | None = None) -> tuple[dict, dict]:
-    """Reconstruction metrics of a whole Dataset, independent of batch size and order (with a "batch" attention
-    context they depend on the batch size, which must then be stated with the results).
-
-    The encoder sees clean data unless `noise_kind` is given; the targets are always the clean data.
-
-    Args:
-      batch_fn: what evaluates one batch, with the signature of `fns.evaluate_batch` (default); a vmapped version
-        evaluates a stack of models at once (jaxphysvae.sweep), and the metrics are then arrays over the models.
-
-    Returns:
-      (metrics, per_sequence): metrics are mae and rmse (per value, in the data's units) and sse_per_seq (squared
-      error summed over channels and time, averaged over sequences) of x_hat = x_PAB, and rmse_P and sse_per_seq_P
-      of x_P; per_sequence holds the summed errors of every sequence (..., N) and the posterior mean of z_P
-      (..., N, d_P), for `physics_errors`.
-    """
-    from jaxphysvae.data import batches
-    key = jax.random.key(0) if key is None else key
-    batch_fn = fns.evaluate_batch if batch_fn is None else batch_fn
-    hparams = as_float32(hparams)
-    n, c, t = dataset.x.shape
-    parts = {"abs_err": [], "sq_err": [], "sq_err_P": [], "z_phy": []}
-    for b in batches(dataset.x, min(batch_size, n), remainder="pad"):
-        out = batch_fn(params, jnp.asarray(b.x), jnp.asarray(b.index), jnp.asarray(b.mask), key, hparams, samples,
-                       noise_kind, jnp.float32(noise_level))
-        for k in parts:
-            values = np.asarray(out[k])
-            parts[k].append(np.compress(b.mask, values, axis=values.ndim - (2 if k == "z_phy" else 1)))
-    per = {k: np.concatenate(v, axis=v[0].ndim - (2 if k == "z_phy" else 1)) for k, v in parts.items()}
-    values = n * c * t
-    metrics = {"mae": per["abs_err"].sum(-1) / values, "rmse": np.sqrt(per["sq_err"].sum(-1) / values),
-               "sse_per_seq": per["sq_err"].mean(-1), "rmse_P": np.sqrt(per["sq_err_P"].sum(-1) / values),
-               "sse_per_seq_P": per["sq_err_P"].mean(-1)}
-    return {k: float(v) if np.ndim(v) == 0 else v for k, v in metrics.items()}, per
-
-
-def physics_errors(model: PhysVAE, z_phy: np.ndarray, dataset) -> dict:
-    """Errors of the inferred physics parameters against the dataset's true ones, where both exist."""
-    out = {}
-    if not model.config.use_physics:
-        return out
-    for j, name in enumerate(model.physics.param_names):
-        if name in dataset.params and j < z_phy.shape[1]:
-            err = z_phy[:, j] - dataset.params[name]
-            out[f"{name}_mae"] = float(np.abs(err).mean())
-            out[f"{name}_rel_err"] = float(np.mean(np.abs(err) / np.abs(dataset.params[name])))
-    return out

@@ -83,7 +83,7 @@ SHARDED = textwrap.dedent("""
     from jaxphysvae.config import HParams
     from jaxphysvae.fit import fit
     import tempfile
-    from jaxphysvae.fit import compiled
+    from jaxphysvae.runs import compiled
     for name, shards in (("data_parallel", 2), ("one_device", 1)):
         config = small_config(epochs=3, batch_shards=shards)
         r = fit(config, HParams.create(**base), tempfile.mkdtemp(), seed=3, progress=False, splits=splits)

@@ -15,6 +15,7 @@ from jaxphysvae.data.dataset import SPLITS, Dataset, check_sequences
 from jaxphysvae.errors import DataError
 
 DATASETS = ("pendulum", "advdif", "locomotion")
+GENERATED = ("pendulum", "advdif")  # made by their generators from a seed, in sizes `n`; the others are read from files
 
 
 def load(name: str, split: str, **options) -> Dataset:
@@ -37,5 +38,5 @@ def load(name: str, split: str, **options) -> Dataset:
     return module.load(split, **options)
 
 
-__all__ = ["DATASETS", "SPLITS", "Batch", "Dataset", "DataError", "batches", "check_sequences", "load",
+__all__ = ["DATASETS", "GENERATED", "SPLITS", "Batch", "Dataset", "DataError", "batches", "check_sequences", "load",
            "num_batches"]

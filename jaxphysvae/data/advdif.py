@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxphysvae.data.dataset import Dataset, check_split
 from jaxphysvae.data.synthetic import cached, check_count, solve_accurately, split_rng, to_dataset
+from jaxphysvae.physics.systems import laplacian
 
 NAME = "advdif"
 VERSION = 1
@@ -30,12 +31,6 @@ PARAMS = tuple(RANGES)
 GRID = np.arange(NUM_POINTS) * DX
 
 
-def laplacian(y, dx=DX):
-    """Central second difference of y along its last axis, with zero ghost cells."""
-    padded = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(1, 1)])
-    return (padded[..., 2:] - 2 * y + padded[..., :-2]) / dx**2
-
-
 def gradient(y, dx=DX):
     """Central first difference of y along its last axis, with zero ghost cells."""
     padded = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(1, 1)])
@@ -44,7 +39,7 @@ def gradient(y, dx=DX):
 
 def vector_field(t, y, args):
     """dy/dt for one profile y of shape (20,); args = (D, c)."""
-    return args[0] * laplacian(y) - args[1] * gradient(y)
+    return args[0] * laplacian(y, DX) - args[1] * gradient(y)
 
 
 def initial_profile(m) -> np.ndarray:

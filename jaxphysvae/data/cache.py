@@ -1,15 +1,14 @@
-"""Where generated data are cached, and atomic file writing (no partially written file is ever left behind)."""
+"""Where generated data are cached, and their .npz files (written atomically)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
+
+from jaxphysvae.files import atomic_path
 
 DATA_DIR_ENV = "JAXPHYSVAE_DATA_DIR"
 
@@ -19,21 +18,6 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     if path is None:
         path = os.environ.get(DATA_DIR_ENV) or Path.home() / ".cache" / "jaxphysvae"
     return Path(path)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, on any error delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from jaxphysvae.data.cache import atomic_path
+from jaxphysvae.files import atomic_path
 from jaxphysvae.data.dataset import SPLITS, Dataset, check_sequences
 from jaxphysvae.data.locomotion import CHANNELS, DT, NAME, NUM_STEPS
 from jaxphysvae.errors import DataError

@@ -7,7 +7,6 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxphysvae.data import advdif
 from jaxphysvae.nets import MLP
 from jaxphysvae.physics.base import PhysicsModel, SeparablePhysicsModel
 
@@ -36,14 +35,21 @@ class Pendulum(SeparablePhysicsModel):
         return state[:1]
 
 
+def laplacian(y: jax.Array, dx: float) -> jax.Array:
+    """Central second difference of y along its last axis (grid step dx), with zero ghost cells."""
+    padded = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(1, 1)])
+    return (padded[..., 2:] - 2 * y + padded[..., :-2]) / dx**2
+
+
 class Diffusion(PhysicsModel):
-    """dy/dt = D y_xx on a 1-D grid with zero ghost cells; z_P = D in [5e-3, 0.2]; the first frame is y(0).
+    """dy/dt = D y_xx on a 1-D grid of num_points points dx apart (the advection-diffusion data's 20 and 0.1) with
+    zero ghost cells; z_P = D in [5e-3, 0.2]; the first frame is y(0).
 
     The observation is W y + b with a learned W (C x C, initialised to the identity) shared over time, as in
     phys-VAE's advection-diffusion model.
     """
 
-    def __init__(self, num_points: int = advdif.NUM_POINTS, dx: float = advdif.DX, d_range=(5e-3, 0.2),
+    def __init__(self, num_points: int = 20, dx: float = 0.1, d_range=(5e-3, 0.2),
                  observation_map: bool = True):
         super().__init__(dim_z=1, state_size=num_points, z_range=((d_range[0],), (d_range[1],)), positive=True,
                          param_names=("D",))
@@ -51,7 +57,7 @@ class Diffusion(PhysicsModel):
         self.observation_map = observation_map
 
     def vector_field(self, params, t, state, z):
-        return z[0] * advdif.laplacian(state, self.dx)
+        return z[0] * laplacian(state, self.dx)
 
     def initial_state(self, x):
         return x[:, 0]
