@@ -79,6 +79,24 @@ class HParams(NamedTuple):
         return {k: np.asarray(v).tolist() for k, v in self._asdict().items()}
 
 
+# Every Config field belongs to exactly one group (tests/test_config.py checks it, so a new field must be placed):
+# what selects the data, what fixes the model's computation (architecture, posteriors, objective, solver), what fixes
+# the optimiser's step (compiled into the training step too), and what only schedules a run on the host.
+FIELD_GROUPS = {
+    "data": ("dataset", "data_seed", "n_train", "n_valid", "n_test"),
+    "model": ("physics", "use_physics", "dim_z_phy", "dim_z_aux1", "dim_z_aux2", "hamiltonian_hidden",
+              "hamiltonian_separable", "observation_map", "activation", "feat_hidden", "feat_dim", "head_hidden",
+              "unmixer", "unmixer_hidden", "correction_hidden", "residual_hidden", "init_hidden", "flow_phy",
+              "flow_aux1", "flow_aux2", "flow_kl", "flow_margin", "lnvar_min", "attention_phy", "attention_aux1",
+              "attention_aux2", "attention_dim", "noise", "noise_seq_fraction", "ppc", "learn_x_lnvar", "solver",
+              "substeps", "rtol", "atol", "max_steps"),
+    "optimisation": ("batch_size", "weight_decay", "grad_clip", "grad_clip_norm", "adam_eps", "batch_shards"),
+    "schedule": ("epochs", "eval_every", "eval_batch_size", "rollbacks", "rollback_lr_factor"),
+}
+# the fields that never enter a traced function: they choose the data and the schedule of a run
+RUN_ONLY = FIELD_GROUPS["data"] + FIELD_GROUPS["schedule"]
+
+
 def stack(hparams: list[HParams]) -> HParams:
     """Stack HParams along a new leading axis, for `jax.vmap`."""
     import jax

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from jaxphysvae import objective
-from jaxphysvae.config import Config, HParams
+from jaxphysvae.config import RUN_ONLY, Config, HParams
 from jaxphysvae.decoder import GreyBoxDecoder, Reconstructions
 from jaxphysvae.encoder import Encoder, Noise, Posterior
 from jaxphysvae.errors import ConfigError
@@ -29,9 +29,6 @@ from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, m
 from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig
 from jaxphysvae.posterior import LatentPosterior
 
-# Config fields that choose the data and the schedule of a run but never enter a traced function
-RUN_ONLY = ("dataset", "data_seed", "n_train", "n_valid", "n_test", "epochs", "eval_every", "eval_batch_size",
-            "rollbacks", "rollback_lr_factor")
 
 __all__ = ["GROUPS", "Latents", "Noise", "PhysVAE", "Posterior", "RUN_ONLY", "Reconstructions", "masked_mean"]
 

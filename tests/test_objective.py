@@ -129,10 +129,10 @@ def test_every_built_in_system_observes_what_it_should():
     mapped = Hamiltonian(channels=3, hidden=(4,), observation_map=True)
     w, b = jnp.array([[0.0, 1, 0], [2, 0, 0], [0, 0, -1]]), jnp.array([0.5, 0, 1])
     np.testing.assert_allclose(mapped.observe({"W": w, "b": b}, state), [2.5, 2.0, -2.0])
-    diffusion = Diffusion(num_points=3, dx=0.1)
+    diffusion = Diffusion(num_points=3, dx=0.1, observation_map=True)
     np.testing.assert_allclose(diffusion.observe({"W": w, "b": b}, state[:3]), [2.5, 2.0, -2.0])
     np.testing.assert_array_equal(diffusion.observe(diffusion.init(jax.random.key(0)), state[:3]), [1, 2, 3])
-    np.testing.assert_array_equal(Diffusion(num_points=3, observation_map=False).observe({}, state[:3]), [1, 2, 3])
+    np.testing.assert_array_equal(Diffusion(num_points=3).observe({}, state[:3]), [1, 2, 3])  # default: none, as Config
 
 
 def test_masked_rows_change_no_loss_metric_or_gradient(pendulum_batch):

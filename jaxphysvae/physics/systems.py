@@ -45,12 +45,13 @@ class Diffusion(PhysicsModel):
     """dy/dt = D y_xx on a 1-D grid of num_points points dx apart (the advection-diffusion data's 20 and 0.1) with
     zero ghost cells; z_P = D in [5e-3, 0.2]; the first frame is y(0).
 
-    The observation is W y + b with a learned W (C x C, initialised to the identity) shared over time, as in
-    phys-VAE's advection-diffusion model.
+    With observation_map=True (as in phys-VAE's advection-diffusion model and the advdif presets) the observation is
+    W y + b with a learned W (C x C, initialised to the identity) shared over time; by default, as Config's default,
+    it is y itself.
     """
 
     def __init__(self, num_points: int = 20, dx: float = 0.1, d_range=(5e-3, 0.2),
-                 observation_map: bool = True):
+                 observation_map: bool = False):
         super().__init__(dim_z=1, state_size=num_points, z_range=((d_range[0],), (d_range[1],)), positive=True,
                          param_names=("D",))
         self.dx = dx
