@@ -181,8 +181,7 @@ class Config:
         from jaxphysvae.data import DATASETS
         from jaxphysvae.nets import activation_fn
         from jaxphysvae.noise import NOISE
-        from jaxphysvae.physics.integrate import SOLVERS
-        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC, "solver": SOLVERS,
+        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC,
                    "flow_kl": FLOW_KL, "attention_phy": CONTEXTS, "attention_aux1": CONTEXTS,
                    "attention_aux2": CONTEXTS, "noise": NOISE}
         for key, allowed in choices.items():
@@ -194,7 +193,8 @@ class Config:
                 raise ConfigError(f"{key} must be -1 (removed), 0 or positive, got {getattr(self, key)}")
         if self.dim_z_phy < 0:
             raise ConfigError(f"dim_z_phy must be 0 or positive, got {self.dim_z_phy}")
-        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "substeps", "max_steps", "feat_dim",
+        self.solver_config()  # the solver's fields are checked where they are used
+        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "feat_dim",
                     "batch_shards"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
@@ -228,9 +228,11 @@ class Config:
         if self.unmixer != "none" and not self.use_physics:
             raise ConfigError("an unmixer needs physics (use_physics=True): it cleans the input for the physics "
                               "encoder")
-        if self.solver == "semi_implicit_euler" and self.dim_z_aux1 >= 0:
-            raise ConfigError("the symplectic semi_implicit_euler solver needs a separable field: remove the in-ODE "
-                              "correction (dim_z_aux1=-1) or choose another solver")
+
+    def solver_config(self):
+        """The solver fields as the physics.integrate.SolverConfig the decoder uses (which validates them)."""
+        from jaxphysvae.physics.integrate import SolverConfig
+        return SolverConfig(self.solver, self.substeps, self.rtol, self.atol, self.max_steps)
 
     def replace(self, **changes) -> "Config":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

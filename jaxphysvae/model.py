@@ -26,7 +26,7 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.latents import GROUPS, Latents, Layout, applier
 from jaxphysvae.objective import masked_mean
 from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, make_physics
-from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig
+from jaxphysvae.physics.integrate import SYMPLECTIC
 from jaxphysvae.posterior import LatentPosterior
 
 
@@ -53,7 +53,7 @@ class PhysVAE:
         self.physics_from_config = physics is None
         base = make_physics(config, num_channels) if physics is None else physics
         self.physics = base if config.use_physics else NoPhysics(base)
-        self.solver = SolverConfig(config.solver, config.substeps, config.rtol, config.atol, config.max_steps)
+        self.solver = config.solver_config()
         self.layout = Layout.of(config, self.physics)
         self.dims, self.flow_steps, self.attention = self.layout.dims, self.layout.flow_steps, self.layout.attention
         self.has_correction, self.has_residual = self.layout.has_correction, self.layout.has_residual
@@ -66,9 +66,13 @@ class PhysVAE:
 
     def _check(self):
         c, p = self.config, self.physics
-        if self.solver.name == SYMPLECTIC and not (isinstance(p, SeparablePhysicsModel) and c.use_physics):
-            raise ConfigError(f"the symplectic solver needs separable physics (a SeparablePhysicsModel); "
-                              f"{type(p).__name__ + ' is not separable' if c.use_physics else 'physics is off'}")
+        if self.solver.name == SYMPLECTIC:  # the one place of this rule: a separable model, nothing added to its field
+            if not (isinstance(p, SeparablePhysicsModel) and c.use_physics):
+                raise ConfigError(f"the symplectic solver needs separable physics (a SeparablePhysicsModel); "
+                                  f"{type(p).__name__ + ' is not separable' if c.use_physics else 'physics is off'}")
+            if self.has_correction:
+                raise ConfigError("the symplectic semi_implicit_euler solver needs a separable field: remove the "
+                                  "in-ODE correction (dim_z_aux1=-1) or choose another solver")
         if c.use_physics and c.dim_z_phy != p.dim_z:
             raise ConfigError(f"physics {c.physics!r} has {p.dim_z} parameter(s): set dim_z_phy={p.dim_z}, "
                               f"got {c.dim_z_phy}")

@@ -39,10 +39,15 @@ class SolverConfig:
     max_steps: int = 4096
 
     def __post_init__(self):
+        """Every check of the solver's settings (Config delegates its solver fields here)."""
         if self.name not in SOLVERS:
             raise ConfigError(f"unknown solver {self.name!r}; expected one of {', '.join(SOLVERS)}")
-        if self.substeps < 1:
-            raise ConfigError(f"solver substeps must be >= 1, got {self.substeps}")
+        for key in ("substeps", "max_steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"solver {key} must be a positive integer, got {value!r}")
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ConfigError(f"solver tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
 
     @property
     def adaptive(self) -> bool:
