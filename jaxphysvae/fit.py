@@ -49,9 +49,9 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
       the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss or
       gradient once config.rollbacks rollbacks are spent; the last good state and the best checkpoint are kept),
       "rollbacks" lists each rollback (epoch, the epoch whose state was restored, the learning-rate scale from then
-      on, the non-finite metrics) and "lr_scale" is the final scale; "timing" holds this process's seconds for loading the
-      data, building the model and its initial state (with checkpoints on a resume), the first epoch (which
-      compiles, or reads its program from the caches), the other epochs, validation and the final evaluation,
+      on, the non-finite metrics) and "lr_scale" is the final scale; "timing" holds this process's seconds for
+      loading the data, building the model and its initial state (with checkpoints on a resume), the first epoch
+      (which compiles, or reads its program from the caches), the other epochs, validation and the final evaluation,
       and the wall-clock time (Unix seconds) at which the first epoch ended.
 
     Raises:

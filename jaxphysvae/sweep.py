@@ -7,8 +7,8 @@ along a leading member axis of the parameters, optimiser states, keys and HParam
 all local devices (jax.sharding), so the same code runs on one CPU, several host devices, GPUs or a TPU slice; on
 several hosts call `jax.distributed.initialize()` first and the mesh spans every process's devices. A member whose
 loss turns non-finite is rolled back to its best-validation state with a lower learning rate (config.rollbacks
-times at most, as `fit` does), then marked diverged and frozen at its last good state while the others go on. Each member's
-result equals the same configuration trained alone by `jaxphysvae.fit.fit` (up to float rounding of vmapped
+times at most, as `fit` does), then marked diverged and frozen at its last good state while the others go on. Each
+member's result equals the same configuration trained alone by `jaxphysvae.fit.fit` (up to float rounding of vmapped
 arithmetic), because member m uses exactly the keys fit uses for its seed.
 """
 
