@@ -29,8 +29,7 @@ def step_time(num_steps=101, batch_size=100, flow_aux2=0, solver="euler", repeat
     config, hp = presets.get(base)
     changes = dict(batch_size=batch_size, flow_aux2=flow_aux2, solver=solver)
     if small:
-        changes.update(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), residual_hidden=(16,), init_hidden=(16,),
-                       hamiltonian_hidden=(16,))
+        changes.update(presets.TOY_WIDTHS)
     config = config.replace(**changes)
     model = PhysVAE(config, 3, num_steps, 2.0 / (num_steps - 1))
     fns = make_functions(model)

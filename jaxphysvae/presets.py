@@ -29,6 +29,10 @@ _LOCOMOTION = dict(dataset="locomotion", physics="hamiltonian", feat_hidden=(512
 # 1e3 to 1e13 against ~50 typically) make Adam jump and the learned-Hamiltonian models diverge (the NF-paper column
 # at epoch 291, the attentive NF-VAE at 458); clipping the global norm at 50 lets them recover.
 
+# every network at toy width: the tests' models and the benchmarks' --quick mode (fast on 2 CPU cores)
+TOY_WIDTHS = dict(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), correction_hidden=(8,), residual_hidden=(16,),
+                  init_hidden=(16,), hamiltonian_hidden=(16,), head_hidden=())
+
 _NO_REG = dict(alpha=0.0, beta=0.0, gamma=0.0)
 
 PRESETS: dict[str, tuple[str, dict, dict]] = {

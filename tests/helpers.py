@@ -4,9 +4,7 @@ import numpy as np
 
 from jaxphysvae.config import Config
 from jaxphysvae.data import Dataset, pendulum
-
-SMALL = dict(feat_hidden=(16,), feat_dim=16, unmixer_hidden=(16,), correction_hidden=(8,), residual_hidden=(16,),
-             init_hidden=(16,), hamiltonian_hidden=(16,), head_hidden=())
+from jaxphysvae.presets import TOY_WIDTHS as SMALL
 
 
 # `--set` arguments that make a preset's configuration equal to `small_config()` (only hyper-parameters and epochs
