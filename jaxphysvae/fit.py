@@ -119,15 +119,16 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     state, best_state = fns.replicate((state, best_state))
     run_hparams = _scaled_lr(hparams, recovery["lr_scale"])
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
-    done, saved = start, {"epoch": None, "time": time.monotonic()}
+    done, saved = start, {"epoch": None, "time": time.monotonic(), "best_epoch": None}
     timing.update(build_s=time.perf_counter() - clock, validation_s=0.0)
 
     def save_checkpoints():
         meta = {"epoch": done, "best": best, "recovery": recovery}
-        checkpoint.save(out / "best.ckpt", best_state.params, meta)
-        checkpoint.save(out / "best_state.ckpt", best_state, meta)
+        if saved["best_epoch"] != best["epoch"] or not (out / "best_state.ckpt").is_file():  # only when it changed
+            checkpoint.save(out / "best.ckpt", best_state.params, meta)
+            checkpoint.save(out / "best_state.ckpt", best_state, meta)
         checkpoint.save(out / "last.ckpt", state, meta)
-        saved.update(epoch=done, time=time.monotonic())
+        saved.update(epoch=done, time=time.monotonic(), best_epoch=best["epoch"])
 
     status, message, train_times = "completed", "", []
     bar = _progress(range(start + 1, config.epochs + 1), progress, config.epochs, start)
@@ -149,8 +150,8 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                         if len(recovery["rollbacks"]) >= config.rollbacks:
                             status = "diverged"
                             message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}) after "
-                                       f"{len(recovery['rollbacks'])} rollback(s); the last good state (epoch "
-                                       f"{epoch - 1}) and the best checkpoint are kept")
+                                       f"{len(recovery['rollbacks'])} rollback(s); the last good state and the best "
+                                       f"checkpoint are kept")
                             break
                         recovery = _rolled_back(recovery, epoch, best["epoch"], bad, config.rollback_lr_factor)
                         state, done, run_hparams = best_state, epoch, _scaled_lr(hparams, recovery["lr_scale"])
