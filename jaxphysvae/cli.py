@@ -14,6 +14,12 @@ EXIT_DIVERGED = 3  # training stopped on a non-finite loss; the best checkpoint 
 
 def _data_info(args) -> None:
     from jaxphysvae import data
+    from jaxphysvae.data.arrays import is_path, load_file
+    if args.name not in data.DATASETS and is_path(args.name):  # a user's file or directory
+        splits = load_file(args.name, seed=args.seed)
+        for split in data.SPLITS if args.split == "all" else (args.split,):
+            print(splits[split].summary())
+        return
     options = {}
     if args.name in data.GENERATED:
         options = {"seed": args.seed, "data_dir": args.data_dir}
@@ -30,8 +36,8 @@ def _data_build_locomotion(args) -> None:
     from jaxphysvae.data import raw
     strides = raw.read_strides(args.raw_dir)
     if args.published:
-        if args.sizes is not None or args.by != "stride":
-            raise ConfigError("--published builds the published split: it takes no --by or --sizes")
+        if args.sizes is not None or args.by != "stride" or args.test_raw_dir is not None:
+            raise ConfigError("--published builds the published split: it takes no --by, --sizes or --test-raw-dir")
         splits = raw.published_split(strides)
         out = raw.write_split(splits, args.out, columns=raw.PUBLISHED_COLUMNS)
     else:
@@ -41,9 +47,12 @@ def _data_build_locomotion(args) -> None:
         except ValueError:
             raise ConfigError(f"--sizes expects two counts or fractions such as 400,100 or 0.6,0.2, got "
                               f"{args.sizes!r}") from None
-        splits = raw.split_strides(strides, by=args.by, sizes=sizes, seed=args.seed)
+        test = None if args.test_raw_dir is None else raw.read_strides(args.test_raw_dir)
+        splits = raw.split_strides(strides, by=args.by, sizes=sizes, seed=args.seed, test=test)
         out = raw.write_split(splits, args.out)
-    print(f"{strides.num_sequences} walking strides from {strides.source}")
+    print(f"{strides.num_sequences} walking strides from {strides.source}"
+          + (f"; test split: {splits['test'].num_sequences} from {splits['test'].source}"
+             if not args.published and args.test_raw_dir is not None else ""))
     for split, ds in splits.items():
         subjects = len(set(ds.covariates["subject"].tolist()))
         print(f"  {split}: {ds.num_sequences} strides of {subjects} subjects")
@@ -57,9 +66,19 @@ def _data_download(args) -> None:
 
 
 def _hparams_and_config(args):
+    """The preset as a template: then --data and --physics (which replace its data set and physics), --epochs, and
+    --set, in this order."""
     from jaxphysvae import presets
     from jaxphysvae.config import HParams, apply_overrides
     config, hparams = presets.get(args.preset)
+    if args.data is not None:
+        config = config.replace(dataset=str(Path(args.data).resolve()), n_train=None, n_valid=None, n_test=None)
+    if args.physics is not None:
+        from jaxphysvae.physics import load_physics
+        from jaxphysvae.physics.user import check_spec
+        spec = check_spec(args.physics)
+        dim_z = load_physics(spec).dim_z if ":" in spec else config.dim_z_phy
+        config = config.replace(physics=spec, dim_z_phy=dim_z if config.use_physics else 0)
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
     config, hparams = apply_overrides(config, hparams, args.set or [])
@@ -131,6 +150,53 @@ def _eval(args) -> None:
             target = run_dir / f"{name}.json"
         files.write_json(target, metrics)
     print(f"written to {target}")
+
+
+def _predict(args) -> None:
+    import jax
+    import numpy as np
+
+    from jaxphysvae import files, rundir
+    from jaxphysvae.data.arrays import read_sequences
+    from jaxphysvae.fit import load_run
+    from jaxphysvae.predict import predict
+    rundir.check_seed(args.seed)
+    run_dir = Path(args.run_dir)
+    target = Path(args.out) if args.out else run_dir / (f"predict_{args.split}.npz" if args.data is None else
+                                                        f"predict_{Path(args.data).stem}.npz")
+    if target.suffix != ".npz" or target.is_dir():
+        raise ConfigError(f"--out {target}: give a file name ending in .npz")
+    rundir.prepare(target.parent, "directory of --out")
+    config, hparams, model, fns, params, splits, record = load_run(run_dir, other_data=args.data is not None)
+    ds = splits[args.split] if args.data is None else read_sequences(args.data, args.split, dt=None)
+    if args.data is not None and not np.isclose(ds.dt, model.dt, rtol=1e-6, atol=0):
+        raise ConfigError(f"{args.data}: time step {ds.dt:g} differs from the {model.dt:g} the run was trained on")
+    out = predict(model, params, ds.x, samples=args.samples, key=jax.random.key(args.seed),
+                  batch_size=config.eval_batch_size, horizon=args.horizon)
+    if args.scale_z_phy is not None:
+        scaled = predict(model, params, ds.x, batch_size=config.eval_batch_size, horizon=args.horizon,
+                         z_phy=args.scale_z_phy * out["z_phy_mean"])
+        out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
+    arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
+    with files.atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    print(f"{ds.num_sequences} sequences of {ds.source}: reconstructions x_P, x_PA, x_PB, x_PAB "
+          f"{tuple(out['x_PAB'].shape)}" + (f", extrapolated x_P_long {tuple(out['x_P_long'].shape)}"
+                                            if args.horizon else "")
+          + (f", decoded with z_P x {args.scale_z_phy:g}" if args.scale_z_phy is not None else ""))
+    rmse = float(np.sqrt(np.mean((out["x_PAB"] - ds.x) ** 2)))
+    print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
+    for name in (model.physics.param_names if config.use_physics else ()):
+        if name not in out:
+            continue
+        line = f"  {name}: mean {out[name].mean():.4g}, range [{out[name].min():.4g}, {out[name].max():.4g}]"
+        if f"{name}_std" in out:
+            line += f", mean posterior std {out[name + '_std'].mean():.3g}"
+        if name in ds.params:
+            line += f"; MAE against the true values {np.abs(out[name] - ds.params[name]).mean():.4g}"
+        print(line)
+    print(f"written to {target} (keys: {', '.join(sorted(arrays))})")
 
 
 def _sweep(args) -> None:
@@ -207,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser = commands.add_parser("data", help="inspect, build or download data sets")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True)
     info = data_commands.add_parser("info", help="sizes, shapes, value ranges and source of a data set")
-    info.add_argument("name", help="pendulum, advdif or locomotion")
+    info.add_argument("name", help="pendulum, advdif, locomotion, or the path of your own .npz / .npy file or "
+                                   "locomotion split directory")
     info.add_argument("--split", default="all", choices=("all", "train", "valid", "test"))
     info.add_argument("--n", type=int, default=None, help="number of sequences (generated data sets)")
-    info.add_argument("--seed", type=int, default=0, help="generator seed (generated data sets)")
+    info.add_argument("--seed", type=int, default=0,
+                      help="generator seed (generated data sets), or the seed of a data file's split")
     info.add_argument("--data-dir", default=None,
                       help="cache directory (generated data sets) or split directory (locomotion)")
     info.set_defaults(run=_data_info)
@@ -223,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--sizes", default=None,
                        help="train,valid counts or fractions, e.g. 400,100 or 0.6,0.2 (default: 400,100 strides "
                             "or 0.6,0.2 of subjects)")
+    build.add_argument("--test-raw-dir", default=None,
+                       help="take the test split from the SubjectN.mat files of this directory (other people); "
+                            "--sizes then divides --raw-dir's strides or subjects between train and valid "
+                            "(default 0.8,0.2)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--published", action="store_true",
                        help="the published phys-VAE split (needs all 50 subjects' files): the same 400 / 100 / 344 "
@@ -235,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a preset, writing a run directory")
     train.add_argument("--preset", required=True, help="see `jaxphysvae presets`")
+    _user_options(train)
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="run directory (default runs/PRESET-seedS)")
@@ -264,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
     sw.add_argument("--preset", required=True)
+    _user_options(sw)
     sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                     help="hyper-parameter (or seed) values to combine, e.g. --grid alpha=1e-3,1e-2 --grid seed=0,1")
     sw.add_argument("--epochs", type=int, default=None)
@@ -277,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(run=_sweep, computes=True)
 
+    pd = commands.add_parser("predict", help="write a run's reconstructions, latents and physics parameters to .npz")
+    pd.add_argument("run_dir", help="run directory")
+    pd.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    pd.add_argument("--data", default=None, metavar="PATH",
+                    help="predict for the sequences of this file instead (its x, or its --split)")
+    pd.add_argument("--samples", type=int, default=0,
+                    help="S > 0: also S posterior samples of every latent and the parameters' posterior std")
+    pd.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
+    pd.add_argument("--horizon", type=int, default=None, metavar="STEPS",
+                    help="also integrate the ODE part for this many steps (x_P_long, x_PA_long)")
+    pd.add_argument("--scale-z-phy", type=float, default=None, metavar="FACTOR",
+                    help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
+    pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
+    pd.set_defaults(run=_predict, computes=True)
+
     pr = commands.add_parser("presets", help="list the presets")
     pr.set_defaults(run=_presets)
 
@@ -286,6 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(run=_demo, computes=True)
     return parser
+
+
+def _user_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="train on your own .npz / .npy file of sequences (N, C, T) or locomotion split "
+                             "directory instead of the preset's data (see jaxphysvae.data.arrays for the layout)")
+    parser.add_argument("--physics", default=None, metavar="MODULE:NAME",
+                        help="your own PhysicsModel by import path (e.g. mymodels:Spring, found from the current "
+                             "directory) instead of the preset's; dim_z_phy follows it")
 
 
 def use_host_devices(count: int) -> None:

@@ -20,7 +20,6 @@ from jaxphysvae.errors import ConfigError
 # jax and the modules that declare the other choices are imported where they are used, so that listing presets or
 # reading `--help` does not start jax (about 2 s).
 
-PHYSICS = ("pendulum", "diffusion", "hamiltonian")
 UNMIXERS = ("none", "residual", "linear")
 PPC = ("all", "residual")
 FLOW_KL = ("exact", "published_base_kl")
@@ -83,7 +82,7 @@ class HParams(NamedTuple):
 # what selects the data, what fixes the model's computation (architecture, posteriors, objective, solver), what fixes
 # the optimiser's step (compiled into the training step too), and what only schedules a run on the host.
 FIELD_GROUPS = {
-    "data": ("dataset", "data_seed", "n_train", "n_valid", "n_test"),
+    "data": ("dataset", "data_seed", "n_train", "n_valid", "n_test", "data_dt"),
     "model": ("physics", "use_physics", "dim_z_phy", "dim_z_aux1", "dim_z_aux2", "hamiltonian_hidden",
               "hamiltonian_separable", "observation_map", "activation", "feat_hidden", "feat_dim", "head_hidden",
               "unmixer", "unmixer_hidden", "correction_hidden", "residual_hidden", "init_hidden", "flow_phy",
@@ -111,13 +110,16 @@ class Config:
     Latent dimensions: -1 removes the component, 0 keeps its network without latent input.
     """
 
-    # data
+    # data: a built-in set (pendulum, advdif, locomotion) or the path of your own .npz / .npy file or locomotion
+    # split directory (jaxphysvae.data.arrays)
     dataset: str = "pendulum"
-    data_seed: int = 0
-    n_train: int | None = None  # generated data sets: number of sequences per split (None = the reference sizes)
-    n_valid: int | None = None
+    data_seed: int = 0  # the generators' seed; for a file of sequences, the seed of its split
+    n_train: int | None = None  # sequences per split: generated sets (None = the reference sizes) and files given
+    n_valid: int | None = None  # as one array x (None = 80 / 10 / 10 %)
     n_test: int | None = None
-    # physics
+    data_dt: float | None = None  # the time step of a .npy file (a .npz file stores its own as key dt)
+    # physics: a built-in system (pendulum, diffusion, hamiltonian) or the import path "package.module:Name" of a
+    # PhysicsModel of your own (jaxphysvae.physics.user)
     physics: str = "pendulum"
     use_physics: bool = True  # False: f_P = 0 (the NN-only and NN + solver baselines)
     dim_z_phy: int = 1
@@ -181,7 +183,17 @@ class Config:
         from jaxphysvae.data import DATASETS
         from jaxphysvae.nets import activation_fn
         from jaxphysvae.noise import NOISE
-        choices = {"dataset": DATASETS, "physics": PHYSICS, "unmixer": UNMIXERS, "ppc": PPC,
+        from jaxphysvae.physics.user import check_spec
+        check_spec(self.physics)
+        from jaxphysvae.data.arrays import is_path
+        if self.dataset not in DATASETS and not is_path(self.dataset):
+            raise ConfigError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}, or the path "
+                              f"of a .npz / .npy file of sequences (N, C, T) or of a locomotion split directory")
+        if self.data_dt is not None and (self.dataset in DATASETS or not np.isfinite(self.data_dt)
+                                         or self.data_dt <= 0):
+            raise ConfigError(f"data_dt (the time step of your own data file) must be a positive number and needs a "
+                              f"data file as dataset; got data_dt={self.data_dt} with dataset {self.dataset!r}")
+        choices = {"unmixer": UNMIXERS, "ppc": PPC,
                    "flow_kl": FLOW_KL, "attention_phy": CONTEXTS, "attention_aux1": CONTEXTS,
                    "attention_aux2": CONTEXTS, "noise": NOISE}
         for key, allowed in choices.items():
@@ -250,6 +262,13 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def resumable(values: dict) -> dict:
+    """A configuration's fields as JSON values, for comparing a stored run's with the current one: the defaults of
+    fields added since the run was stored are filled in, and epochs, which a resume may change, is left out."""
+    defaults = json.loads(json.dumps(Config().to_json()))
+    return {k: v for k, v in {**defaults, **json.loads(json.dumps(values))}.items() if k != "epochs"}
 
 
 def parse_value(text: str, kind):

@@ -19,15 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxphysvae import checkpoint, data, files, interrupt, rundir
-from jaxphysvae.config import Config, HParams
+from jaxphysvae.config import Config, HParams, resumable
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
-from jaxphysvae.runs import compiled, load_splits, versions
+from jaxphysvae.runs import check_physics, compiled, load_splits, physics_description, versions, with_physics
 
 
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
         progress: bool = True, checkpoint_every: int = 50, checkpoint_seconds: float = 60.0,
-        preset: str | None = None, splits: dict | None = None) -> dict:
+        preset: str | None = None, splits: dict | None = None, physics=None) -> dict:
     """Train `config` with `hparams` for config.epochs epochs, writing the run directory `out`.
 
     The directory is checked (writable, not a file) and locked for this process before anything is loaded or
@@ -43,7 +43,12 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
       checkpoint_every, checkpoint_seconds: last.ckpt and best.ckpt are written after the first epoch, every
         `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed since the last write, and at the end
         (completed, diverged, interrupted or failed), so a SIGKILL loses at most that much work.
-      splits: datasets to use instead of loading them by name (train, valid, test).
+      splits: datasets to use instead of loading them as config.dataset says (train, valid, test).
+      physics: a PhysicsModel object to use instead of the one config.physics names. config.json records its
+        description (class and plain attributes, jaxphysvae.physics.user.describe) and, where its class can be
+        imported (not defined in __main__), config.physics becomes the class's import path, so that `eval`,
+        `predict` and `--resume` rebuild it by calling the class with no arguments; `load_run` and a resume check
+        that the model they rebuild, or are given, matches the description.
 
     Returns:
       the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss or
@@ -61,13 +66,15 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
     """
     seed = rundir.check_seed(seed)
     rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
+    config = with_physics(config, physics)
     out = rundir.prepare(out, "run directory")
     with rundir.RunLock(out):
         return _fit(config, hparams, out, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset,
-                    splits)
+                    splits, physics)
 
 
-def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset, splits):
+def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, checkpoint_seconds, preset, splits,
+         physics):
     clock = time.perf_counter()
     splits = load_splits(config) if splits is None else splits
     timing = {"data_s": time.perf_counter() - clock}
@@ -75,9 +82,13 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     record = json.loads(json.dumps({"preset": preset, "config": config.to_json(), "hparams": hparams.to_json(),
                                     "seed": seed}))
     has_checkpoint = (out / "last.ckpt").is_file()
+    clock = time.perf_counter()
+    model, fns = compiled(config, splits, physics)
+    timing["build_s"] = time.perf_counter() - clock
     if resume:
         stored = files.read_json(out / "config.json", "run configuration (config.json)")
         _check_same_run(out, stored, record)
+        check_physics(out, stored, model)
         differ = rundir.data_differences(stored.get("data", {}), identity)
         if differ:
             raise ConfigError(f"{out}: the data differ from those this run was trained on: {'; '.join(differ)}. "
@@ -87,7 +98,6 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
         raise ConfigError(f"{out} already holds a run; use --resume to continue it or choose another --out")
 
     clock = time.perf_counter()
-    model, fns = compiled(config, splits)
     run_key = jax.random.key(seed)
     state = fns.init(jax.random.fold_in(run_key, 0), hparams)  # epochs use fold_in(run_key, e), e >= 1
     start, best, recovery = 0, {"epoch": 0, "valid_sse": math.inf}, {"lr_scale": 1.0, "rollbacks": []}
@@ -112,7 +122,8 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
         print(f"jaxphysvae: {out / 'metrics.jsonl'}: dropped {dropped} unreadable line(s) (a partial write)")
     if dropped or len(kept) != len(rows):
         rundir.rewrite_metrics(out / "metrics.jsonl", kept)
-    files.write_json(out / "config.json", {**record, "versions": versions(), "data": identity})
+    files.write_json(out / "config.json", {**record, "physics": physics_description(model), "versions": versions(),
+                                           "data": identity})
 
     # with batch_shards > 1: state and data on every device once, so that no epoch sees new placements (and
     # compiles again)
@@ -120,7 +131,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     run_hparams = _scaled_lr(hparams, recovery["lr_scale"])
     x_train = fns.replicate(jnp.asarray(splits["train"].x))
     done, saved = start, {"epoch": None, "time": time.monotonic(), "best_epoch": None}
-    timing.update(build_s=time.perf_counter() - clock, validation_s=0.0)
+    timing.update(build_s=timing["build_s"] + time.perf_counter() - clock, validation_s=0.0)
 
     def save_checkpoints():
         meta = {"epoch": done, "best": best, "recovery": recovery}
@@ -229,10 +240,10 @@ def _rolled_back(recovery: dict, epoch: int, to_epoch: int, non_finite: list[str
 def _check_same_run(out: Path, stored: dict, record: dict) -> None:
     """Refuse to resume with another configuration, hyper-parameters or seed (only epochs may change)."""
     try:
-        then = ({k: v for k, v in stored["config"].items() if k != "epochs"}, stored["hparams"], stored["seed"])
+        then = (resumable(stored["config"]), stored["hparams"], stored["seed"])
     except (KeyError, TypeError, AttributeError):
         raise ConfigError(f"{out / 'config.json'}: not a run configuration (config, hparams or seed missing)") from None
-    now = ({k: v for k, v in record["config"].items() if k != "epochs"}, record["hparams"], record["seed"])
+    now = (resumable(record["config"]), record["hparams"], record["seed"])
     if then != now:
         raise ConfigError(f"{out}: the stored configuration differs from this one; resume with the same preset, "
                           f"--set values and seed (only --epochs may change), or train into a new directory")
@@ -258,12 +269,14 @@ def _progress(epochs, enabled: bool, total: int, start: int):
     return tqdm(epochs, total=total, initial=start, unit="epoch", dynamic_ncols=True)
 
 
-def load_run(out: str | os.PathLike, other_data: bool = False):
+def load_run(out: str | os.PathLike, other_data: bool = False, physics=None, splits: dict | None = None):
     """(config, hparams, model, functions, best params, splits, record) of a run directory.
 
-    The splits are loaded as the run's configuration says (for locomotion, from the current default source); if
-    their values differ from those recorded at training time, a ConfigError says so, unless `other_data` is True
-    (evaluating a trained model on other data on purpose).
+    The splits are loaded as the run's configuration says (for locomotion, from the current default source), or
+    `splits` are used; if their values differ from those recorded at training time, a ConfigError says so, unless
+    `other_data` is True (evaluating a trained model on other data on purpose). The physics model is rebuilt from the
+    configuration, or `physics` (the object a run was trained with by `fit(..., physics=...)`) is used; either must
+    match the description recorded at training time.
     """
     out = Path(out)
     if not out.is_dir() or not (out / "config.json").exists():
@@ -274,13 +287,14 @@ def load_run(out: str | os.PathLike, other_data: bool = False):
         hparams = HParams.create(**record["hparams"])
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"{out / 'config.json'}: not a run configuration ({type(e).__name__}: {e})") from None
-    splits = load_splits(config)
+    splits = load_splits(config) if splits is None else splits
     differ = rundir.data_differences(record.get("data", {}), rundir.data_identity(splits))
     if differ and not other_data:
         raise ConfigError(f"{out}: the data differ from those this run was trained on: {'; '.join(differ)}. Point "
                           f"to the same data (check ${data.locomotion.LOCOMOTION_DIR_ENV}), or evaluate on these "
                           f"data on purpose with --other-data")
-    model, fns = compiled(config, splits)
+    model, fns = compiled(config, splits, physics)
+    check_physics(out, record, model)
     template = fns.init(jax.random.key(0), hparams).params
     params, _ = checkpoint.load(out / "best.ckpt", template)
     return config, hparams, model, fns, params, splits, record

@@ -50,7 +50,8 @@ class PhysVAE:
                                                            for k, v in data_stats.items()}
         self.num_channels, self.num_steps, self.dt = num_channels, num_steps, float(dt)
         self.t = (np.arange(num_steps) * self.dt).astype(np.float32)
-        self.physics_from_config = physics is None
+        # the program cache (jaxphysvae.programs) vouches only for the package's own code
+        self.physics_from_config = physics is None and ":" not in config.physics
         base = make_physics(config, num_channels) if physics is None else physics
         self.physics = base if config.use_physics else NoPhysics(base)
         self.solver = config.solver_config()
@@ -100,8 +101,8 @@ class PhysVAE:
     def identity(self) -> str | None:
         """What fixes this model's traced programs besides the package's source (jaxphysvae.programs): the
         configuration (but for the fields that only choose data and schedule, RUN_ONLY), the data's shape and step,
-        and the data statistics; None for physics supplied by the caller, whose code the program cache cannot vouch
-        for."""
+        and the data statistics; None for a user's physics (passed, or named by an import path), whose code the program
+        cache cannot vouch for."""
         if not self.physics_from_config:
             return None
         config = {k: v for k, v in self.config.to_json().items() if k not in RUN_ONLY}

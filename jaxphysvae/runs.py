@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import platform
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -13,6 +14,10 @@ from jaxphysvae import data
 from jaxphysvae.config import Config
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import RUN_ONLY, PhysVAE
+from jaxphysvae.physics import NoPhysics, PhysicsModel
+from jaxphysvae.physics.user import describe as describe_physics
+from jaxphysvae.physics.user import differences as physics_differences
+from jaxphysvae.physics.user import import_path as physics_import_path
 from jaxphysvae.train import Functions, make_functions
 
 
@@ -28,8 +33,14 @@ def versions() -> dict:
 
 
 def load_splits(config: Config) -> dict[str, data.Dataset]:
-    """Train, valid and test splits of the configured data set."""
+    """Train, valid and test splits of the configured data set: a built-in one, or a user's file or directory
+    (jaxphysvae.data.arrays.load_file, split by n_train / n_valid / n_test and data_seed)."""
     sizes = {"train": config.n_train, "valid": config.n_valid, "test": config.n_test}
+    if config.dataset not in data.DATASETS:  # a user's file
+        from jaxphysvae.data.arrays import load_file
+        out = load_file(config.dataset, tuple(sizes.values()), seed=config.data_seed, dt=config.data_dt)
+        _check_batch_size(config, out["train"])
+        return out
     out = {}
     for split in data.SPLITS:
         options = {}
@@ -38,10 +49,13 @@ def load_splits(config: Config) -> dict[str, data.Dataset]:
             if sizes[split] is not None:
                 options["n"] = sizes[split]
         out[split] = data.load(config.dataset, split, **options)
-    if config.batch_size > out["train"].num_sequences:
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {out['train'].num_sequences} training "
-                          f"sequences")
+    _check_batch_size(config, out["train"])
     return out
+
+
+def _check_batch_size(config: Config, train: data.Dataset) -> None:
+    if config.batch_size > train.num_sequences:
+        raise ConfigError(f"batch_size {config.batch_size} exceeds the {train.num_sequences} training sequences")
 
 
 def data_stats(train: data.Dataset) -> dict:
@@ -53,18 +67,50 @@ _COMPILED: collections.OrderedDict = collections.OrderedDict()
 COMPILED_KEPT = 8  # models whose compiled functions a process keeps (least recently used dropped first)
 
 
-def compiled(config: Config, splits: dict) -> tuple[PhysVAE, Functions]:
+def compiled(config: Config, splits: dict, physics: PhysicsModel | None = None) -> tuple[PhysVAE, Functions]:
     """The model and its jitted functions, shared by every run of the same architecture, data shape and training
     statistics in this process (the fields that only choose data and schedule, model.RUN_ONLY, do not change what is
-    compiled). The COMPILED_KEPT most recently used are kept."""
+    compiled). The COMPILED_KEPT most recently used are kept.
+
+    physics: a PhysicsModel object to use instead of the one config.physics names (the same object shares the
+    compiled functions; another object, even an equal one, gets its own).
+    """
     x = splits["train"]
     stats = data_stats(x)
     key = (tuple((k, v) for k, v in sorted(config.to_json().items()) if k not in RUN_ONLY),
-           x.num_channels, x.num_steps, x.dt, tuple(np.asarray(v, np.float32).tobytes() for v in stats.values()))
+           x.num_channels, x.num_steps, x.dt, tuple(np.asarray(v, np.float32).tobytes() for v in stats.values()),
+           None if physics is None else id(physics))
     if key not in _COMPILED:
-        model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, data_stats=stats)
-        _COMPILED[key] = (model, make_functions(model))
+        model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, physics=physics, data_stats=stats)
+        _COMPILED[key] = (model, make_functions(model), physics)  # holding the object keeps its id from reuse
         while len(_COMPILED) > COMPILED_KEPT:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
-    return _COMPILED[key]
+    return _COMPILED[key][:2]
+
+
+def with_physics(config: Config, physics: PhysicsModel | None) -> Config:
+    """`config` with, for a PhysicsModel object passed by a caller, physics set to the import path of its class
+    where it has one (so that a run's config.json names it and `eval`, `predict` and `--resume` can rebuild it; the
+    recorded description then catches a class whose default construction differs from the object)."""
+    spec = None if physics is None else physics_import_path(physics)
+    return config if spec is None else config.replace(physics=spec)
+
+
+def physics_description(model: PhysVAE) -> dict:
+    """The description of a model's physics recorded with a run (jaxphysvae.physics.user.describe)."""
+    p = model.physics
+    return describe_physics(p.base if isinstance(p, NoPhysics) else p)
+
+
+def check_physics(where: Path, record: dict, model: PhysVAE) -> None:
+    """Refuse a model whose physics differs from the one recorded in a run's or sweep's configuration."""
+    recorded = record.get("physics")
+    if recorded is None:  # a run from before physics were recorded
+        return
+    p = model.physics
+    differ = physics_differences(recorded, p.base if isinstance(p, NoPhysics) else p)
+    if differ:
+        raise ConfigError(f"{where}: the physics model differs from the one it was trained with: {'; '.join(differ)}."
+                          f" Pass the same physics (physics=... in Python, or the same import path as the "
+                          f"configuration's physics)")

@@ -29,12 +29,12 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxphysvae import checkpoint, files, interrupt, programs, rundir
-from jaxphysvae.config import Config, HParams, stack
+from jaxphysvae.config import Config, HParams, resumable, stack
 from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.evaluation import evaluate
+from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.parallel import member_mesh
-from jaxphysvae.runs import compiled, load_splits, versions
+from jaxphysvae.runs import check_physics, compiled, load_splits, physics_description, versions, with_physics
 
 
 CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
@@ -55,7 +55,7 @@ def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
 
 def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | os.PathLike | None = None,
           devices=None, progress: bool = True, splits: dict | None = None, resume: bool = False,
-          checkpoint_every: int = 50, checkpoint_seconds: float = 60.0) -> dict:
+          checkpoint_every: int = 50, checkpoint_seconds: float = 60.0, physics=None) -> dict:
     """Train every member of `grid` over `base_hparams` for config.epochs epochs in one compiled step.
 
     Args:
@@ -70,6 +70,8 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         may grow).
       checkpoint_every, checkpoint_seconds: sweep_state.ckpt is written after the first epoch, every
         `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed, and on a stop.
+      physics: a PhysicsModel object instead of the one config.physics names (as in `jaxphysvae.fit.fit`); its
+        description is recorded and checked on resume.
 
     Returns:
       {"members": [...rows...], "seconds": ..., "devices": ...}.
@@ -81,6 +83,7 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         raise ConfigError(f"a sweep shards its members over the devices, not batches: set batch_shards=1 "
                           f"(got {config.batch_shards})")
     rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
+    config = with_physics(config, physics)
     members = grid_members(base_hparams, grid)
     for m in members:
         rundir.check_seed(m["seed"])
@@ -88,19 +91,20 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         if resume:
             raise ConfigError("resume needs the sweep's directory (out)")
         return _sweep(config, members, None, devices, progress, splits, False, checkpoint_every,
-                      checkpoint_seconds)
+                      checkpoint_seconds, physics)
     out = rundir.prepare(out, "sweep directory")
     with rundir.RunLock(out):
-        return _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds)
+        return _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds,
+                      physics)
 
 
-def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds):
+def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds, physics):
     splits = load_splits(config) if splits is None else splits
+    model, fns = compiled(config, splits, physics)
     record = json.loads(json.dumps({"config": config.to_json(), "members": members,
-                                    "data": rundir.data_identity(splits)}))
+                                    "data": rundir.data_identity(splits), "physics": physics_description(model)}))
     if out is not None:
-        _check_sweep_directory(out, record, resume)
-    model, fns = compiled(config, splits)
+        _check_sweep_directory(out, record, resume, model)
     mesh = member_mesh(devices)
     n_dev = mesh.devices.size
     count = len(members)
@@ -114,7 +118,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
     run_keys = put(jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds]))
     alive = put(jnp.arange(len(padded)) < count)
 
-    members_fns = _member_functions(fns)
+    members_fns = _member_functions(model, fns)
     state = members_fns.init(run_keys, hparams)
     best_state = state
     best_sse = np.full(len(padded), np.inf)
@@ -229,7 +233,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
     return result
 
 
-def _check_sweep_directory(out: Path, record: dict, resume: bool) -> None:
+def _check_sweep_directory(out: Path, record: dict, resume: bool, model) -> None:
     """Refuse a directory that holds another sweep (or any sweep, unless resuming the same one)."""
     holds = [f for f in (CONFIG_FILE, STATE_FILE, "sweep.json") if (out / f).exists()]
     if not resume:
@@ -241,8 +245,7 @@ def _check_sweep_directory(out: Path, record: dict, resume: bool) -> None:
         raise ConfigError(f"{out}: nothing to resume (no {CONFIG_FILE})")
     stored = files.read_json(out / CONFIG_FILE, f"sweep configuration ({CONFIG_FILE})")
     try:
-        same = ({k: v for k, v in stored["config"].items() if k != "epochs"} ==
-                {k: v for k, v in record["config"].items() if k != "epochs"} and stored["members"] == record["members"])
+        same = resumable(stored["config"]) == resumable(record["config"]) and stored["members"] == record["members"]
     except (KeyError, TypeError, AttributeError):
         raise ConfigError(f"{out / CONFIG_FILE}: not a sweep configuration") from None
     if not same:
@@ -251,6 +254,7 @@ def _check_sweep_directory(out: Path, record: dict, resume: bool) -> None:
     differ = rundir.data_differences(stored.get("data", {}), record["data"])
     if differ:
         raise ConfigError(f"{out}: the data differ from those this sweep was trained on: {'; '.join(differ)}")
+    check_physics(out, stored, model)
 
 
 def _select(which, new, old):
@@ -268,7 +272,7 @@ class MemberFunctions(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _member_functions(fns) -> MemberFunctions:
+def _member_functions(model, fns) -> MemberFunctions:
     """Built and jitted once per model's functions, so that a repeated sweep in one process traces nothing again.
     A member whose metrics turn non-finite keeps its last good state and is no longer alive."""
 
@@ -292,7 +296,11 @@ def _member_functions(fns) -> MemberFunctions:
     batch_fn = lambda p, x, i, m, k, h, samples, noise_kind, noise_level: vmapped(p, x, i, m, k, h)
 
     def evaluate_members(params, dataset, hparams, batch_size):
-        return evaluate(fns, params, dataset, hparams, batch_size, batch_fn=batch_fn)[0]
+        """Metrics over members (M,): reconstruction errors and, where the data hold the true values, the
+        physics parameters' errors (NAME_mae, NAME_rel_err; jaxphysvae.evaluation.physics_errors)."""
+        metrics, per = evaluate(fns, params, dataset, hparams, batch_size, batch_fn=batch_fn)
+        errors = [physics_errors(model, z, dataset) for z in per["z_phy"]]
+        return {**metrics, **{k: np.array([e[k] for e in errors]) for k in errors[0]}}
 
     return MemberFunctions(programs.cached_jit(init, "sweep_init", fns.identity),
                            programs.cached_jit(epoch, "sweep_epoch", fns.identity), evaluate_members)
@@ -304,7 +312,9 @@ def _write(out: Path, result: dict, best_params) -> None:
     with atomic_path(out / "sweep.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     swept = [k for k in result["members"][0] if k in HParams._fields or k == "seed"]
-    columns = ["status", "rollbacks", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq"]
+    physics = [k for k in result["members"][0]["test"] if k.endswith("_mae") and k != "mae"]
+    columns = ["status", "rollbacks", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq",
+               *(f"test {k.replace('_mae', ' MAE')}" for k in physics)]
     lines = ["| " + " | ".join(swept + columns) + " |",
              "|" + "---|" * len(swept + columns)]
     for r in result["members"]:
@@ -312,6 +322,7 @@ def _write(out: Path, result: dict, best_params) -> None:
         v, t = r["valid"], r["test"]
         fmt = lambda x: f"{x:.4f}" if math.isfinite(x) else "nan"
         lines.append("| " + " | ".join(cells) + f" | {r['status']} | {len(r['rollbacks'])} | {r['best_epoch']} | "
-                     f"{fmt(v['sse_per_seq'])} | {fmt(t['mae'])} | {fmt(t['rmse'])} | {fmt(t['sse_per_seq'])} |")
+                     f"{fmt(v['sse_per_seq'])} | {fmt(t['mae'])} | {fmt(t['rmse'])} | {fmt(t['sse_per_seq'])} |"
+                     + "".join(f" {fmt(t[k])} |" for k in physics))
     with atomic_path(out / "sweep.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -281,3 +281,29 @@ def test_builder_keeps_raw_precision(tmp_path):
     out = raw.write_split(splits, tmp_path / "split")
     written = np.concatenate([scipy.io.loadmat(out / f"data_{s}.mat")["data"] for s in data.SPLITS])
     np.testing.assert_array_equal(np.sort(written.ravel()), np.sort(x.ravel()))
+
+
+def test_subject_split_with_a_separate_test_directory(fake_raw, tmp_path, capsys):
+    others = tmp_path / "others"
+    others.mkdir()
+    fake_subject(others / "Subject20.mat", ["Walking", "Walking"])
+    fake_subject(others / "Subject21.mat", ["Walking"])
+    strides, test = raw.read_strides(fake_raw), raw.read_strides(others)
+    splits = raw.split_strides(strides, by="subject", sizes=(0.67, 0.33), seed=0, test=test)
+    subjects = {s: set(splits[s].covariates["subject"].tolist()) for s in data.SPLITS}
+    assert subjects["train"] | subjects["valid"] == {1, 2, 10} and subjects["test"] == {20, 21}
+    assert len(subjects["train"]) == 2 and not subjects["train"] & subjects["valid"]
+    out = tmp_path / "built"
+    assert main(["data", "build-locomotion", "--raw-dir", str(fake_raw), "--test-raw-dir", str(others), "--by",
+                 "subject", "--sizes", "2,1", "--out", str(out)]) == 0
+    assert "test: 3 strides of 2 subjects" in capsys.readouterr().out
+    loaded = data.load("locomotion", "test", directory=out)
+    np.testing.assert_array_equal(loaded.covariates["subject"], [20, 20, 21])
+    written = scipy.io.loadmat(out / "data_test.mat")["data"]
+    np.testing.assert_array_equal(written, test.x)  # the raw values, not rounded to float32
+    with pytest.raises(DataError, match="must use all 3 subjects; 1 \\+ 1 leave 1"):
+        raw.split_strides(strides, by="subject", sizes=(1, 1), test=test)
+    with pytest.raises(DataError, match=r"shares subject\(s\) \[1, 2, 10\]"):
+        raw.split_strides(strides, by="subject", test=strides)
+    by_stride = raw.split_strides(strides, sizes=(4, 1), test=test)  # over strides: the same people may repeat
+    assert [by_stride[s].num_sequences for s in data.SPLITS] == [4, 1, 3]

@@ -393,7 +393,7 @@ def test_ctrl_c_stops_a_sweep_which_saves_every_member_and_resumes(tmp_path, spl
     grid = {"alpha": [1e-2, 0.5], "seed": [0, 1]}
     config = small_config(epochs=3)
     full = sweep(config, BASE, grid, tmp_path / "full", progress=False, splits=splits)
-    members_fns = sweep_module._member_functions(fit_module.compiled(config, splits)[1])
+    members_fns = sweep_module._member_functions(*fit_module.compiled(config, splits))
     calls = {"n": 0}
 
     def interrupting(*args):
@@ -402,7 +402,8 @@ def test_ctrl_c_stops_a_sweep_which_saves_every_member_and_resumes(tmp_path, spl
             os.kill(os.getpid(), signal.SIGINT)
         return members_fns.evaluate(*args)
 
-    monkeypatch.setattr(sweep_module, "_member_functions", lambda fns: members_fns._replace(evaluate=interrupting))
+    monkeypatch.setattr(sweep_module, "_member_functions",
+                        lambda model, fns: members_fns._replace(evaluate=interrupting))
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(Interrupted) as stopped:
         sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits, checkpoint_every=1000)
@@ -412,7 +413,7 @@ def test_ctrl_c_stops_a_sweep_which_saves_every_member_and_resumes(tmp_path, spl
     assert meta["epoch"] == 2 and len(meta["best_epoch"]) == 4 and not (tmp_path / "cut" / "sweep.json").exists()
     with pytest.raises(ConfigError, match="already holds a sweep"):
         sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits)
-    monkeypatch.setattr(sweep_module, "_member_functions", lambda fns: members_fns)
+    monkeypatch.setattr(sweep_module, "_member_functions", lambda model, fns: members_fns)
     resumed = sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits, resume=True)
     for a, b in zip(full["members"], resumed["members"]):
         assert (a["alpha"], a["seed"], a["best_epoch"]) == (b["alpha"], b["seed"], b["best_epoch"])

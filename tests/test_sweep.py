@@ -36,10 +36,10 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     alone = fit(config, HParams.create(**{**BASE, "alpha": 0.5}), tmp_path / "alone", seed=1, progress=False,
                 splits=splits)
     assert member["best_epoch"] == alone["best_epoch"]
-    for k in ("mae", "rmse", "sse_per_seq"):
+    for k in ("mae", "rmse", "sse_per_seq", "omega_mae", "omega_rel_err"):  # physics errors as fit reports them
         assert member["test"][k] == pytest.approx(alone["test"][k], rel=1e-4)
     table = (tmp_path / "sweep" / "sweep.md").read_text()
-    assert table.count("\n") == 6 and "diverged" in table
+    assert table.count("\n") == 6 and "diverged" in table and "test omega MAE" in table
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
 
 

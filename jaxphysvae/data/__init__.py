@@ -28,7 +28,8 @@ def load(name: str, split: str, **options) -> Dataset:
         `verify` (MD5 check, default True).
     """
     if name not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)} (or, in a configuration "
+                        f"or `data info`, the path of a .npz / .npy file of your own)")
     # the generators (jax, diffrax) are imported only when a generated data set is asked for
     module = importlib.import_module(f"jaxphysvae.data.{name}")
     try:

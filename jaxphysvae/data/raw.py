@@ -162,8 +162,9 @@ def published_split(strides: Strides) -> dict[str, Strides]:
     return {split: strides.subset(i) for split, i in index.items()}
 
 
-def _counts(sizes, total: int, what: str) -> tuple[int, int, int]:
-    """(train, valid, test) counts from (train, valid) sizes given as counts or as fractions in (0, 1)."""
+def _counts(sizes, total: int, what: str, test_elsewhere: bool = False) -> tuple[int, int, int]:
+    """(train, valid, test) counts from (train, valid) sizes given as counts or as fractions in (0, 1); with
+    `test_elsewhere` the two must use all `total` (the test split comes from other data)."""
     if len(sizes) != 2:
         raise DataError(f"split sizes must be (train, valid), got {sizes!r}")
     counts = []
@@ -175,13 +176,22 @@ def _counts(sizes, total: int, what: str) -> tuple[int, int, int]:
         else:
             raise DataError(f"split size {s!r} must be a positive count or a fraction in (0, 1)")
     test = total - sum(counts)
+    if test_elsewhere:
+        if test != 0 and sum(isinstance(v, float) for v in sizes) == 2 and abs(test) == 1:
+            counts[0] += test  # two fractions that add up to 1 lost or gained one by rounding
+        elif test != 0:
+            raise DataError(f"with a separate test set, the train and valid sizes must use all {total} {what}; "
+                            f"{counts[0]} + {counts[1]} leave {test} (give fractions that add up to 1, such as "
+                            f"0.8,0.2)")
+        return counts[0], counts[1], 0
     if test < 1 or min(counts) < 1:
         raise DataError(f"impossible split: {counts[0]} train + {counts[1]} valid {what} leave {test} for test, "
                         f"out of {total}")
     return counts[0], counts[1], test
 
 
-def split_strides(strides: Strides, by: str = "stride", sizes=None, seed: int = 0) -> dict[str, Strides]:
+def split_strides(strides: Strides, by: str = "stride", sizes=None, seed: int = 0,
+                  test: Strides | None = None) -> dict[str, Strides]:
     """Split strides at random into train, valid and test.
 
     Args:
@@ -189,12 +199,23 @@ def split_strides(strides: Strides, by: str = "stride", sizes=None, seed: int = 
       by: "stride" (random over strides, as the published split; subjects may appear in several splits) or
         "subject" (random over subjects; no subject appears in two splits).
       sizes: (train, valid) as counts or fractions in (0, 1) of strides (by="stride", default (400, 100)) or of
-        subjects (by="subject", default (0.6, 0.2)); the rest is the test split.
+        subjects (by="subject", default (0.6, 0.2)); the rest is the test split. With `test`, they must use every
+        stride or subject (default (0.8, 0.2)).
       seed: the seed of the random permutation.
+      test: strides of other data to be the test split (say, other people's: `read_strides` of another raw
+        directory); with by="subject", none of its subjects may be among `strides`'.
     """
     rng = np.random.default_rng(seed)
+    elsewhere = test is not None
+    if elsewhere and by == "subject":
+        shared = np.intersect1d(strides.covariates["subject"], test.covariates["subject"])
+        if shared.size:
+            raise DataError(f"the separate test set shares subject(s) {shared.astype(int).tolist()} with the "
+                            f"training data: a subject-wise split needs other people in the test set")
+    default = {"stride": (400, 100), "subject": (0.6, 0.2)}.get(by) if not elsewhere else (0.8, 0.2)
+    sizes = default if sizes is None else sizes
     if by == "stride":
-        n_train, n_valid, _ = _counts((400, 100) if sizes is None else sizes, strides.num_sequences, "strides")
+        n_train, n_valid, _ = _counts(sizes, strides.num_sequences, "strides", elsewhere)
         order = rng.permutation(strides.num_sequences)
         index = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid],
                  "test": order[n_train + n_valid:]}
@@ -202,14 +223,17 @@ def split_strides(strides: Strides, by: str = "stride", sizes=None, seed: int = 
         if "subject" not in strides.covariates:
             raise DataError("a subject-wise split needs the 'subject' covariate of each stride")
         subjects = np.unique(strides.covariates["subject"])
-        n_train, n_valid, _ = _counts((0.6, 0.2) if sizes is None else sizes, len(subjects), "subjects")
+        n_train, n_valid, _ = _counts(sizes, len(subjects), "subjects", elsewhere)
         order = rng.permutation(subjects)
         groups = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid],
                   "test": order[n_train + n_valid:]}
         index = {k: np.flatnonzero(np.isin(strides.covariates["subject"], g)) for k, g in groups.items()}
     else:
         raise DataError(f"unknown split kind {by!r}; expected 'stride' or 'subject'")
-    return {split: strides.subset(np.sort(i) if by == "subject" else i) for split, i in index.items()}
+    out = {split: strides.subset(np.sort(i) if by == "subject" else i) for split, i in index.items()}
+    if elsewhere:
+        out["test"] = test
+    return out
 
 
 def write_split(splits: dict[str, Strides], out_dir: str | os.PathLike, columns=None) -> Path:

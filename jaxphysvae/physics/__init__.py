@@ -5,10 +5,14 @@ from __future__ import annotations
 from jaxphysvae.physics.base import NoPhysics, PhysicsModel, SeparablePhysicsModel
 from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate, integrate_batch
 from jaxphysvae.physics.systems import Diffusion, Hamiltonian, Pendulum, SeparableHamiltonian
+from jaxphysvae.physics.user import load as load_physics
 
 
 def make_physics(config, num_channels: int) -> PhysicsModel:
-    """The built-in physics model named by `config.physics`, sized for data of `num_channels` channels."""
+    """The physics model that `config.physics` names: a built-in system sized for data of `num_channels` channels,
+    or a user's model from its import path "package.module:Name" (jaxphysvae.physics.user.load)."""
+    if ":" in config.physics:
+        return load_physics(config.physics)
     if config.physics == "pendulum":
         return Pendulum()
     if config.physics == "diffusion":
@@ -19,4 +23,5 @@ def make_physics(config, num_channels: int) -> PhysicsModel:
 
 
 __all__ = ["Diffusion", "Hamiltonian", "NoPhysics", "Pendulum", "PhysicsModel", "SOLVERS", "SeparableHamiltonian",
-           "SeparablePhysicsModel", "SolverConfig", "integrate", "integrate_batch", "make_physics"]
+           "SeparablePhysicsModel", "SolverConfig", "integrate", "integrate_batch", "load_physics",
+           "make_physics"]
