@@ -1,13 +1,14 @@
 """Worked example: your own physics and your own data, end to end. A damped oscillator observed with noise, modelled
 with the incomplete physics x'' = -k x (the damping is left to the neural parts), and the inferred k per sequence.
 
-    python -m experiments.oscillator               # about a minute on a laptop CPU; --quick for a smoke run
+    python -m experiments.oscillator [--alpha]     # a few minutes on a laptop CPU; --quick for a smoke run
 
 Data (written by `generate`, then read back from a .npz file as a user's would be): x'' = -k x - c x' with
 k ~ U(1, 4), c ~ U(0, 0.4), x(0) ~ +-U(0.5, 1.5), x'(0) = 0, 50 points 0.1 s apart, Gaussian noise of std 0.01;
 400 / 100 / 100 sequences. Models: the `pendulum-*` presets as templates, with this file as data and `Spring` as
 physics (the same as `jaxphysvae train --preset pendulum-phys-vae --data oscillator.npz --physics
-experiments.oscillator:Spring`). Baselines for k: the training mean, and a per-sequence least-squares fit of the same
+experiments.oscillator:Spring`); with --alpha, also `pendulum-phys-vae` over alpha and three seeds in one
+vectorised sweep. Baselines for k: the training mean, and a per-sequence least-squares fit of the same
 incomplete model (x(t) = x(0) cos(sqrt(k) t), k on a fine grid). Writes OUT/oscillator.{json,md} and, with
 --results, experiments/results/oscillator.{json,md}; each run directory is resumed when it exists.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import time
 from pathlib import Path
 
@@ -51,15 +53,16 @@ class Spring(PhysicsModel):
         return state[:1]
 
 
-def generate(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """n damped oscillations (the closed form of the under-damped solution): x (n, 1, T), k and c (n,)."""
+def generate(n: int, seed: int = 0, noise: float = NOISE) -> dict[str, np.ndarray]:
+    """n damped oscillations (the closed form of the under-damped solution) with Gaussian noise of std `noise`:
+    x (n, 1, T), k and c (n,)."""
     rng = np.random.default_rng(seed)
     k, c = rng.uniform(*K_RANGE, n), rng.uniform(*C_RANGE, n)
     x0 = rng.uniform(0.5, 1.5, n) * rng.choice([-1.0, 1.0], n)
     t = np.arange(NUM_STEPS) * DT
     w = np.sqrt(k - c**2 / 4)[:, None]  # c^2 / 4 < k: every oscillator is under-damped
     x = np.exp(-c[:, None] * t / 2) * x0[:, None] * (np.cos(w * t) + c[:, None] / (2 * w) * np.sin(w * t))
-    return {"x": (x + NOISE * rng.standard_normal(x.shape))[:, None, :], "k": k, "c": c}
+    return {"x": (x + noise * rng.standard_normal(x.shape))[:, None, :], "k": k, "c": c}
 
 
 def write_data(path: Path, seed: int = 0) -> Path:
@@ -125,6 +128,75 @@ def run(out: Path, epochs: int, quick: bool) -> dict:
     return {"epochs": epochs, "noise_std": NOISE, "sizes": SIZES, "rows": rows}
 
 
+ALPHAS = (0.0, 0.01, 0.1, 1.0)
+BASELINES = ("training mean of k", "least squares of x'' = -k x", "pendulum-phys-only")
+SEEDS = (0, 1, 2)
+
+
+def alpha_sweep(out: Path, epochs: int, quick: bool) -> dict:
+    """`pendulum-phys-vae` on the oscillator for every alpha in ALPHAS and seed in SEEDS, as one vectorised sweep
+    (the command line's `jaxphysvae sweep --preset pendulum-phys-vae --data OUT/oscillator.npz --physics
+    experiments.oscillator:Spring --grid alpha=0,0.01,0.1,1 --grid seed=0,1,2`, whose directory it shares): test k
+    MAE and RMSE, mean and standard deviation over seeds per alpha."""
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    data_file = out / "oscillator.npz"
+    if not data_file.is_file():
+        write_data(data_file)
+    target = out / "alpha-sweep"
+    if (target / "sweep.json").is_file():
+        result = json.loads((target / "sweep.json").read_text())
+    else:
+        config, hparams = presets.get("pendulum-phys-vae")
+        config = config.replace(dataset=str(data_file.resolve()), physics="experiments.oscillator:Spring",
+                                epochs=epochs)
+        if quick:
+            config = config.replace(**presets.TOY_WIDTHS, batch_size=50)
+        base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+        grid = {"alpha": list(ALPHAS), "seed": list(SEEDS[:1] if quick else SEEDS)}
+        result = sweep(config, base, grid, target, progress=not quick, resume=(target / CONFIG_FILE).is_file())
+    rows = []
+    for alpha in ALPHAS:
+        members = [m for m in result["members"] if m["alpha"] == alpha]
+        row = {"alpha": alpha, "seeds": len(members), "diverged": sum(m["status"] != "completed" for m in members)}
+        for key in ("k_mae", "rmse", "rmse_P"):
+            values = np.array([m["test"][key] for m in members])
+            row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
+        rows.append(row)
+    return {"epochs": result["epochs"], "rows": rows}
+
+
+def alpha_markdown(curve: dict, baselines: dict) -> str:
+    lines = [f"`pendulum-phys-vae` on the oscillator over alpha ({curve['epochs']} epochs; mean +- std over seeds; "
+             f"test split):", "",
+             "| alpha | seeds | k MAE | test RMSE (x_PAB) | physics-only RMSE (x_P) |", "|---|---|---|---|---|"]
+    for r in curve["rows"]:
+        lines.append(f"| {r['alpha']:g} | {r['seeds']} | {r['k_mae']:.3f} +- {r['k_mae_std']:.3f} | "
+                     f"{r['rmse']:.4f} +- {r['rmse_std']:.4f} | {r['rmse_P']:.4f} +- {r['rmse_P_std']:.4f} |")
+    lines += ["", "Baselines (k MAE): " + "; ".join(f"{k} {v:.3f}" for k, v in baselines.items())]
+    return "\n".join(lines) + "\n"
+
+
+def alpha_figure(curve: dict, baselines: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    rows = curve["rows"]
+    xs = [max(r["alpha"], 1e-3) for r in rows]  # alpha = 0 drawn at 1e-3 on the log axis
+    ax.errorbar(xs, [r["k_mae"] for r in rows], [r["k_mae_std"] for r in rows], fmt="o-", label="k MAE")
+    for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
+        ax.axhline(value, color="grey", ls=style, lw=1, label=name)
+    ax.set(xscale="log", xlabel="alpha (0 drawn at 1e-3)", ylabel="test k MAE (1/s^2)")
+    twin = ax.twinx()
+    twin.errorbar(xs, [r["rmse"] for r in rows], [r["rmse_std"] for r in rows], fmt="s--", color="C3", ms=4)
+    twin.set_ylabel("test RMSE of x_PAB", color="C3")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def markdown(result: dict) -> str:
     lines = [f"Damped oscillator, inferred k on the {result['sizes'][2]} test sequences ({result['epochs']} epochs; "
              f"noise std {result['noise_std']}, the reconstruction floor).", "",
@@ -143,16 +215,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="runs/oscillator", help="directory of the data file and the runs")
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="toy widths and few epochs (the test's smoke run)")
-    parser.add_argument("--results", action="store_true", help="also write experiments/results/oscillator.*")
+    parser.add_argument("--alpha", action="store_true",
+                        help="also the alpha trade-off: a vectorised sweep over ALPHAS x SEEDS (oscillator_alpha.*)")
+    parser.add_argument("--results", action="store_true", help="also write experiments/results/oscillator*.*")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    result = run(out, 3 if args.quick and args.epochs == 2000 else args.epochs, args.quick)
+    epochs = 3 if args.quick and args.epochs == 2000 else args.epochs
+    result = run(out, epochs, args.quick)
     text = markdown(result)
     targets = [out] + ([RESULTS] if args.results else [])
+    if args.alpha:
+        result["alpha"] = alpha_sweep(out, epochs, args.quick)
+        baselines = {r["model"]: r["k_mae"] for r in result["rows"] if r["model"] in BASELINES}
+        text += "\n" + alpha_markdown(result["alpha"], baselines)
     for target in targets:
         files.write_json(target / "oscillator.json", result)
         with files.atomic_path(target / "oscillator.md") as tmp:
             tmp.write_text(text)
+        if args.alpha:
+            alpha_figure(result["alpha"], baselines, target / "oscillator_alpha.png")
     print(text)
     return result
 

@@ -1,6 +1,6 @@
 """Counterfactuals and extrapolation of trained pendulum models, measured against the generator's truth.
 
-    python -m experiments.pendulum_probes runs/pendulum-phys-vae-seed0 runs/pendulum-nn-solver-seed0 ... [--results]
+    python -m experiments.pendulum_probes runs/pendulum-phys-vae-seed0 runs/sweep-pendulum-nn-solver:0 ... [--results]
 
 Counterfactual (phys-VAE's pendulum_cntfact notebook, with numbers): for the first N test pendulums, the inferred
 omega times each of the notebook's factors (0.2 ... 3.0) is decoded (x_PAB; the other latents at their posterior
@@ -24,8 +24,8 @@ import numpy as np
 
 from jaxphysvae import files
 from jaxphysvae.data import pendulum
-from jaxphysvae.fit import load_run
 from jaxphysvae.predict import predict
+from jaxphysvae.sweep import load_any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FACTORS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0)  # the reference notebook's
@@ -40,7 +40,7 @@ def _truth(ds, index, omega_scale: float, t: np.ndarray) -> np.ndarray:
 
 def probe(run: str, n: int = 100) -> dict:
     """Counterfactual and extrapolation errors (RMSE, radians) of one pendulum run on its first n test pendulums."""
-    config, _, model, _, params, splits, record = load_run(run)
+    config, _, model, _, params, splits, record = load_any(run)
     ds = splits["test"]
     if ds.name != "pendulum":
         raise SystemExit(f"{run}: not a pendulum run (data set {ds.name!r})")
@@ -48,7 +48,10 @@ def probe(run: str, n: int = 100) -> dict:
     x = ds.x[index]
     steps = ds.num_steps
     base = predict(model, params, x, batch_size=config.eval_batch_size, horizon=HORIZON_FACTOR * steps)
-    out = {"model": record.get("preset") or Path(run).name, "run": str(run), "n": int(len(index))}
+    name = record.get("preset") or Path(run).name
+    if "seed" in record and "preset" not in record:  # a sweep member's row
+        name = f"{Path(run.rpartition(':')[0]).name} (seed {record['seed']})"
+    out = {"model": name, "run": str(run), "n": int(len(index))}
     rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
     if model.layout.dims.phy:
         rows = []
@@ -105,7 +108,7 @@ def figure(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="pendulum run directories")
+    parser.add_argument("runs", nargs="+", help="pendulum run directories, or SWEEP_DIR:M for member M of a sweep")
     parser.add_argument("--n", type=int, default=100, help="test pendulums probed (the first N)")
     parser.add_argument("--out", default=None, help="output directory (default: experiments/results with --results, "
                                                     "else the current directory)")

@@ -158,16 +158,19 @@ def _predict(args) -> None:
 
     from jaxphysvae import files, rundir
     from jaxphysvae.data.arrays import read_sequences
-    from jaxphysvae.fit import load_run
     from jaxphysvae.predict import predict
+    from jaxphysvae.sweep import load_any
     rundir.check_seed(args.seed)
-    run_dir = Path(args.run_dir)
-    target = Path(args.out) if args.out else run_dir / (f"predict_{args.split}.npz" if args.data is None else
-                                                        f"predict_{Path(args.data).stem}.npz")
+    directory, _, member = args.run_dir.rpartition(":")
+    is_member = bool(directory) and member.isdigit()
+    run_dir = Path(directory if is_member else args.run_dir)
+    name = (f"predict_member{member}_" if is_member else "predict_") + (args.split if args.data is None else
+                                                                       Path(args.data).stem)
+    target = Path(args.out) if args.out else run_dir / f"{name}.npz"
     if target.suffix != ".npz" or target.is_dir():
         raise ConfigError(f"--out {target}: give a file name ending in .npz")
     rundir.prepare(target.parent, "directory of --out")
-    config, hparams, model, fns, params, splits, record = load_run(run_dir, other_data=args.data is not None)
+    config, hparams, model, fns, params, splits, _ = load_any(args.run_dir, other_data=args.data is not None)
     ds = splits[args.split] if args.data is None else read_sequences(args.data, args.split, dt=None)
     if args.data is not None and not np.isclose(ds.dt, model.dt, rtol=1e-6, atol=0):
         raise ConfigError(f"{args.data}: time step {ds.dt:g} differs from the {model.dt:g} the run was trained on")
@@ -352,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(run=_sweep, computes=True)
 
     pd = commands.add_parser("predict", help="write a run's reconstructions, latents and physics parameters to .npz")
-    pd.add_argument("run_dir", help="run directory")
+    pd.add_argument("run_dir", help="run directory, or SWEEP_DIR:M for member M of a finished sweep")
     pd.add_argument("--split", default="test", choices=("train", "valid", "test"))
     pd.add_argument("--data", default=None, metavar="PATH",
                     help="predict for the sequences of this file instead (its x, or its --split)")

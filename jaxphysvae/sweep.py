@@ -227,10 +227,54 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                      "valid": {k: float(v[m]) for k, v in valid.items()},
                      "test": {k: float(v[m]) for k, v in test.items()}})
     result = {"members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
-              "config": config.to_json(), "data": record["data"], "versions": versions()}
+              "config": config.to_json(), "data": record["data"], "physics": record["physics"],
+              "versions": versions()}
     if out is not None:
         _write(out, result, jax.tree.map(lambda a: a[:count], best_state.params))
     return result
+
+
+def load_member(out: str | os.PathLike, member: int, physics=None, other_data: bool = False,
+                splits: dict | None = None):
+    """(config, hparams, model, functions, best params, splits, row) of member `member` (its row in sweep.json) of a
+    finished sweep in `out`, as `jaxphysvae.fit.load_run` gives them for a run: the data are loaded as the sweep's
+    configuration says and must be those it was trained on (unless `other_data`), the physics must match its
+    recorded description, and the parameters are the member's best-validation ones (best_members.ckpt). `splits`:
+    the datasets to use instead (those the sweep was given in memory)."""
+    out = Path(out)
+    result = files.read_json(out / "sweep.json", "sweep results (sweep.json)")
+    try:
+        config = Config.from_json(result["config"])
+        row = result["members"][member]
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"{out / 'sweep.json'}: not a sweep's results ({type(e).__name__}: {e})") from None
+    except IndexError:
+        raise ConfigError(f"{out}: no member {member}; the sweep has {len(result['members'])} (0 to "
+                          f"{len(result['members']) - 1})") from None
+    hparams = HParams.create(**{k: row[k] for k in HParams._fields if k in row})
+    splits = load_splits(config) if splits is None else splits
+    differ = rundir.data_differences(result.get("data", {}), rundir.data_identity(splits))
+    if differ and not other_data:
+        raise ConfigError(f"{out}: the data differ from those this sweep was trained on: {'; '.join(differ)}")
+    model, fns = compiled(config, splits, physics)
+    check_physics(out, result, model)
+    template = fns.init(jax.random.key(0), hparams).params
+    count = len(result["members"])
+    stacked, _ = checkpoint.load(out / "best_members.ckpt",
+                                 jax.tree.map(lambda a: np.zeros((count,) + np.shape(a), np.asarray(a).dtype),
+                                              template))
+    return config, hparams, model, fns, jax.tree.map(lambda a: jnp.asarray(a[member]), stacked), splits, row
+
+
+def load_any(path: str, physics=None, other_data: bool = False):
+    """`load_run(path)` for a run directory, or `load_member(dir, m)` for "SWEEP_DIR:m" (member m of a sweep)."""
+    from jaxphysvae.fit import load_run
+    directory, _, index = str(path).rpartition(":")
+    if directory and index.isdigit() and (Path(directory) / "sweep.json").is_file():
+        return load_member(directory, int(index), physics, other_data)
+    if (Path(path) / "sweep.json").is_file():
+        raise ConfigError(f"{path} is a sweep: name one of its members as {path}:M (M = its row in sweep.json, from 0)")
+    return load_run(path, other_data, physics)
 
 
 def _check_sweep_directory(out: Path, record: dict, resume: bool, model) -> None:

@@ -12,7 +12,9 @@ from jaxphysvae.cli import main
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
-from jaxphysvae.sweep import grid_members, sweep
+from jaxphysvae.predict import predict
+from jaxphysvae.evaluation import evaluate, physics_errors
+from jaxphysvae.sweep import grid_members, load_member, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
 
 BASE = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
@@ -40,6 +42,16 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
         assert member["test"][k] == pytest.approx(alone["test"][k], rel=1e-4)
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert table.count("\n") == 6 and "diverged" in table and "test omega MAE" in table
+    # a member loads as a run does: its best parameters give its row's test metrics again
+    index = rows.index(member)
+    _, hparams, model, fns, params, loaded, row = load_member(tmp_path / "sweep", index, splits=splits)
+    assert row == json.loads(json.dumps(member)) and float(hparams.alpha) == 0.5
+    again, per = evaluate(fns, params, loaded["test"], hparams, config.eval_batch_size)
+    again.update(physics_errors(model, per["z_phy"], loaded["test"]))
+    for k in ("mae", "rmse", "sse_per_seq", "omega_mae"):
+        assert again[k] == pytest.approx(member["test"][k], rel=1e-5)
+    with pytest.raises(ConfigError, match="no member 4; the sweep has 4"):
+        load_member(tmp_path / "sweep", 4, splits=splits)
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
 
 
@@ -82,6 +94,7 @@ SHARDED = textwrap.dedent("""
     out["devices"] = len(jax.devices())
     from jaxphysvae.config import HParams
     from jaxphysvae.fit import fit
+from jaxphysvae.predict import predict
     import tempfile
     from jaxphysvae.runs import compiled
     for name, shards in (("data_parallel", 2), ("one_device", 1)):
@@ -135,5 +148,13 @@ def test_cli_sweep(tmp_path, capsys):
             "1", "--no-progress", "--out", str(tmp_path), *CLI_SMALL]
     assert main(args) == 0
     assert "4 members, 1 epochs" in capsys.readouterr().out
+    # a member is a run for predict: SWEEP_DIR:M
+    assert main(["predict", f"{tmp_path}:3", "--samples", "2"]) == 0
+    written = np.load(tmp_path / "predict_member3_test.npz")
+    *_, model, _, params, splits, row = load_member(tmp_path, 3)
+    assert (row["alpha"], row["seed"]) == (0.1, 1)
+    np.testing.assert_array_equal(written["x_PAB"], predict(model, params, splits["test"].x, samples=2)["x_PAB"])
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "is a sweep: name one of its members" in capsys.readouterr().err
     assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
     assert "expected comma-separated numbers" in capsys.readouterr().err
