@@ -355,7 +355,8 @@ def _write(out: Path, result: dict, best_params) -> None:
     checkpoint.save(out / "best_members.ckpt", best_params, {"members": len(result["members"])})
     with atomic_path(out / "sweep.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
-    swept = [k for k in result["members"][0] if k in HParams._fields or k == "seed"]
+    members = result["members"]  # the columns that vary over the members (and the seed)
+    swept = [k for k in members[0] if k == "seed" or (k in HParams._fields and len({m[k] for m in members}) > 1)]
     physics = [k for k in result["members"][0]["test"] if k.endswith("_mae") and k != "mae"]
     columns = ["status", "rollbacks", "best epoch", "valid sse/seq", "test MAE", "test RMSE", "test sse/seq",
                *(f"test {k.replace('_mae', ' MAE')}" for k in physics)]

@@ -42,6 +42,7 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
         assert member["test"][k] == pytest.approx(alone["test"][k], rel=1e-4)
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert table.count("\n") == 6 and "diverged" in table and "test omega MAE" in table
+    assert table.startswith("| alpha | seed | lr | status |")  # what varies, not every hyper-parameter
     # a member loads as a run does: its best parameters give its row's test metrics again
     index = rows.index(member)
     _, hparams, model, fns, params, loaded, row = load_member(tmp_path / "sweep", index, splits=splits)
