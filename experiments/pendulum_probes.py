@@ -1,6 +1,6 @@
 """Counterfactuals and extrapolation of trained pendulum models, measured against the generator's truth.
 
-    python -m experiments.pendulum_probes runs/pendulum-phys-vae-seed0 runs/sweep-pendulum-nn-solver:0 ... [--results]
+    python -m experiments.pendulum_probes runs/pendulum-phys-vae-seed0 runs/sweep-pendulum-nn-solver ... [--results]
 
 Counterfactual (phys-VAE's pendulum_cntfact notebook, with numbers): for the first N test pendulums, the inferred
 omega times each of the notebook's factors (0.2 ... 3.0) is decoded (x_PAB; the other latents at their posterior
@@ -18,6 +18,7 @@ Writes OUT/pendulum_probes.{json,md,png} (default experiments/results/ with --re
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,9 @@ def probe(run: str, n: int = 100) -> dict:
     steps = ds.num_steps
     base = predict(model, params, x, batch_size=config.eval_batch_size, horizon=HORIZON_FACTOR * steps)
     name = record.get("preset") or Path(run).name
-    if "seed" in record and "preset" not in record:  # a sweep member's row
-        name = f"{Path(run.rpartition(':')[0]).name} (seed {record['seed']})"
-    out = {"model": name, "run": str(run), "n": int(len(index))}
+    if "seed" in record and "preset" not in record:  # a sweep member's row: the model is the sweep
+        name = Path(run.rpartition(":")[0]).name
+    out = {"model": name, "seed": record.get("seed"), "run": str(run), "n": int(len(index))}
     rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
     if model.layout.dims.phy:
         rows = []
@@ -71,19 +72,36 @@ def probe(run: str, n: int = 100) -> dict:
     return out
 
 
+def _groups(results: list[dict]) -> dict[str, list[dict]]:
+    """The results by model (the seeds of one sweep, or runs of one preset, together)."""
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r["model"], []).append(r)
+    return groups
+
+
+def _stat(values) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
 def markdown(results: list[dict]) -> str:
+    groups = _groups(results)
+    cell = lambda values: "{:.3f} +- {:.3f}".format(*_stat(values))
     lines = ["Counterfactual RMSE (rad) of x_PAB against the generator with omega x factor, first "
-             f"{results[0]['n']} test pendulums:", "",
-             "| model | " + " | ".join(f"x{f:g}" for f in FACTORS) + " |", "|---|" + "---|" * len(FACTORS)]
-    for r in results:
-        if "counterfactual" in r:
-            lines.append(f"| {r['model']} | " + " | ".join(f"{c['rmse_PAB']:.3f}" for c in r["counterfactual"]) + " |")
+             f"{results[0]['n']} test pendulums, mean +- std over seeds:", "",
+             "| model | seeds | " + " | ".join(f"x{f:g}" for f in FACTORS) + " |",
+             "|---|---|" + "---|" * len(FACTORS)]
+    for name, rs in groups.items():
+        if "counterfactual" in rs[0]:
+            lines.append(f"| {name} | {len(rs)} | " + " | ".join(
+                cell([r["counterfactual"][i]["rmse_PAB"] for r in rs]) for i in range(len(FACTORS))) + " |")
     lines += ["", f"Extrapolation RMSE (rad) of the ODE part x_PA per window of the training length, to "
-              f"{HORIZON_FACTOR}x (window 1 is the training window):", "",
-              "| model | " + " | ".join(f"window {w + 1}" for w in range(HORIZON_FACTOR)) + " |",
-              "|---|" + "---|" * HORIZON_FACTOR]
-    for r in results:
-        lines.append(f"| {r['model']} | " + " | ".join(f"{e['rmse_PA']:.3f}" for e in r["extrapolation"]) + " |")
+              f"{HORIZON_FACTOR}x (window 1 is the training window), mean +- std over seeds:", "",
+              "| model | seeds | " + " | ".join(f"window {w + 1}" for w in range(HORIZON_FACTOR)) + " |",
+              "|---|---|" + "---|" * HORIZON_FACTOR]
+    for name, rs in groups.items():
+        lines.append(f"| {name} | {len(rs)} | " + " | ".join(
+            cell([r["extrapolation"][w]["rmse_PA"] for r in rs]) for w in range(HORIZON_FACTOR)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -93,11 +111,12 @@ def figure(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for r in results:
-        if "counterfactual" in r:
-            left.plot(FACTORS, [c["rmse_PAB"] for c in r["counterfactual"]], "o-", ms=3, label=r["model"])
-        right.plot([e["window"] for e in r["extrapolation"]], [e["rmse_PA"] for e in r["extrapolation"]], "o-",
-                   ms=3, label=r["model"])
+    for name, rs in _groups(results).items():
+        if "counterfactual" in rs[0]:
+            stats = [_stat([r["counterfactual"][i]["rmse_PAB"] for r in rs]) for i in range(len(FACTORS))]
+            left.errorbar(FACTORS, *zip(*stats), fmt="o-", ms=3, label=name)
+        stats = [_stat([r["extrapolation"][w]["rmse_PA"] for r in rs]) for w in range(HORIZON_FACTOR)]
+        right.errorbar(range(1, HORIZON_FACTOR + 1), *zip(*stats), fmt="o-", ms=3, label=name)
     left.set(xlabel="omega factor", ylabel="RMSE (rad)", title="counterfactual x_PAB")
     right.set(xlabel="window (x training length)", ylabel="RMSE (rad)", title="extrapolation x_PA")
     right.legend(fontsize=7)
@@ -108,13 +127,19 @@ def figure(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="pendulum run directories, or SWEEP_DIR:M for member M of a sweep")
+    parser.add_argument("runs", nargs="+", help="pendulum run directories, sweep directories (every member), or "
+                                                "SWEEP_DIR:M for member M of a sweep")
     parser.add_argument("--n", type=int, default=100, help="test pendulums probed (the first N)")
     parser.add_argument("--out", default=None, help="output directory (default: experiments/results with --results, "
                                                     "else the current directory)")
     parser.add_argument("--results", action="store_true")
     args = parser.parse_args(argv)
-    results = [probe(run, args.n) for run in args.runs]
+    runs = []
+    for run in args.runs:  # a sweep directory stands for all its members
+        sweep_file = Path(run) / "sweep.json"
+        count = len(json.loads(sweep_file.read_text())["members"]) if sweep_file.is_file() else 0
+        runs += [f"{run}:{m}" for m in range(count)] or [run]
+    results = [probe(run, args.n) for run in runs]
     out = Path(args.out) if args.out else (RESULTS if args.results else Path("."))
     files.write_json(out / "pendulum_probes.json", results)
     text = markdown(results)
