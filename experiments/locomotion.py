@@ -1,7 +1,10 @@
 """Locomotion reconstruction table: our presets against the reference baselines of METHOD.md section 7.
 
-    python -m experiments.locomotion --train                 # train the presets (long: see --epochs), then collect
-    python -m experiments.locomotion runs/locomotion-*       # collect existing run directories into the table
+    python -m experiments.locomotion --train                 # sweep every preset over 3 seeds (long), then collect
+    python -m experiments.locomotion runs/locomotion/*       # collect run or sweep directories into the table
+
+A sweep directory is one row: the mean +- standard deviation over its members (seeds), with each member's best
+epoch and the rollbacks it needed; a run directory is a row of one seed.
 
 Baselines (all zeros, mean training stride, PCA with k components fitted on train) are recomputed here from the
 data; the published PyTorch figures are quoted from METHOD.md. Protocol: test split (344 strides), best-validation
@@ -52,50 +55,83 @@ def baselines() -> list[dict]:
     return rows
 
 
+def _sweep_row(sweep_dir: Path) -> dict:
+    result = json.loads((sweep_dir / "sweep.json").read_text())
+    members = result["members"]
+    stat = lambda key, split="test": (float(np.mean([m[split][key] for m in members])),
+                                      float(np.std([m[split][key] for m in members])))
+    row = {"model": result.get("preset") or sweep_dir.name, "run": str(sweep_dir), "seeds": len(members),
+           "epochs": result["epochs"], "grad_clip_norm": result["config"].get("grad_clip_norm"),
+           "best_epoch": [m["best_epoch"] for m in members],
+           "status": "completed" if all(m["status"] == "completed" for m in members) else
+           f"{sum(m['status'] != 'completed' for m in members)} of {len(members)} diverged",
+           "rollbacks": [len(m["rollbacks"]) for m in members],
+           "hparams": {k: v for k, v in members[0].items() if k not in ("seed", "status", "diverged_at_epoch",
+                                                                         "best_epoch", "rollbacks", "lr_scale",
+                                                                         "valid", "test")}}
+    for key in ("mae", "rmse", "sse_per_seq"):
+        row[key], row[f"{key}_std"] = stat(key)
+    row["valid_sse_per_seq"] = stat("sse_per_seq", "valid")[0]
+    return row
+
+
 def collect(run_dirs) -> list[dict]:
     rows = []
     for run in map(Path, run_dirs):
+        if (run / "sweep.json").is_file():
+            rows.append(_sweep_row(run))
+            continue
         if not (run / "summary.json").is_file():
-            print(f"skipping {run}: no summary.json", file=sys.stderr)
+            print(f"skipping {run}: no summary.json or sweep.json", file=sys.stderr)
             continue
         summary = json.loads((run / "summary.json").read_text())
         record = json.loads((run / "config.json").read_text())
-        rows.append({"model": record.get("preset") or run.name, "run": str(run), "epochs": summary["epochs_run"],
-                     "grad_clip_norm": record["config"].get("grad_clip_norm"),
-                     "best_epoch": summary["best_epoch"], "status": summary["status"], **summary["test"],
+        rows.append({"model": record.get("preset") or run.name, "run": str(run), "seeds": 1,
+                     "epochs": summary["epochs_run"], "grad_clip_norm": record["config"].get("grad_clip_norm"),
+                     "best_epoch": [summary["best_epoch"]], "status": summary["status"],
+                     "rollbacks": [len(summary.get("rollbacks", []))], **summary["test"],
                      "train_seconds_per_epoch": summary.get("train_seconds_per_epoch"),
                      "valid_sse_per_seq": summary["valid"]["sse_per_seq"]})
     return rows
 
 
 def markdown(ours: list[dict], base: list[dict]) -> str:
-    lines = ["| model | epochs run (best) | run ended | norm clip | test MAE | RMSE | squared error per stride |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | test MAE | RMSE | "
+             "squared error per stride |", "|---|---|---|---|---|---|---|---|---|"]
     for r in ours:
-        ended = "completed" if r["status"] == "completed" else f"{r['status']} after epoch {r['epochs']}"
+        ended = "completed" if r["status"] == "completed" else (
+            r["status"] if r["seeds"] > 1 else f"{r['status']} after epoch {r['epochs']}")
         clip = r["grad_clip_norm"] if r.get("grad_clip_norm") else "none"
-        lines.append(f"| **{r['model']}** | {r['epochs']} ({r['best_epoch']}) | {ended} | {clip} | {r['mae']:.4f} | "
-                     f"{r['rmse']:.4f} | {r['sse_per_seq']:.4f} |")
+        value = lambda k, digits=4: (f"{r[k]:.{digits}f}" + (f" +- {r[k + '_std']:.{digits}f}"
+                                                            if f"{k}_std" in r else ""))
+        lines.append(f"| **{r['model']}** | {r['seeds']} | {r['epochs']} ({', '.join(map(str, r['best_epoch']))}) | "
+                     f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('mae')} | {value('rmse')} | "
+                     f"{value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
-        lines.append(f"| {name} | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
+        lines.append(f"| {name} | 1 | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
     for r in base:
-        lines.append(f"| {r['model']} | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | {r['sse_per_seq']:.4f} |")
+        lines.append(f"| {r['model']} | - | - | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | "
+                     f"{r['sse_per_seq']:.4f} |")
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", help="run directories to collect (default: runs/PRESET for each preset)")
-    parser.add_argument("--train", action="store_true", help="train the presets first (resumes existing runs)")
+    parser.add_argument("runs", nargs="*",
+                        help="run or sweep directories to collect (default: runs/locomotion/PRESET for each preset)")
+    parser.add_argument("--train", action="store_true",
+                        help="first sweep every preset over --seeds (resumes existing sweeps)")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     args = parser.parse_args(argv)
-    run_dirs = args.runs or [f"runs/{p}" for p in PRESETS]
+    run_dirs = args.runs or [f"runs/locomotion/{p}" for p in PRESETS]
     if args.train:
         for preset, run in zip(PRESETS, run_dirs):
-            command = [sys.executable, "-m", "jaxphysvae.cli", "train", "--preset", preset, "--out", run]
+            command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", preset, "--grid",
+                       f"seed={args.seeds}", "--out", run]
             if args.epochs:
                 command += ["--epochs", str(args.epochs)]
-            if (Path(run) / "last.ckpt").exists():
+            if (Path(run) / "sweep_config.json").exists():
                 command.append("--resume")
             subprocess.run(command, check=True)
     ours, base = collect(run_dirs), baselines()

@@ -220,7 +220,8 @@ def _sweep(args) -> None:
     out = args.out or f"runs/sweep-{args.preset}"
     base = {k: float(v) for k, v in hparams._asdict().items()}
     result = sweep(config, base, grid, out, progress=not args.no_progress, resume=args.resume,
-                   checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds)
+                   checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
+                   preset=args.preset)
     print((Path(out) / "sweep.md").read_text())
     print(f"{len(result['members'])} members, {result['epochs']} epochs in {result['seconds']:.1f} s on "
           f"{result['devices']} device(s); written to {out}")

@@ -55,7 +55,8 @@ def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
 
 def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | os.PathLike | None = None,
           devices=None, progress: bool = True, splits: dict | None = None, resume: bool = False,
-          checkpoint_every: int = 50, checkpoint_seconds: float = 60.0, physics=None) -> dict:
+          checkpoint_every: int = 50, checkpoint_seconds: float = 60.0, physics=None,
+          preset: str | None = None) -> dict:
     """Train every member of `grid` over `base_hparams` for config.epochs epochs in one compiled step.
 
     Args:
@@ -72,6 +73,7 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed, and on a stop.
       physics: a PhysicsModel object instead of the one config.physics names (as in `jaxphysvae.fit.fit`); its
         description is recorded and checked on resume.
+      preset: the name of the preset the configuration came from, recorded in sweep.json.
 
     Returns:
       {"members": [...rows...], "seconds": ..., "devices": ...}.
@@ -91,14 +93,15 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         if resume:
             raise ConfigError("resume needs the sweep's directory (out)")
         return _sweep(config, members, None, devices, progress, splits, False, checkpoint_every,
-                      checkpoint_seconds, physics)
+                      checkpoint_seconds, physics, preset)
     out = rundir.prepare(out, "sweep directory")
     with rundir.RunLock(out):
         return _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds,
-                      physics)
+                      physics, preset)
 
 
-def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds, physics):
+def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_every, checkpoint_seconds, physics,
+           preset):
     splits = load_splits(config) if splits is None else splits
     model, fns = compiled(config, splits, physics)
     record = json.loads(json.dumps({"config": config.to_json(), "members": members,
@@ -226,7 +229,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                      "rollbacks": rollbacks[m], "lr_scale": float(lr_scale[m]),
                      "valid": {k: float(v[m]) for k, v in valid.items()},
                      "test": {k: float(v[m]) for k, v in test.items()}})
-    result = {"members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
+    result = {"preset": preset, "members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
               "config": config.to_json(), "data": record["data"], "physics": record["physics"],
               "versions": versions()}
     if out is not None:

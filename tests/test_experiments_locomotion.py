@@ -1,0 +1,33 @@
+"""experiments/locomotion.py: a sweep collected as one row over its seeds, and the recomputed baselines."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import locomotion
+
+
+def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
+    runs = [("completed", 10, 0, 0.011), ("completed", 12, 1, 0.013), ("diverged", 7, 3, 0.018)]
+    members = [{"alpha": 0.01, "seed": s, "status": status, "diverged_at_epoch": None, "best_epoch": best,
+                "rollbacks": [{"epoch": 5}] * rollbacks, "lr_scale": 1.0,
+                "valid": {"sse_per_seq": 0.1 + s}, "test": {"mae": mae, "rmse": 2 * mae, "sse_per_seq": 3 * mae}}
+               for s, (status, best, rollbacks, mae) in enumerate(runs)]
+    (tmp_path / "sweep.json").write_text(json.dumps({"preset": "locomotion-nf", "members": members, "epochs": 20,
+                                                     "config": {"grad_clip_norm": 50.0}}))
+    row, = locomotion.collect([tmp_path])
+    maes = [0.011, 0.013, 0.018]
+    assert row["model"] == "locomotion-nf" and row["seeds"] == 3 and row["best_epoch"] == [10, 12, 7]
+    assert row["mae"] == pytest.approx(np.mean(maes)) and row["mae_std"] == pytest.approx(np.std(maes))
+    assert row["sse_per_seq_std"] == pytest.approx(3 * np.std(maes))
+    assert row["rollbacks"] == [0, 1, 3] and row["status"] == "1 of 3 diverged"
+    table = locomotion.markdown([row], [])
+    assert "| **locomotion-nf** | 3 | 20 (10, 12, 7) | 4 | 1 of 3 diverged | 50.0 | 0.0140 +- 0.0029 |" in table
+
+
+def test_baselines_are_recomputed_from_the_packaged_split():
+    rows = {r["model"]: r for r in locomotion.baselines()}
+    test = locomotion.data.load("locomotion", "test").x
+    assert rows["all zeros"]["mae"] == pytest.approx(float(np.abs(test).mean()))
+    assert rows["PCA, 21 components (fitted on train)"]["mae"] == pytest.approx(0.0093, abs=5e-5)
