@@ -101,3 +101,16 @@ def test_missing_corrupt_and_misnamed_files(tmp_path):
         Config(dataset="pendulm")
     with pytest.raises(ConfigError, match="data_dt .* needs a data file"):
         Config(data_dt=0.1)
+
+
+def test_a_locomotion_split_directory_is_a_data_path(tmp_path):
+    from jaxphysvae.data import raw
+    rng = np.random.default_rng(0)
+    strides = {s: raw.Strides(rng.normal(size=(n, 3, 101)), {"subject": np.arange(n) + 1.0}, "fake")
+               for s, n in (("train", 6), ("valid", 2), ("test", 3))}
+    directory = raw.write_split(strides, tmp_path / "split")
+    splits = load_splits(Config(dataset=str(directory), batch_size=2))
+    assert [splits[s].num_sequences for s in ("train", "valid", "test")] == [6, 2, 3]
+    np.testing.assert_allclose(splits["test"].x, strides["test"].x.astype(np.float32))
+    with pytest.raises(DataError, match="has its own splits and time step"):
+        load_splits(Config(dataset=str(directory), batch_size=2, n_test=1))

@@ -166,8 +166,9 @@ def load_file(path: str | os.PathLike, sizes=(None, None, None), seed: int = 0,
     path = Path(path)
     if path.is_dir():
         from jaxphysvae.data import locomotion
-        if dt is not None:
-            raise DataError(f"{path}: a locomotion split directory has its own time step; do not give dt")
+        if dt is not None or any(v is not None for v in sizes):
+            raise DataError(f"{path}: a locomotion split directory has its own splits and time step; do not give "
+                            f"dt, n_train, n_valid or n_test")
         return {split: locomotion.load(split, directory=path) for split in SPLITS}
     table, dt = _read(path, dt)
     where, name = str(path), path.stem
