@@ -1,0 +1,42 @@
+"""experiments/pendulum_reference.py: the reference code's pendulum files as a data file, and a one-epoch sweep."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import pendulum_reference
+from jaxphysvae.data.arrays import load_file
+from tests.conftest import SHARED_DATA
+from tests.helpers import CLI_SMALL
+
+
+def _source():
+    src = SHARED_DATA / "pendulum_reference"
+    if not src.is_dir():
+        pytest.skip("reference pendulum files (../shared) not available")
+    return src
+
+
+def test_converted_file_holds_the_reference_values(tmp_path):
+    src = _source()
+    splits = load_file(pendulum_reference.convert(src, tmp_path / "ref.npz"))
+    assert [splits[s].num_sequences for s in ("train", "valid", "test")] == [1000, 500, 1000]
+    test = splits["test"]
+    assert test.dt == 0.05 and test.x.shape == (1000, 1, 50)
+    np.testing.assert_array_equal(test.x[:, 0], np.loadtxt(src / "data_test.txt").astype(np.float32))
+    np.testing.assert_array_equal(test.params["omega"], np.loadtxt(src / "true_params_test.txt")[:, 1])
+    assert test.params["omega"][0] == pytest.approx(2.208014413)  # the first row of true_params_test.txt
+
+
+def test_train_and_tabulate_on_a_tiny_budget(tmp_path):
+    _source()
+    # the toy widths of the other tests; the file's own splits and a batch that divides them
+    sets = [v for v in CLI_SMALL[1::2] if not v.startswith(("n_", "batch_size"))] + ["batch_size=200"]
+    table = pendulum_reference.main(["--train", "--epochs", "1", "--seeds", "0", "--out", str(tmp_path),
+                                     *[a for s in sets for a in ("--set", s)]])
+    written = json.loads((tmp_path / "pendulum_reference.json").read_text())
+    assert written["members"][0]["best_epoch"] == 1 and np.isfinite(written["members"][0]["omega_corr"])
+    assert written == json.loads(json.dumps(table))
+    text = (tmp_path / "pendulum_reference.md").read_text()
+    assert "reference code (NOTE.md, one run) | 5000 (4187) | 0.0710" in text
