@@ -18,6 +18,7 @@ def _source():
     return src
 
 
+@pytest.mark.reference_data
 def test_converted_file_holds_the_reference_values(tmp_path):
     src = _source()
     splits = load_file(pendulum_reference.convert(src, tmp_path / "ref.npz"))
@@ -29,6 +30,7 @@ def test_converted_file_holds_the_reference_values(tmp_path):
     assert test.params["omega"][0] == pytest.approx(2.208014413)  # the first row of true_params_test.txt
 
 
+@pytest.mark.reference_data
 def test_train_and_tabulate_on_a_tiny_budget(tmp_path):
     _source()
     # the toy widths of the other tests; the file's own splits and a batch that divides them
