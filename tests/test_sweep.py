@@ -95,7 +95,6 @@ SHARDED = textwrap.dedent("""
     out["devices"] = len(jax.devices())
     from jaxphysvae.config import HParams
     from jaxphysvae.fit import fit
-from jaxphysvae.predict import predict
     import tempfile
     from jaxphysvae.runs import compiled
     for name, shards in (("data_parallel", 2), ("one_device", 1)):
