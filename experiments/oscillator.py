@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
+from jaxphysvae.data.cache import save_npz
 from jaxphysvae.fit import fit, load_run
 from jaxphysvae.physics import PhysicsModel
 from jaxphysvae.predict import predict
@@ -71,9 +72,7 @@ def write_data(path: Path, seed: int = 0) -> Path:
     for i, (split, n) in enumerate(zip(("train", "valid", "test"), SIZES)):
         data = generate(n, seed + i)
         arrays.update({f"x_{split}": data["x"], f"param_k_{split}": data["k"], f"param_c_{split}": data["c"]})
-    with files.atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    save_npz(path, **arrays)
     return path
 
 

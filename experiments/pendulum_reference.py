@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxphysvae import files
+from jaxphysvae.data.cache import save_npz
 from jaxphysvae.errors import DataError
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pendulum_reference"
@@ -48,9 +49,7 @@ def convert(src: Path, out: Path) -> Path:
         arrays.update({f"param_{name}_{split}": params[:, j] for j, name in enumerate(COLUMNS)})
         arrays["dt"] = dt
     arrays["channels"] = np.array(["theta"])
-    with files.atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    save_npz(out, **arrays)
     return out
 
 

@@ -75,9 +75,9 @@ def _hparams_and_config(args):
         config = config.replace(dataset=str(Path(args.data).resolve()), n_train=None, n_valid=None, n_test=None)
     if args.physics is not None:
         from jaxphysvae.physics import load_physics
-        from jaxphysvae.physics.user import check_spec
+        from jaxphysvae.physics.user import check_spec, is_import_path
         spec = check_spec(args.physics)
-        dim_z = load_physics(spec).dim_z if ":" in spec else config.dim_z_phy
+        dim_z = load_physics(spec).dim_z if is_import_path(spec) else config.dim_z_phy
         config = config.replace(physics=spec, dim_z_phy=dim_z if config.use_physics else 0)
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
@@ -156,8 +156,9 @@ def _predict(args) -> None:
     import jax
     import numpy as np
 
-    from jaxphysvae import files, rundir
+    from jaxphysvae import rundir
     from jaxphysvae.data.arrays import read_sequences
+    from jaxphysvae.data.cache import save_npz
     from jaxphysvae.predict import predict
     from jaxphysvae.sweep import load_any
     rundir.check_seed(args.seed)
@@ -181,9 +182,7 @@ def _predict(args) -> None:
                          z_phy=args.scale_z_phy * out["z_phy_mean"])
         out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
-    with files.atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    save_npz(target, **arrays)
     print(f"{ds.num_sequences} sequences of {ds.source}: reconstructions x_P, x_PA, x_PB, x_PAB "
           f"{tuple(out['x_PAB'].shape)}" + (f", extrapolated x_P_long {tuple(out['x_P_long'].shape)}"
                                             if args.horizon else "")

@@ -26,6 +26,7 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.latents import GROUPS, Latents, Layout, applier
 from jaxphysvae.objective import masked_mean
 from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, make_physics
+from jaxphysvae.physics.user import is_import_path
 from jaxphysvae.physics.integrate import SYMPLECTIC
 from jaxphysvae.posterior import LatentPosterior
 
@@ -51,7 +52,7 @@ class PhysVAE:
         self.num_channels, self.num_steps, self.dt = num_channels, num_steps, float(dt)
         self.t = (np.arange(num_steps) * self.dt).astype(np.float32)
         # the program cache (jaxphysvae.programs) vouches only for the package's own code
-        self.physics_from_config = physics is None and ":" not in config.physics
+        self.physics_from_config = physics is None and not is_import_path(config.physics)
         base = make_physics(config, num_channels) if physics is None else physics
         self.physics = base if config.use_physics else NoPhysics(base)
         self.solver = config.solver_config()

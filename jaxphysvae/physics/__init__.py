@@ -5,13 +5,14 @@ from __future__ import annotations
 from jaxphysvae.physics.base import NoPhysics, PhysicsModel, SeparablePhysicsModel
 from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate, integrate_batch
 from jaxphysvae.physics.systems import Diffusion, Hamiltonian, Pendulum, SeparableHamiltonian
+from jaxphysvae.physics.user import is_import_path
 from jaxphysvae.physics.user import load as load_physics
 
 
 def make_physics(config, num_channels: int) -> PhysicsModel:
     """The physics model that `config.physics` names: a built-in system sized for data of `num_channels` channels,
     or a user's model from its import path "package.module:Name" (jaxphysvae.physics.user.load)."""
-    if ":" in config.physics:
+    if is_import_path(config.physics):
         return load_physics(config.physics)
     if config.physics == "pendulum":
         return Pendulum()

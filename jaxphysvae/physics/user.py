@@ -32,6 +32,7 @@ def check_spec(spec: str) -> str:
 
 
 def is_import_path(spec: str) -> bool:
+    """Whether a (checked) physics spec names a user's model rather than a built-in one."""
     return ":" in spec
 
 
