@@ -26,7 +26,7 @@ import numpy as np
 from jaxphysvae import files
 from jaxphysvae.data import pendulum
 from jaxphysvae.predict import predict
-from jaxphysvae.sweep import load_any
+from jaxphysvae.sweep import load_any, parse_member
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FACTORS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0)  # the reference notebook's
@@ -51,7 +51,7 @@ def probe(run: str, n: int = 100) -> dict:
     base = predict(model, params, x, batch_size=config.eval_batch_size, horizon=HORIZON_FACTOR * steps)
     name = record.get("preset") or Path(run).name
     if "seed" in record and "preset" not in record:  # a sweep member's row: the model is the sweep
-        name = Path(run.rpartition(":")[0]).name
+        name = parse_member(run)[0].name
     out = {"model": name, "seed": record.get("seed"), "run": str(run), "n": int(len(index))}
     rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
     if model.layout.dims.phy:

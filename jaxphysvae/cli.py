@@ -160,13 +160,11 @@ def _predict(args) -> None:
     from jaxphysvae.data.arrays import read_sequences
     from jaxphysvae.data.cache import save_npz
     from jaxphysvae.predict import predict
-    from jaxphysvae.sweep import load_any
+    from jaxphysvae.sweep import load_any, parse_member
     rundir.check_seed(args.seed)
-    directory, _, member = args.run_dir.rpartition(":")
-    is_member = bool(directory) and member.isdigit()
-    run_dir = Path(directory if is_member else args.run_dir)
-    name = (f"predict_member{member}_" if is_member else "predict_") + (args.split if args.data is None else
-                                                                       Path(args.data).stem)
+    run_dir, member = parse_member(args.run_dir)
+    name = ("predict_" if member is None else f"predict_member{member}_") + (args.split if args.data is None else
+                                                                            Path(args.data).stem)
     target = Path(args.out) if args.out else run_dir / f"{name}.npz"
     if target.suffix != ".npz" or target.is_dir():
         raise ConfigError(f"--out {target}: give a file name ending in .npz")

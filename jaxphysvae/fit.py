@@ -22,7 +22,8 @@ from jaxphysvae import checkpoint, data, files, interrupt, rundir
 from jaxphysvae.config import Config, HParams, resumable
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
-from jaxphysvae.runs import check_physics, compiled, load_splits, physics_description, versions, with_physics
+from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
+                             with_physics)
 
 
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
@@ -287,14 +288,6 @@ def load_run(out: str | os.PathLike, other_data: bool = False, physics=None, spl
         hparams = HParams.create(**record["hparams"])
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"{out / 'config.json'}: not a run configuration ({type(e).__name__}: {e})") from None
-    splits = load_splits(config) if splits is None else splits
-    differ = rundir.data_differences(record.get("data", {}), rundir.data_identity(splits))
-    if differ and not other_data:
-        raise ConfigError(f"{out}: the data differ from those this run was trained on: {'; '.join(differ)}. Point "
-                          f"to the same data (check ${data.locomotion.LOCOMOTION_DIR_ENV}), or evaluate on these "
-                          f"data on purpose with --other-data")
-    model, fns = compiled(config, splits, physics)
-    check_physics(out, record, model)
-    template = fns.init(jax.random.key(0), hparams).params
+    splits, model, fns, template = rebuild(out, record, config, hparams, physics, splits, other_data)
     params, _ = checkpoint.load(out / "best.ckpt", template)
     return config, hparams, model, fns, params, splits, record

@@ -36,9 +36,8 @@ def _functions(model: PhysVAE, samples: int, horizon: int | None):
         return cache[key]
     long_decoder = None
     if horizon is not None:
-        t = (np.arange(horizon) * model.dt).astype(np.float32)
-        long_decoder = GreyBoxDecoder(model.config, model.layout, model.physics, model.solver, t,
-                                      model.num_channels)
+        long_decoder = GreyBoxDecoder(model.config, model.layout, model.physics, model.solver,
+                                      _time_grid(model, horizon), model.num_channels)
 
     def batch(params, x, index, mask, key, z_phy, replace_phy):
         post = model.encode(params, x)
@@ -60,6 +59,16 @@ def _functions(model: PhysVAE, samples: int, horizon: int | None):
 
     cache[key] = jax.jit(batch)
     return cache[key]
+
+
+def _time_grid(model: PhysVAE, steps: int) -> np.ndarray:
+    """(steps,) float32 times 0, dt, 2 dt, ... on the model's data step."""
+    return (np.arange(steps) * model.dt).astype(np.float32)
+
+
+def _check_count(name: str, value, minimum: int, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"predict: {name} must be an integer >= {minimum}{note}, got {value!r}")
 
 
 def predict(model: PhysVAE, params, x, samples: int = 0, key: jax.Array | None = None, batch_size: int = 500,
@@ -91,15 +100,10 @@ def predict(model: PhysVAE, params, x, samples: int = 0, key: jax.Array | None =
     """
     x = check_sequences(x, "predict: x", channels=model.num_channels, length=model.num_steps)
     n = x.shape[0]
-    for name, value in (("samples", samples), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "samples"
-                                                                                          else 1):
-            raise ConfigError(f"predict: {name} must be a{' non-negative' if name == 'samples' else ' positive'} "
-                              f"integer, got {value!r}")
-    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
-                                or horizon < model.num_steps):
-        raise ConfigError(f"predict: horizon must be an integer number of time steps >= the data's {model.num_steps},"
-                          f" got {horizon!r}")
+    _check_count("samples", samples, 0)
+    _check_count("batch_size", batch_size, 1)
+    if horizon is not None:
+        _check_count("horizon", horizon, model.num_steps, " (time steps, at least the data's length)")
     d_phy = model.layout.dims.phy
     replace = z_phy is not None
     if replace:
@@ -122,7 +126,7 @@ def predict(model: PhysVAE, params, x, samples: int = 0, key: jax.Array | None =
     result = {k: np.concatenate([p[k] for p in parts], axis=1 if k.endswith("_samples") else 0) for k in parts[0]}
     result["t"] = model.t
     if horizon is not None:
-        result["t_long"] = (np.arange(horizon) * model.dt).astype(np.float32)
+        result["t_long"] = _time_grid(model, horizon)
     for g in GROUPS:
         if samples:
             result[f"z_{g}_std"] = result[f"z_{g}_samples"].std(axis=0)

@@ -10,8 +10,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxphysvae import data
-from jaxphysvae.config import Config
+from jaxphysvae import data, rundir
+from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import RUN_ONLY, PhysVAE
 from jaxphysvae.physics import NoPhysics, PhysicsModel
@@ -97,10 +97,15 @@ def with_physics(config: Config, physics: PhysicsModel | None) -> Config:
     return config if spec is None else config.replace(physics=spec)
 
 
+def _own_physics(model: PhysVAE) -> PhysicsModel:
+    """The physics model itself (a physics-free model keeps the one it would use, for its description)."""
+    p = model.physics
+    return p.base if isinstance(p, NoPhysics) else p
+
+
 def physics_description(model: PhysVAE) -> dict:
     """The description of a model's physics recorded with a run (jaxphysvae.physics.user.describe)."""
-    p = model.physics
-    return describe_physics(p.base if isinstance(p, NoPhysics) else p)
+    return describe_physics(_own_physics(model))
 
 
 def check_physics(where: Path, record: dict, model: PhysVAE) -> None:
@@ -108,9 +113,25 @@ def check_physics(where: Path, record: dict, model: PhysVAE) -> None:
     recorded = record.get("physics")
     if recorded is None:  # a run from before physics were recorded
         return
-    p = model.physics
-    differ = physics_differences(recorded, p.base if isinstance(p, NoPhysics) else p)
+    differ = physics_differences(recorded, _own_physics(model))
     if differ:
         raise ConfigError(f"{where}: the physics model differs from the one it was trained with: {'; '.join(differ)}."
                           f" Pass the same physics (physics=... in Python, or the same import path as the "
                           f"configuration's physics)")
+
+
+def rebuild(where: Path, record: dict, config: Config, hparams: HParams, physics: PhysicsModel | None = None,
+            splits: dict | None = None, other_data: bool = False, kind: str = "run"):
+    """(splits, model, functions, parameter template) of a stored run or sweep in `where`, whose configuration file
+    holds `record`: the splits are loaded as `config` says (or `splits` are used) and must be those recorded at
+    training time unless `other_data`; the model is compiled (shared, see `compiled`) with `physics` or the one
+    config.physics names, which must match the recorded description."""
+    splits = load_splits(config) if splits is None else splits
+    differ = rundir.data_differences(record.get("data", {}), rundir.data_identity(splits))
+    if differ and not other_data:
+        raise ConfigError(f"{where}: the data differ from those this {kind} was trained on: {'; '.join(differ)}. Point to the "
+                          f"same data (for locomotion, check ${data.locomotion.LOCOMOTION_DIR_ENV}), or evaluate on "
+                          f"these data on purpose (other_data=True, --other-data)")
+    model, fns = compiled(config, splits, physics)
+    check_physics(where, record, model)
+    return splits, model, fns, fns.init(jax.random.key(0), hparams).params

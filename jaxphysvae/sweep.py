@@ -34,7 +34,8 @@ from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.parallel import member_mesh
-from jaxphysvae.runs import check_physics, compiled, load_splits, physics_description, versions, with_physics
+from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
+                             with_physics)
 
 
 CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
@@ -255,13 +256,7 @@ def load_member(out: str | os.PathLike, member: int, physics=None, other_data: b
         raise ConfigError(f"{out}: no member {member}; the sweep has {len(result['members'])} (0 to "
                           f"{len(result['members']) - 1})") from None
     hparams = HParams.create(**{k: row[k] for k in HParams._fields if k in row})
-    splits = load_splits(config) if splits is None else splits
-    differ = rundir.data_differences(result.get("data", {}), rundir.data_identity(splits))
-    if differ and not other_data:
-        raise ConfigError(f"{out}: the data differ from those this sweep was trained on: {'; '.join(differ)}")
-    model, fns = compiled(config, splits, physics)
-    check_physics(out, result, model)
-    template = fns.init(jax.random.key(0), hparams).params
+    splits, model, fns, template = rebuild(out, result, config, hparams, physics, splits, other_data, "sweep")
     count = len(result["members"])
     stacked, _ = checkpoint.load(out / "best_members.ckpt",
                                  jax.tree.map(lambda a: np.zeros((count,) + np.shape(a), np.asarray(a).dtype),
@@ -269,13 +264,21 @@ def load_member(out: str | os.PathLike, member: int, physics=None, other_data: b
     return config, hparams, model, fns, jax.tree.map(lambda a: jnp.asarray(a[member]), stacked), splits, row
 
 
-def load_any(path: str, physics=None, other_data: bool = False):
-    """`load_run(path)` for a run directory, or `load_member(dir, m)` for "SWEEP_DIR:m" (member m of a sweep)."""
-    from jaxphysvae.fit import load_run
+def parse_member(path: str | os.PathLike) -> tuple[Path, int | None]:
+    """(sweep directory, member index) of "SWEEP_DIR:M" where SWEEP_DIR holds a sweep.json; (path, None) otherwise."""
     directory, _, index = str(path).rpartition(":")
     if directory and index.isdigit() and (Path(directory) / "sweep.json").is_file():
-        return load_member(directory, int(index), physics, other_data)
-    if (Path(path) / "sweep.json").is_file():
+        return Path(directory), int(index)
+    return Path(path), None
+
+
+def load_any(path: str | os.PathLike, physics=None, other_data: bool = False):
+    """`load_run(path)` for a run directory, or `load_member(dir, m)` for "SWEEP_DIR:m" (member m of a sweep)."""
+    from jaxphysvae.fit import load_run
+    directory, member = parse_member(path)
+    if member is not None:
+        return load_member(directory, member, physics, other_data)
+    if (directory / "sweep.json").is_file():
         raise ConfigError(f"{path} is a sweep: name one of its members as {path}:M (M = its row in sweep.json, from 0)")
     return load_run(path, other_data, physics)
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxphysvae import checkpoint, fit as fit_module, rundir, sweep as sweep_module
+from jaxphysvae import checkpoint, fit as fit_module, rundir, runs as runs_module, sweep as sweep_module
 from jaxphysvae.cli import EXIT_DIVERGED, main
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
@@ -76,7 +76,7 @@ def test_a_directory_owned_by_another_process_is_refused_and_freed_when_it_dies(
 def test_eval_into_a_directory_in_use_is_refused(tmp_path, splits, capsys, monkeypatch):
     out = tmp_path / "run"
     fit(small_config(epochs=1), HP, out, progress=False, splits=splits)
-    monkeypatch.setattr(fit_module, "load_splits", lambda config: splits)
+    monkeypatch.setattr(runs_module, "load_splits", lambda config: splits)
     holder = _hold_lock(out)
     try:
         assert main(["eval", str(out)]) == 2
@@ -161,10 +161,10 @@ def test_data_identity_is_recorded_and_other_data_are_refused(tmp_path, splits, 
         fit(config.replace(epochs=3), HP, out, resume=True, progress=False, splits=other)
     assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 2  # a failed resume writes nothing
 
-    monkeypatch.setattr(fit_module, "load_splits", lambda c: splits)
+    monkeypatch.setattr(runs_module, "load_splits", lambda c: splits)
     assert main(["eval", str(out)]) == 0
     own = (out / "eval_test_samples0.json").read_text()
-    monkeypatch.setattr(fit_module, "load_splits", lambda c: other)
+    monkeypatch.setattr(runs_module, "load_splits", lambda c: other)
     assert main(["eval", str(out)]) == 2
     err = capsys.readouterr().err
     assert "the data differ from those this run was trained on" in err and "--other-data" in err

@@ -71,6 +71,10 @@ def test_description_names_what_differs():
     assert differences(recorded, StifferSpring(2.0)) == []
     assert differences(recorded, StifferSpring(3.0)) == ["stiffness = 3.0 (recorded: 2.0)"]
     assert differences(recorded, oscillator.Spring())[0].startswith("class experiments.oscillator:Spring")
+    # numpy scalars are recorded by value (a float32 stiffness that changes is caught)
+    as_numpy = describe(StifferSpring(np.float32(2.5)))
+    assert as_numpy["attributes"]["stiffness"] == 2.5 and isinstance(as_numpy["attributes"]["stiffness"], float)
+    assert differences(as_numpy, StifferSpring(np.float32(3.5))) == ["stiffness = 3.5 (recorded: 2.5)"]
 
 
 def test_cli_run_records_and_rebuilds_the_physics(oscillator_run, capsys):
@@ -125,9 +129,9 @@ def test_predict_values_recomputed(oscillator_run):
     np.testing.assert_allclose(cf["x_P"], model.simulate(params, jnp.asarray(doubled), post.s0), rtol=1e-5,
                                atol=1e-6)
     np.testing.assert_array_equal(cf["k"], out["k"])  # the inferred values are still reported
-    for kwargs, error, message in ((dict(horizon=10), ConfigError, "horizon must be an integer number of time steps"),
+    for kwargs, error, message in ((dict(horizon=10), ConfigError, r"horizon must be an integer >= 50 \(time steps"),
                                    (dict(z_phy=np.ones((3, 1))), ConfigError, r"z_phy must have shape \(8, 1\)"),
-                                   (dict(samples=-1), ConfigError, "samples must be a non-negative integer")):
+                                   (dict(samples=-1), ConfigError, "samples must be an integer >= 0, got -1")):
         with pytest.raises(error, match=message):
             predict(model, params, x, **kwargs)
     with pytest.raises(DataError, match="expected 50 time points"):

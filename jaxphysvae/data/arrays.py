@@ -127,8 +127,11 @@ def _read(path: Path, dt: float | None) -> tuple[dict, float]:
         raise DataError(f"{path}: expected a .npz or .npy file of sequences (N, C, T), or a locomotion split "
                         f"directory")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        table = dict(loaded.items()) if path.suffix == ".npz" else {"x": loaded}
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as loaded:
+                table = dict(loaded.items())
+        else:
+            table = {"x": np.load(path, allow_pickle=False)}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: cannot read it as a {path.suffix} file ({type(e).__name__}: {e})") from None
     if "dt" in table:
@@ -171,12 +174,24 @@ def load_file(path: str | os.PathLike, sizes=(None, None, None), seed: int = 0,
                             f"dt, n_train, n_valid or n_test")
         return {split: locomotion.load(split, directory=path) for split in SPLITS}
     table, dt = _read(path, dt)
-    where, name = str(path), path.stem
     if "x" in table:
-        params = {k[len("param_"):]: v for k, v in table.items() if k.startswith("param_")}
-        return from_arrays(table["x"], dt, params, table.get("channels"), sizes, seed, name, f"{where} [x]")
+        return from_arrays(table["x"], dt, _file_params(table), table.get("channels"), sizes, seed, path.stem,
+                           f"{path} [x]")
     if any(s is not None for s in sizes):
-        raise DataError(f"{where}: the file gives its own splits; do not set n_train, n_valid or n_test")
+        raise DataError(f"{path}: the file gives its own splits; do not set n_train, n_valid or n_test")
+    return _file_splits(path, table, dt)
+
+
+def _file_params(table: dict, split: str | None = None) -> dict[str, np.ndarray]:
+    """The file's param_NAME arrays (param_NAME_SPLIT for a split) by NAME."""
+    suffix = "" if split is None else f"_{split}"
+    return {k[len("param_"):len(k) - len(suffix)]: v for k, v in table.items()
+            if k.startswith("param_") and k.endswith(suffix)}
+
+
+def _file_splits(path: Path, table: dict, dt: float) -> dict[str, Dataset]:
+    """The Datasets of a file that gives x_train, x_valid and x_test (and param_NAME_SPLIT)."""
+    where = str(path)
     stray = sorted(k for k in table if k.startswith("param_") and not k.endswith(tuple(f"_{s}" for s in SPLITS)))
     if stray:
         raise DataError(f"{where}: parameter key(s) {stray} need a split suffix (_train, _valid, _test) when the file "
@@ -184,11 +199,9 @@ def load_file(path: str | os.PathLike, sizes=(None, None, None), seed: int = 0,
     out = {}
     for split in SPLITS:
         x = check_sequences(table[f"x_{split}"], f"{where} [x_{split}]")
-        suffix = f"_{split}"
-        params = {k[len("param_"):-len(suffix)]: v for k, v in table.items()
-                  if k.startswith("param_") and k.endswith(suffix)}
-        out[split] = Dataset(name, split, x, dt, _channels(table.get("channels"), x.shape[1], where),
-                             _params(params, x.shape[0], f"{where} [{split}]"), {}, f"{where} [x_{split}]")
+        out[split] = Dataset(path.stem, split, x, dt, _channels(table.get("channels"), x.shape[1], where),
+                             _params(_file_params(table, split), x.shape[0], f"{where} [{split}]"), {},
+                             f"{where} [x_{split}]")
     shapes = {s: out[s].x.shape[1:] for s in SPLITS}
     if len(set(shapes.values())) != 1:
         raise DataError(f"{where}: the splits differ in channels or length: {shapes}")
@@ -203,9 +216,8 @@ def read_sequences(path: str | os.PathLike, split: str = "test", dt: float | Non
         return load_file(path)[split]
     table, dt = _read(path, dt)
     if "x" not in table:
-        return load_file(path, dt=dt)[split]
+        return _file_splits(path, table, dt)[split]
     x = check_sequences(table["x"], f"{path} [x]")
-    params = _params({k[len("param_"):]: v for k, v in table.items() if k.startswith("param_")}, x.shape[0],
-                     str(path))
+    params = _params(_file_params(table), x.shape[0], str(path))
     return Dataset(path.stem, "all", x, dt, _channels(table.get("channels"), x.shape[1], str(path)), params, {},
                    f"{path} [x]")

@@ -102,6 +102,8 @@ def describe(physics: PhysicsModel) -> dict:
     """What identifies a physics model in a run record: its class, interface sizes, range, names, and its plain
     attributes (numbers, strings, booleans and tuples of them), as JSON values."""
     def plain(v):
+        if isinstance(v, np.generic):  # a numpy scalar: its Python value
+            v = v.item()
         if isinstance(v, (bool, int, float, str)) or v is None:
             return v
         if isinstance(v, np.ndarray) or isinstance(v, (tuple, list)):
