@@ -33,17 +33,17 @@ def parts(name: str, repeats: int, changes: dict | None = None) -> list[dict]:
 
     config, hp = presets.get(name)
     config = config.replace(**(changes or {}))
-    if config.batch_shards != 1:
+    if config.optimisation.batch_shards != 1:
         raise SystemExit("the breakdown times one device: use batch_shards=1")
     hparams = as_float32(HParams.create(**hp))
     splits = load_splits(config)
     model, fns = compiled(config, splits)
     state = fns.init(jax.random.key(0), hparams)
     x_train = jnp.asarray(splits["train"].x)
-    steps = -(-x_train.shape[0] // config.batch_size)
-    x = x_train[: config.batch_size]
+    steps = -(-x_train.shape[0] // config.optimisation.batch_size)
+    x = x_train[: config.optimisation.batch_size]
     mask, key = jnp.ones(x.shape[0], bool), jax.random.key(1)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config.optimisation)
     post = model.encode(state.params, x)
     z, _ = model.latents(state.params, post, None)
 

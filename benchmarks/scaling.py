@@ -32,7 +32,7 @@ def step_time(num_steps=101, batch_size=100, flow_aux2=0, solver="euler", repeat
         changes.update(presets.TOY_WIDTHS)
     config = config.replace(**changes)
     model = PhysVAE(config, 3, num_steps, 2.0 / (num_steps - 1))
-    fns = make_functions(model)
+    fns = make_functions(model, config)
     hparams = HParams.create(**hp)
     state = fns.init(jax.random.key(0), hparams)
     t = np.linspace(0, 2 * np.pi, num_steps)

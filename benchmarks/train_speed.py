@@ -39,7 +39,7 @@ def measure(name: str, repeats: int, changes: dict | None = None, overrides: lis
     model, fns = compiled(config, splits)
     state = fns.replicate(fns.init(jax.random.key(0), hparams))
     x = fns.replicate(jnp.asarray(splits["train"].x))
-    batch = fns.replicate((x[: config.batch_size], jnp.ones(config.batch_size, bool)))
+    batch = fns.replicate((x[: config.optimisation.batch_size], jnp.ones(config.optimisation.batch_size, bool)))
     key = jax.random.key(1)
     t0 = time.perf_counter()
     train_epoch = fns.train_epoch.jitted.lower(state, x, key, hparams).compile()  # timed and measured as compiled
@@ -47,14 +47,15 @@ def measure(name: str, repeats: int, changes: dict | None = None, overrides: lis
     compile_step = first_call(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)))
     step = timed(lambda: jax.block_until_ready(fns.train_step(state, batch, key, hparams)), repeats)
     epoch = timed(lambda: jax.block_until_ready(train_epoch(state, x, key, hparams)), repeats)
-    valid = timed(lambda: evaluate(fns, state.params, splits["valid"], hparams, config.eval_batch_size), repeats)
+    valid = timed(lambda: evaluate(fns, state.params, splits["valid"], hparams, config.schedule.eval_batch_size),
+                  repeats)
     memory = train_epoch.memory_analysis()
     mib = lambda b: b / 2 ** 20
     return {"preset": name, "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in (changes or {}).items()},
             "overrides": list(overrides), "cores": cores(),
-            "batch_size": config.batch_size, "batch_shards": config.batch_shards,
+            "batch_size": config.optimisation.batch_size, "batch_shards": config.optimisation.batch_shards,
             "devices": len(jax.devices()), "train_sequences": int(x.shape[0]),
-            "steps_per_epoch": int(x.shape[0]) // config.batch_size, "compile_epoch_s": compile_epoch,
+            "steps_per_epoch": int(x.shape[0]) // config.optimisation.batch_size, "compile_epoch_s": compile_epoch,
             "compile_step_s": compile_step, "train_step": step, "train_epoch": epoch, "validation": valid,
             "epoch_with_validation_s": epoch["median_s"] + valid["median_s"],
             "epoch_memory_mib": {"arguments": mib(memory.argument_size_in_bytes),

@@ -108,7 +108,7 @@ def record(args) -> Path:
     run_key = jax.random.key(args.seed)
     state = fns.init(jax.random.fold_in(run_key, 0), hparams)
     x_train = jnp.asarray(splits["train"].x)
-    n, b = x_train.shape[0], config.batch_size
+    n, b = x_train.shape[0], config.optimisation.batch_size
     recent = deque(maxlen=200)
     step, spikes = 0, 0
     with open(out / "steps.jsonl", "w") as log:
@@ -148,8 +148,9 @@ def replay(args) -> dict:
     meta = checkpoint.read_meta(args.replay)
     args.preset, args.set, args.seed = meta["preset"], meta["set"], meta["seed"]
     config, hparams, splits, model, fns = _setup(args)
-    template = {"state": fns.init(jax.random.key(0), hparams), "index": jnp.zeros(config.batch_size, jnp.int32),
-                "mask": jnp.ones(config.batch_size, bool), "key": jax.random.key_data(jax.random.key(0))}
+    batch_size = config.optimisation.batch_size
+    template = {"state": fns.init(jax.random.key(0), hparams), "index": jnp.zeros(batch_size, jnp.int32),
+                "mask": jnp.ones(batch_size, bool), "key": jax.random.key_data(jax.random.key(0))}
     saved, meta = checkpoint.load(args.replay, template)
     x = jnp.asarray(splits["train"].x)[saved["index"]]
     row = make_diagnostics(model, fns)(saved["state"], x, saved["mask"], jax.random.wrap_key_data(saved["key"]),

@@ -31,7 +31,7 @@ def curves(run: str, levels=LEVELS, kinds=KINDS, split: str = "test") -> dict:
     for kind in kinds:
         out[kind] = []
         for level in levels:
-            metrics, _ = evaluate(fns, params, splits[split], hparams, config.eval_batch_size,
+            metrics, _ = evaluate(fns, params, splits[split], hparams, config.schedule.eval_batch_size,
                                   key=jax.random.key(0), noise_kind=kind if level else "none", noise_level=level)
             out[kind].append({"level": level, **metrics})
     return {"model": record.get("preset") or Path(run).name, "run": run, "curves": out}
@@ -62,7 +62,8 @@ def markdown(results: list[dict]) -> str:
     lines = [head, "|" + "---|" * (2 + len(LEVELS))]
     for r in results:
         for kind in KINDS:
-            lines.append(f"| {r['model']} | {kind} | " + " | ".join(f"{p['mae']:.4f}" for p in r["curves"][kind]) + " |")
+            maes = " | ".join(f"{p['mae']:.4f}" for p in r["curves"][kind])
+            lines.append(f"| {r['model']} | {kind} | {maes} |")
     return "\n".join(lines)
 
 

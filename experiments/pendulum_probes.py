@@ -48,7 +48,7 @@ def probe(run: str, n: int = 100) -> dict:
     index = np.arange(min(n, ds.num_sequences))
     x = ds.x[index]
     steps = ds.num_steps
-    base = predict(model, params, x, batch_size=config.eval_batch_size, horizon=HORIZON_FACTOR * steps)
+    base = predict(model, params, x, batch_size=config.schedule.eval_batch_size, horizon=HORIZON_FACTOR * steps)
     name = record.get("preset") or Path(run).name
     if "seed" in record and "preset" not in record:  # a sweep member's row: the model is the sweep
         name = parse_member(run)[0].name
@@ -57,7 +57,7 @@ def probe(run: str, n: int = 100) -> dict:
     if model.layout.dims.phy:
         rows = []
         for factor in FACTORS:
-            decoded = predict(model, params, x, batch_size=config.eval_batch_size,
+            decoded = predict(model, params, x, batch_size=config.schedule.eval_batch_size,
                               z_phy=base["z_phy_mean"] * np.float32(factor))
             truth = _truth(ds, index, factor, ds.t)
             rows.append({"factor": factor, "rmse_PAB": rmse(decoded["x_PAB"], truth),

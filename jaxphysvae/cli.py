@@ -77,8 +77,8 @@ def _hparams_and_config(args):
         from jaxphysvae.physics import load_physics
         from jaxphysvae.physics.user import check_spec, is_import_path
         spec = check_spec(args.physics)
-        dim_z = load_physics(spec).dim_z if is_import_path(spec) else config.dim_z_phy
-        config = config.replace(physics=spec, dim_z_phy=dim_z if config.use_physics else 0)
+        dim_z = load_physics(spec).dim_z if is_import_path(spec) else config.model.dim_z_phy
+        config = config.replace(physics=spec, dim_z_phy=dim_z if config.model.use_physics else 0)
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
     config, hparams = apply_overrides(config, hparams, args.set or [])
@@ -135,7 +135,7 @@ def _eval(args) -> None:
     with lock:
         config, hparams, model, fns, params, splits, record = load_run(run_dir, other_data=args.other_data)
         ds = splits[args.split]
-        metrics, per = evaluate(fns, params, ds, hparams, config.eval_batch_size, samples=args.samples,
+        metrics, per = evaluate(fns, params, ds, hparams, config.schedule.eval_batch_size, samples=args.samples,
                                 key=jax.random.key(args.seed))
         metrics.update(physics_errors(model, per["z_phy"], ds))
         metrics["protocol"] = ("posterior mean" if args.samples == 0 else
@@ -174,9 +174,9 @@ def _predict(args) -> None:
     if args.data is not None and not np.isclose(ds.dt, model.dt, rtol=1e-6, atol=0):
         raise ConfigError(f"{args.data}: time step {ds.dt:g} differs from the {model.dt:g} the run was trained on")
     out = predict(model, params, ds.x, samples=args.samples, key=jax.random.key(args.seed),
-                  batch_size=config.eval_batch_size, horizon=args.horizon)
+                  batch_size=config.schedule.eval_batch_size, horizon=args.horizon)
     if args.scale_z_phy is not None:
-        scaled = predict(model, params, ds.x, batch_size=config.eval_batch_size, horizon=args.horizon,
+        scaled = predict(model, params, ds.x, batch_size=config.schedule.eval_batch_size, horizon=args.horizon,
                          z_phy=args.scale_z_phy * out["z_phy_mean"])
         out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
@@ -187,7 +187,7 @@ def _predict(args) -> None:
           + (f", decoded with z_P x {args.scale_z_phy:g}" if args.scale_z_phy is not None else ""))
     rmse = float(np.sqrt(np.mean((out["x_PAB"] - ds.x) ** 2)))
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
-    for name in (model.physics.param_names if config.use_physics else ()):
+    for name in (model.physics.param_names if config.model.use_physics else ()):
         if name not in out:
             continue
         line = f"  {name}: mean {out[name].mean():.4g}, range [{out[name].min():.4g}, {out[name].max():.4g}]"

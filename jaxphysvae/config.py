@@ -1,8 +1,11 @@
-"""Static configuration (shapes, architecture, solver, training schedule) and dynamic hyper-parameters.
+"""Static configuration and dynamic hyper-parameters.
 
-`Config` fixes what is compiled: changing it means a new compiled step. `HParams` holds every number a sweep may
-vary; it is a pytree of float32 scalars passed to the step as data, so `jax.vmap` over a stack of HParams trains
-several models in one compiled step.
+`Config` is static, in four parts: `DataConfig` (which data), `ModelConfig` (what the model computes, with its
+`SolverConfig`), `OptimisationConfig` (how the compiled step updates) and `ScheduleConfig` (epochs, evaluation,
+rollbacks). Changing the model or optimisation part means a new compiled program; the data and schedule parts never
+enter one. Every field also has a flat name (FIELD_GROUPS), used by `--set`, `Config(**flat)`, `Config.replace` and
+a run's config.json. `HParams` holds every number a sweep may vary; it is a pytree of float32 scalars passed to the
+step as data, so `jax.vmap` over a stack of HParams trains several models in one compiled step.
 """
 
 from __future__ import annotations
@@ -78,24 +81,6 @@ class HParams(NamedTuple):
         return {k: np.asarray(v).tolist() for k, v in self._asdict().items()}
 
 
-# Every Config field belongs to exactly one group (tests/test_config.py checks it, so a new field must be placed):
-# what selects the data, what fixes the model's computation (architecture, posteriors, objective, solver), what fixes
-# the optimiser's step (compiled into the training step too), and what only schedules a run on the host.
-FIELD_GROUPS = {
-    "data": ("dataset", "data_seed", "n_train", "n_valid", "n_test", "data_dt"),
-    "model": ("physics", "use_physics", "dim_z_phy", "dim_z_aux1", "dim_z_aux2", "hamiltonian_hidden",
-              "hamiltonian_separable", "observation_map", "activation", "feat_hidden", "feat_dim", "head_hidden",
-              "unmixer", "unmixer_hidden", "correction_hidden", "residual_hidden", "init_hidden", "flow_phy",
-              "flow_aux1", "flow_aux2", "flow_kl", "flow_margin", "lnvar_min", "attention_phy", "attention_aux1",
-              "attention_aux2", "attention_dim", "noise", "noise_seq_fraction", "ppc", "learn_x_lnvar", "solver",
-              "substeps", "rtol", "atol", "max_steps"),
-    "optimisation": ("batch_size", "weight_decay", "grad_clip", "grad_clip_norm", "adam_eps", "batch_shards"),
-    "schedule": ("epochs", "eval_every", "eval_batch_size", "rollbacks", "rollback_lr_factor"),
-}
-# the fields that never enter a traced function: they choose the data and the schedule of a run
-RUN_ONLY = FIELD_GROUPS["data"] + FIELD_GROUPS["schedule"]
-
-
 def stack(hparams: list[HParams]) -> HParams:
     """Stack HParams along a new leading axis, for `jax.vmap`."""
     import jax
@@ -103,32 +88,116 @@ def stack(hparams: list[HParams]) -> HParams:
     return jax.tree.map(lambda *v: jnp.stack(v), *hparams)
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything static about a model and its training.
+FIXED_STEP_SOLVERS = ("euler", "heun")
+ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
+SYMPLECTIC = "semi_implicit_euler"
+SOLVERS = (*FIXED_STEP_SOLVERS, *ADAPTIVE_SOLVERS, SYMPLECTIC)
 
-    Latent dimensions: -1 removes the component, 0 keeps its network without latent input.
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """How the decoder integrates its ODE (jaxphysvae.physics.integrate maps each name to its diffrax solver).
+
+    Attributes:
+      name: "euler" (the references' choice), "heun", "tsit5" or "dopri5" (adaptive, PID step-size control), or
+        "semi_implicit_euler" (symplectic; separable physics with no in-ODE correction only).
+      substeps: solver steps per data step for the fixed-step solvers (the references' `intg_lev`); also the
+        initial step of the adaptive solvers is dt / substeps.
+      rtol, atol: tolerances of the adaptive solvers.
+      max_steps: step budget of the adaptive solvers (past it the solve returns NaN, and training stops with a
+        message naming the non-finite loss).
     """
 
-    # data: a built-in set (pendulum, advdif, locomotion) or the path of your own .npz / .npy file or locomotion
-    # split directory (jaxphysvae.data.arrays)
+    name: str = "euler"
+    substeps: int = 1
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    max_steps: int = 4096
+
+    def __post_init__(self):
+        if self.name not in SOLVERS:
+            raise ConfigError(f"unknown solver {self.name!r}; expected one of {', '.join(SOLVERS)}")
+        for key in ("substeps", "max_steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"solver {key} must be a positive integer, got {value!r}")
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ConfigError(f"solver tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.name in ADAPTIVE_SOLVERS
+
+
+def _positive_ints(part, names) -> None:
+    for name in names:
+        value = getattr(part, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data a run trains on: never part of a compiled program.
+
+    Attributes:
+      dataset: a built-in set (pendulum, advdif, locomotion) or the path of your own .npz / .npy file or locomotion
+        split directory (jaxphysvae.data.arrays).
+      data_seed: the generators' seed; for a file of sequences, the seed of its split.
+      n_train, n_valid, n_test: sequences per split: generated sets (None = the reference sizes) and files given as
+        one array x (None = 80 / 10 / 10 %).
+      data_dt: the time step of a .npy file (a .npz file stores its own as key dt).
+    """
+
     dataset: str = "pendulum"
-    data_seed: int = 0  # the generators' seed; for a file of sequences, the seed of its split
-    n_train: int | None = None  # sequences per split: generated sets (None = the reference sizes) and files given
-    n_valid: int | None = None  # as one array x (None = 80 / 10 / 10 %)
+    data_seed: int = 0
+    n_train: int | None = None
+    n_valid: int | None = None
     n_test: int | None = None
-    data_dt: float | None = None  # the time step of a .npy file (a .npz file stores its own as key dt)
-    # physics: a built-in system (pendulum, diffusion, hamiltonian) or the import path "package.module:Name" of a
-    # PhysicsModel of your own (jaxphysvae.physics.user)
+    data_dt: float | None = None
+
+    def __post_init__(self):
+        from jaxphysvae.data import DATASETS  # data and the modules below import jax: not at import time (--help)
+        from jaxphysvae.data.arrays import is_path
+        if self.dataset not in DATASETS and not is_path(self.dataset):
+            raise ConfigError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}, or the path "
+                              f"of a .npz / .npy file of sequences (N, C, T) or of a locomotion split directory")
+        if self.data_dt is not None and (self.dataset in DATASETS or not np.isfinite(self.data_dt)
+                                         or self.data_dt <= 0):
+            raise ConfigError(f"data_dt (the time step of your own data file) must be a positive number and needs a "
+                              f"data file as dataset; got data_dt={self.data_dt} with dataset {self.dataset!r}")
+        _positive_ints(self, [k for k in ("n_train", "n_valid", "n_test") if getattr(self, k) is not None])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What a model computes: physics, latents, networks, posteriors, objective and solver (PhysVAE's argument).
+
+    Latent dimensions: -1 removes the component, 0 keeps its network without latent input. Widths are tuples of
+    hidden layer sizes.
+
+    Attributes:
+      physics: a built-in system (pendulum, diffusion, hamiltonian) or the import path "package.module:Name" of a
+        PhysicsModel of your own (jaxphysvae.physics.user).
+      use_physics: False sets f_P = 0 (the NN-only and NN + solver baselines).
+      flow_phy, flow_aux1, flow_aux2: planar-flow steps K per latent group.
+      flow_kl: "exact", or "published_base_kl", which drops the log-determinants (METHOD.md section 4, defect 1).
+      flow_margin: keeps w^T u_hat >= -1 + flow_margin in every planar step (0: as published).
+      lnvar_min: smooth lower bound of the posterior log-variances (None: unbounded, as published).
+      attention_phy, attention_aux1, attention_aux2: attention context per branch ("none", "seq", "batch").
+      noise, noise_seq_fraction: the training noise model (its level is hparams.noise).
+      ppc: which reconstruction R_ppc regularises ("all", "residual"); learn_x_lnvar: learn the observation noise.
+      solver: how the decoder integrates its ODE (SolverConfig).
+    """
+
     physics: str = "pendulum"
-    use_physics: bool = True  # False: f_P = 0 (the NN-only and NN + solver baselines)
+    use_physics: bool = True
     dim_z_phy: int = 1
     dim_z_aux1: int = -1
     dim_z_aux2: int = -1
     hamiltonian_hidden: tuple[int, ...] = (128, 128)
     hamiltonian_separable: bool = False
     observation_map: bool = False
-    # networks
     activation: str = "elu"
     feat_hidden: tuple[int, ...] = (128, 128)
     feat_dim: int = 256
@@ -138,64 +207,33 @@ class Config:
     correction_hidden: tuple[int, ...] = (64, 64)
     residual_hidden: tuple[int, ...] = (128, 128)
     init_hidden: tuple[int, ...] = (128, 128)
-    # posteriors: planar-flow lengths per latent group, attention context per branch, noise model
     flow_phy: int = 0
     flow_aux1: int = 0
     flow_aux2: int = 0
-    flow_kl: str = "exact"  # "published_base_kl" drops the log-determinants (METHOD.md section 4, defect 1)
-    flow_margin: float = 0.0  # keeps w^T u_hat >= -1 + flow_margin in every planar step (0: as published)
-    lnvar_min: float | None = None  # smooth lower bound of the posterior log-variances (None: unbounded, as published)
+    flow_kl: str = "exact"
+    flow_margin: float = 0.0
+    lnvar_min: float | None = None
     attention_phy: str = "none"
     attention_aux1: str = "none"
     attention_aux2: str = "none"
     attention_dim: int = 32
-    noise: str = "none"  # training noise model; its level is hparams.noise
+    noise: str = "none"
     noise_seq_fraction: float = 0.1
-    # objective
     ppc: str = "all"
     learn_x_lnvar: bool = False
-    # solver
-    solver: str = "euler"
-    substeps: int = 1
-    rtol: float = 1e-4
-    atol: float = 1e-6
-    max_steps: int = 4096
-    # optimisation
-    batch_size: int = 200
-    epochs: int = 5000
-    eval_every: int = 1
-    eval_batch_size: int = 500
-    weight_decay: float = 1e-6
-    grad_clip: float = 5.0  # clip every gradient value to [-5, 5], as the references do
-    grad_clip_norm: float | None = None  # also clip the global gradient norm (stops Adam's rare explosive spikes)
-    adam_eps: float = 1e-3
-    # data parallelism: split every training batch into this many equal groups, one per local device (results
-    # equal the unsplit step's up to float rounding; see jaxphysvae.train)
-    batch_shards: int = 1
-    # recovery: an epoch whose loss or gradient turns non-finite is undone; training goes on from the state of the
-    # best validation epoch (parameters and optimiser state) with the learning rate scaled by rollback_lr_factor, at
-    # most `rollbacks` times per run or sweep member (0: stop as diverged). Each rollback is a row of metrics.jsonl.
-    rollbacks: int = 3
-    rollback_lr_factor: float = 0.5
+    solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
         from jaxphysvae.attention import CONTEXTS
-        from jaxphysvae.data import DATASETS
         from jaxphysvae.nets import activation_fn
         from jaxphysvae.noise import NOISE
         from jaxphysvae.physics.user import check_spec
+        if not isinstance(self.solver, SolverConfig):
+            raise ConfigError(f"ModelConfig.solver must be a SolverConfig, got {type(self.solver).__name__} (the "
+                              f"flat names solver, substeps, rtol, atol and max_steps set its fields)")
         check_spec(self.physics)
-        from jaxphysvae.data.arrays import is_path
-        if self.dataset not in DATASETS and not is_path(self.dataset):
-            raise ConfigError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}, or the path "
-                              f"of a .npz / .npy file of sequences (N, C, T) or of a locomotion split directory")
-        if self.data_dt is not None and (self.dataset in DATASETS or not np.isfinite(self.data_dt)
-                                         or self.data_dt <= 0):
-            raise ConfigError(f"data_dt (the time step of your own data file) must be a positive number and needs a "
-                              f"data file as dataset; got data_dt={self.data_dt} with dataset {self.dataset!r}")
-        choices = {"unmixer": UNMIXERS, "ppc": PPC,
-                   "flow_kl": FLOW_KL, "attention_phy": CONTEXTS, "attention_aux1": CONTEXTS,
-                   "attention_aux2": CONTEXTS, "noise": NOISE}
+        choices = {"unmixer": UNMIXERS, "ppc": PPC, "flow_kl": FLOW_KL, "attention_phy": CONTEXTS,
+                   "attention_aux1": CONTEXTS, "attention_aux2": CONTEXTS, "noise": NOISE}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(allowed)}")
@@ -205,63 +243,167 @@ class Config:
                 raise ConfigError(f"{key} must be -1 (removed), 0 or positive, got {getattr(self, key)}")
         if self.dim_z_phy < 0:
             raise ConfigError(f"dim_z_phy must be 0 or positive, got {self.dim_z_phy}")
-        self.solver_config()  # the solver's fields are checked where they are used
-        for key in ("batch_size", "epochs", "eval_every", "eval_batch_size", "feat_dim",
-                    "batch_shards"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
-        for key in ("n_train", "n_valid", "n_test"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be a positive integer or None, got {getattr(self, key)}")
+        _positive_ints(self, ("feat_dim", "attention_dim"))
         for key in ("flow_phy", "flow_aux1", "flow_aux2"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
-        if isinstance(self.rollbacks, bool) or not isinstance(self.rollbacks, int) or self.rollbacks < 0:
-            raise ConfigError(f"rollbacks must be an integer >= 0 (0: no rollback), got {self.rollbacks!r}")
-        if not 0.0 < self.rollback_lr_factor <= 1.0:
-            raise ConfigError(f"rollback_lr_factor must lie in (0, 1], got {self.rollback_lr_factor}")
         if not 0.0 <= self.flow_margin < 1.0:
             raise ConfigError(f"flow_margin must lie in [0, 1), got {self.flow_margin}")
         if self.lnvar_min is not None and not np.isfinite(self.lnvar_min):
             raise ConfigError(f"lnvar_min must be a finite number or None, got {self.lnvar_min}")
-        if self.attention_dim < 1:
-            raise ConfigError(f"attention_dim must be a positive integer, got {self.attention_dim}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:
             raise ConfigError(f"noise_seq_fraction must lie in [0, 1], got {self.noise_seq_fraction}")
-        if self.batch_size % self.batch_shards:
-            raise ConfigError(f"batch_size {self.batch_size} must be a multiple of batch_shards {self.batch_shards}")
-        if self.batch_shards > 1 and "batch" in (self.attention_phy, self.attention_aux1, self.attention_aux2):
-            raise ConfigError("a 'batch' attention context couples every sequence of a batch: its batches cannot be "
-                              "split over devices (batch_shards must be 1; the 'seq' context can be split)")
-        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
-            raise ConfigError(f"grad_clip_norm must be positive or None, got {self.grad_clip_norm}")
-        if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:
-            raise ConfigError("weight_decay must be >= 0, grad_clip and adam_eps > 0")
         if self.unmixer != "none" and not self.use_physics:
             raise ConfigError("an unmixer needs physics (use_physics=True): it cleans the input for the physics "
                               "encoder")
 
-    def solver_config(self):
-        """The solver fields as the physics.integrate.SolverConfig the decoder uses (which validates them)."""
-        from jaxphysvae.physics.integrate import SolverConfig
-        return SolverConfig(self.solver, self.substeps, self.rtol, self.atol, self.max_steps)
+    @property
+    def attention(self) -> tuple[str, str, str]:
+        """The attention context of the phy, aux1 and aux2 branches."""
+        return self.attention_phy, self.attention_aux1, self.attention_aux2
 
-    def replace(self, **changes) -> "Config":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+
+@dataclasses.dataclass(frozen=True)
+class OptimisationConfig:
+    """How the compiled training step updates the parameters.
+
+    Attributes:
+      batch_size: sequences per step (an epoch takes ceil(n_train / batch_size) steps; the last is masked).
+      weight_decay: added to the gradient, as PyTorch Adam's weight_decay.
+      grad_clip: every gradient value is clipped to [-grad_clip, grad_clip], as the references do.
+      grad_clip_norm: also clip the global gradient norm (None: no; stops Adam's rare explosive spikes).
+      adam_eps: Adam's epsilon.
+      batch_shards: split every training batch into this many equal groups, one per local device (results equal
+        the unsplit step's up to float rounding; jaxphysvae.parallel).
+    """
+
+    batch_size: int = 200
+    weight_decay: float = 1e-6
+    grad_clip: float = 5.0
+    grad_clip_norm: float | None = None
+    adam_eps: float = 1e-3
+    batch_shards: int = 1
+
+    def __post_init__(self):
+        _positive_ints(self, ("batch_size", "batch_shards"))
+        if self.batch_size % self.batch_shards:
+            raise ConfigError(f"batch_size {self.batch_size} must be a multiple of batch_shards {self.batch_shards}")
+        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+            raise ConfigError(f"grad_clip_norm must be positive or None, got {self.grad_clip_norm}")
+        if self.weight_decay < 0 or self.grad_clip <= 0 or self.adam_eps <= 0:
+            raise ConfigError("weight_decay must be >= 0, grad_clip and adam_eps > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """How long a run trains, how it evaluates and recovers: host-side choices, never compiled.
+
+    Attributes:
+      epochs: training epochs (a resume may raise it).
+      eval_every: validate every this many epochs; eval_batch_size: sequences per evaluation call.
+      rollbacks, rollback_lr_factor: an epoch whose loss or gradient turns non-finite is undone; training goes on
+        from the state of the best validation epoch (parameters and optimiser state) with the learning rate scaled
+        by rollback_lr_factor, at most `rollbacks` times per run or sweep member (0: stop as diverged). Each
+        rollback is a row of metrics.jsonl.
+    """
+
+    epochs: int = 5000
+    eval_every: int = 1
+    eval_batch_size: int = 500
+    rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
+
+    def __post_init__(self):
+        _positive_ints(self, ("epochs", "eval_every", "eval_batch_size"))
+        if isinstance(self.rollbacks, bool) or not isinstance(self.rollbacks, int) or self.rollbacks < 0:
+            raise ConfigError(f"rollbacks must be an integer >= 0 (0: no rollback), got {self.rollbacks!r}")
+        if not 0.0 < self.rollback_lr_factor <= 1.0:
+            raise ConfigError(f"rollback_lr_factor must lie in (0, 1], got {self.rollback_lr_factor}")
+
+
+PARTS = {"data": DataConfig, "model": ModelConfig, "optimisation": OptimisationConfig, "schedule": ScheduleConfig}
+# the flat names of the solver's fields (ModelConfig.solver, a SolverConfig) -> its attributes
+SOLVER_FIELDS = {"solver": "name", "substeps": "substeps", "rtol": "rtol", "atol": "atol", "max_steps": "max_steps"}
+# Every flat configuration name by part, in order: what `--set`, Config(**flat), replace and config.json use
+FIELD_GROUPS = {part: tuple(f.name for f in dataclasses.fields(cls) if (part, f.name) != ("model", "solver"))
+                + (tuple(SOLVER_FIELDS) if part == "model" else ()) for part, cls in PARTS.items()}
+FIELDS = {name: part for part, names in FIELD_GROUPS.items() for name in names}
+# the flat names that never enter a traced function: they choose the data and the schedule of a run
+RUN_ONLY = FIELD_GROUPS["data"] + FIELD_GROUPS["schedule"]
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Config:
+    """Everything static about a model and its training, in four parts that validate themselves: `data`
+    (DataConfig), `model` (ModelConfig, with its solver), `optimisation` (OptimisationConfig) and `schedule`
+    (ScheduleConfig). Only `model` and `optimisation` enter a compiled program.
+
+        Config(dataset="locomotion", batch_size=100)               # flat names, routed to their parts
+        Config(model=ModelConfig(physics="hamiltonian"), schedule=ScheduleConfig(epochs=10))
+        config.replace(epochs=20, solver="tsit5")                   # flat names again
+        config.model.activation, config.optimisation.batch_size, config.model.solver.name
+
+    The flat names (FIELD_GROUPS) are those of `--set`, of `to_json` and of a run's config.json.
+    """
+
+    data: DataConfig
+    model: ModelConfig
+    optimisation: OptimisationConfig
+    schedule: ScheduleConfig
+
+    def __init__(self, data: DataConfig | None = None, model: ModelConfig | None = None,
+                 optimisation: OptimisationConfig | None = None, schedule: ScheduleConfig | None = None, **flat):
+        given = {"data": data, "model": model, "optimisation": optimisation, "schedule": schedule}
+        unknown = sorted(set(flat) - set(FIELDS))
         if unknown:
-            raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+            raise ConfigError(f"unknown configuration key(s) {unknown}; known: {', '.join(FIELDS)}")
+        for name, part in given.items():
+            if part is not None and not isinstance(part, PARTS[name]):
+                raise ConfigError(f"Config {name} must be a {PARTS[name].__name__}, got {type(part).__name__}")
+            both = sorted(k for k in flat if FIELDS[k] == name) if part is not None else []
+            if both:
+                raise ConfigError(f"{', '.join(both)} given both flat and in the {name} part; give each value once")
+        for name, cls in PARTS.items():
+            values = {k: v for k, v in flat.items() if FIELDS[k] == name}
+            if name == "model":
+                solver = {SOLVER_FIELDS[k]: values.pop(k) for k in list(values) if k in SOLVER_FIELDS}
+                values["solver"] = SolverConfig(**solver)
+            object.__setattr__(self, name, given[name] if given[name] is not None else cls(**values))
+        self.__post_init__()
+
+    def __post_init__(self):
+        """The rules that join two parts."""
+        if self.optimisation.batch_shards > 1 and "batch" in self.model.attention:
+            raise ConfigError("a 'batch' attention context couples every sequence of a batch: its batches cannot be "
+                              "split over devices (batch_shards must be 1; the 'seq' context can be split)")
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every flat name and its value (tuples stay tuples; json.dumps writes them as lists)."""
+        out = {}
+        for name, part in FIELDS.items():
+            holder = getattr(self, part)
+            out[name] = getattr(holder.solver, SOLVER_FIELDS[name]) if name in SOLVER_FIELDS and part == "model" \
+                else getattr(holder, name)
+        return out
+
+    def replace(self, **changes) -> "Config":
+        """This configuration with the given flat names changed (ConfigError for an unknown name)."""
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {unknown}")
+        return Config(**{**self.to_json(), **changes})
 
     @classmethod
     def from_json(cls, values: dict) -> "Config":
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = set(values) - set(fields)
-        if unknown:
-            raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}")
+        """The Config of a flat dict (a run's config.json); JSON lists become tuples."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @staticmethod
+    def field_type(name: str):
+        """The declared type of a flat name (for parsing `--set` values)."""
+        if name in SOLVER_FIELDS:
+            return typing.get_type_hints(SolverConfig)[SOLVER_FIELDS[name]]
+        return typing.get_type_hints(PARTS[FIELDS[name]])[name]
 
 
 def resumable(values: dict) -> dict:
@@ -316,13 +458,13 @@ def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tupl
                 hparams[key] = float(text)
             except ValueError:
                 raise ConfigError(f"hyper-parameter {key}: expected a number, got {text!r}") from None
-        elif key in {f.name for f in dataclasses.fields(Config)}:
+        elif key in FIELDS:
             try:
-                config_changes[key] = parse_value(text, typing.get_type_hints(Config)[key])
+                config_changes[key] = parse_value(text, Config.field_type(key))
             except ConfigError as e:
                 raise ConfigError(f"{key}: {e}") from None
         else:
             raise ConfigError(f"unknown key {key!r} in --set; configuration keys: "
-                              f"{', '.join(f.name for f in dataclasses.fields(Config))}; hyper-parameters: "
+                              f"{', '.join(FIELDS)}; hyper-parameters: "
                               f"{', '.join(HParams._fields)}")
     return config.replace(**config_changes), hparams

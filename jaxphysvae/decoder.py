@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jaxphysvae.config import Config
+from jaxphysvae.config import ModelConfig
 from jaxphysvae.latents import Latents, Layout, Networks, applier
 from jaxphysvae.nets import MLP
 from jaxphysvae.physics import NoPhysics, PhysicsModel
@@ -31,7 +31,7 @@ class GreyBoxDecoder:
     physics' correction_index components) from s0 at times t (T,), observed by the physics model, plus the residual
     MLP(z_P, z_A1, z_A2) reshaped to (C, T)."""
 
-    def __init__(self, config: Config, layout: Layout, physics: PhysicsModel, solver: SolverConfig, t: np.ndarray,
+    def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel, solver: SolverConfig, t: np.ndarray,
                  num_channels: int):
         self.layout, self.physics, self.solver, self.t = layout, physics, solver, t
         ct = num_channels * len(t)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from jaxphysvae.attention import SequenceContext
-from jaxphysvae.config import Config
+from jaxphysvae.config import ModelConfig
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.latents import GROUPS, Latents, Layout, Networks, applier
 from jaxphysvae.nets import MLP
@@ -51,7 +51,7 @@ class Encoder:
     z_A branches read x; the unmixer maps x and their means to u, which the z_P branch reads. The initial state is
     the physics model's `initial_state(x)`, or an MLP head of x when the physics learns it."""
 
-    def __init__(self, config: Config, layout: Layout, physics: PhysicsModel, num_channels: int, num_steps: int,
+    def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel, num_channels: int, num_steps: int,
                  data_stats: dict | None):
         self.config, self.layout, self.physics = config, layout, physics
         self.num_channels, self.num_steps = num_channels, num_steps

@@ -29,7 +29,7 @@ from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_descr
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
         progress: bool = True, checkpoint_every: int = 50, checkpoint_seconds: float = 60.0,
         preset: str | None = None, splits: dict | None = None, physics=None) -> dict:
-    """Train `config` with `hparams` for config.epochs epochs, writing the run directory `out`.
+    """Train `config` with `hparams` for config.schedule.epochs epochs, writing the run directory `out`.
 
     The directory is checked (writable, not a file) and locked for this process before anything is loaded or
     compiled; a second process on the same directory gets a ConfigError. config.json records the configuration,
@@ -39,21 +39,23 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
     Args:
       seed: in [0, 2**32 - 1]; seeds the initialisation and every epoch's randomness (epoch e uses
         fold_in(key(seed), e), so a resumed run reproduces an uninterrupted one exactly).
-      resume: continue from out/last.ckpt; the stored configuration must match, but for config.epochs, which may
-        grow to extend a run. A directory with a configuration but no checkpoint yet starts again from epoch 0.
+      resume: continue from out/last.ckpt; the stored configuration must match, but for config.schedule.epochs,
+        which may grow to extend a run. A directory with a configuration but no checkpoint yet starts again from
+        epoch 0.
       checkpoint_every, checkpoint_seconds: last.ckpt and best.ckpt are written after the first epoch, every
         `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed since the last write, and at the end
         (completed, diverged, interrupted or failed), so a SIGKILL loses at most that much work.
-      splits: datasets to use instead of loading them as config.dataset says (train, valid, test).
-      physics: a PhysicsModel object to use instead of the one config.physics names. config.json records its
+      splits: datasets to use instead of loading them as config.data.dataset says (train, valid, test).
+      physics: a PhysicsModel object to use instead of the one config.model.physics names. config.json records its
         description (class and plain attributes, jaxphysvae.physics.user.describe) and, where its class can be
-        imported (not defined in __main__), config.physics becomes the class's import path, so that `eval`,
+        imported (not defined in __main__), config.model.physics becomes the class's import path, so that `eval`,
         `predict` and `--resume` rebuild it by calling the class with no arguments; `load_run` and a resume check
         that the model they rebuild, or are given, matches the description.
 
     Returns:
       the summary (also in out/summary.json); its "status" is "completed" or "diverged" (a non-finite loss or
-      gradient once config.rollbacks rollbacks are spent; the last good state and the best checkpoint are kept),
+      gradient once config.schedule.rollbacks rollbacks are spent; the last good state and the best checkpoint are
+      kept),
       "rollbacks" lists each rollback (epoch, the epoch whose state was restored, the learning-rate scale from then
       on, the non-finite metrics) and "lr_scale" is the final scale; "timing" holds this process's seconds for
       loading the data, building the model and its initial state (with checkpoints on a resume), the first epoch
@@ -112,9 +114,9 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
             best_state = state._replace(params=checkpoint.load(out / "best.ckpt", state.params)[0])
         start, best = meta["epoch"], meta["best"]
         recovery = meta.get("recovery", recovery)
-        if config.epochs < start:
-            raise ConfigError(f"{out}: this run has trained {start} epochs; --epochs {config.epochs} would end it "
-                              f"before that (give --epochs {start} or more to extend it)")
+        if config.schedule.epochs < start:
+            raise ConfigError(f"{out}: this run has trained {start} epochs; --epochs {config.schedule.epochs} would "
+                              f"end it before that (give --epochs {start} or more to extend it)")
     elif resume:
         print(f"jaxphysvae: {out} has a configuration but no checkpoint yet: starting from epoch 0")
     rows, dropped = rundir.read_metrics(out / "metrics.jsonl")
@@ -143,7 +145,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
         saved.update(epoch=done, time=time.monotonic(), best_epoch=best["epoch"])
 
     status, message, train_times = "completed", "", []
-    bar = _progress(range(start + 1, config.epochs + 1), progress, config.epochs, start)
+    bar = _progress(range(start + 1, config.schedule.epochs + 1), progress, config.schedule.epochs, start)
     with interrupt.stop_requests("the run") as stop:
         try:
             with open(out / "metrics.jsonl", "a") as log:
@@ -159,28 +161,29 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                         timing["first_epoch_end_unix"] = time.time()
                     if not all(math.isfinite(v) for v in metrics.values()):
                         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-                        if len(recovery["rollbacks"]) >= config.rollbacks:
+                        if len(recovery["rollbacks"]) >= config.schedule.rollbacks:
                             status = "diverged"
                             message = (f"training diverged at epoch {epoch} (non-finite {', '.join(bad)}) after "
                                        f"{len(recovery['rollbacks'])} rollback(s); the last good state and the best "
                                        f"checkpoint are kept")
                             break
-                        recovery = _rolled_back(recovery, epoch, best["epoch"], bad, config.rollback_lr_factor)
+                        recovery = _rolled_back(recovery, epoch, best["epoch"], bad, config.schedule.rollback_lr_factor)
                         state, done, run_hparams = best_state, epoch, _scaled_lr(hparams, recovery["lr_scale"])
                         event = recovery["rollbacks"][-1]
                         log.write(json.dumps({"epoch": epoch, "rollback": event}) + "\n")
                         log.flush()
                         print(f"jaxphysvae: epoch {epoch}: non-finite {', '.join(bad)}; rolled back to the state of "
                               f"epoch {best['epoch']} with lr x {recovery['lr_scale']:g} (rollback "
-                              f"{len(recovery['rollbacks'])} of {config.rollbacks})")
+                              f"{len(recovery['rollbacks'])} of {config.schedule.rollbacks})")
                         save_checkpoints()
                         continue
                     row = {"epoch": epoch, **{f"train_{k}": v for k, v in metrics.items()},
                            "train_seconds": train_times[-1]}
                     valid = None
-                    if epoch % config.eval_every == 0 or epoch == config.epochs:
+                    if epoch % config.schedule.eval_every == 0 or epoch == config.schedule.epochs:
                         t0 = time.perf_counter()
-                        valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams, config.eval_batch_size)
+                        valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams,
+                                            config.schedule.eval_batch_size)
                         timing["validation_s"] += time.perf_counter() - t0
                         row.update({f"valid_{k}": v for k, v in valid.items()})
                     # commit the epoch only once it is complete, so that a stop never half-applies it
@@ -196,7 +199,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                     if (epoch % checkpoint_every == 0 or epoch == start + 1
                             or time.monotonic() - saved["time"] >= checkpoint_seconds):
                         save_checkpoints()
-            if stop and done < config.epochs:  # a signal during the last epoch stops nothing
+            if stop and done < config.schedule.epochs:  # a signal during the last epoch stops nothing
                 status = "interrupted"
                 message = f"stopped by {stop.name} after epoch {done}; continue with --resume"
         except KeyboardInterrupt:
@@ -253,7 +256,7 @@ def _check_same_run(out: Path, stored: dict, record: dict) -> None:
 def _summarise(fns, model, params, splits, hparams, config, summary, train_times):
     summary = dict(summary)
     for split in ("valid", "test"):
-        metrics, per = evaluate(fns, params, splits[split], hparams, config.eval_batch_size)
+        metrics, per = evaluate(fns, params, splits[split], hparams, config.schedule.eval_batch_size)
         metrics.update(physics_errors(model, per["z_phy"], splits[split]))
         summary[split] = metrics
     if len(train_times) > 1:

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax
 
-from jaxphysvae.config import Config
+from jaxphysvae.config import ModelConfig
 from jaxphysvae.physics import PhysicsModel
 
 GROUPS = ("phy", "aux1", "aux2")
@@ -37,7 +37,7 @@ class Layout(NamedTuple):
     has_residual: bool
 
     @classmethod
-    def of(cls, config: Config, physics: PhysicsModel) -> "Layout":
+    def of(cls, config: ModelConfig, physics: PhysicsModel) -> "Layout":
         dims = Latents(physics.dim_z if config.use_physics else 0, max(config.dim_z_aux1, 0),
                        max(config.dim_z_aux2, 0))
         steps = Latents(*(k if d else 0 for k, d in zip((config.flow_phy, config.flow_aux1, config.flow_aux2), dims)))

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from jaxphysvae import objective
-from jaxphysvae.config import RUN_ONLY, Config, HParams
+from jaxphysvae.config import Config, HParams, ModelConfig
 from jaxphysvae.decoder import GreyBoxDecoder, Reconstructions
 from jaxphysvae.encoder import Encoder, Noise, Posterior
 from jaxphysvae.errors import ConfigError
@@ -31,7 +31,7 @@ from jaxphysvae.physics.integrate import SYMPLECTIC
 from jaxphysvae.posterior import LatentPosterior
 
 
-__all__ = ["GROUPS", "Latents", "Noise", "PhysVAE", "Posterior", "RUN_ONLY", "Reconstructions", "masked_mean"]
+__all__ = ["GROUPS", "Latents", "Noise", "PhysVAE", "Posterior", "Reconstructions", "masked_mean"]
 
 
 class PhysVAE:
@@ -42,10 +42,14 @@ class PhysVAE:
     "physics": the physics model's, and "x_lnvar" when the noise variance is learned}.
     """
 
-    def __init__(self, config: Config, num_channels: int, num_steps: int, dt: float,
+    def __init__(self, config: ModelConfig | Config, num_channels: int, num_steps: int, dt: float,
                  physics: PhysicsModel | None = None, data_stats: dict | None = None):
-        """physics: a PhysicsModel of your own (default: the one config.physics names); data_stats: per-channel
-        'std', 'min' and 'max' (C,) of the training data, used by input noise."""
+        """config: what the model computes (a ModelConfig; of a whole Config its `model` part is taken, the rest
+        being data and training choices); physics: a PhysicsModel of your own (default: the one config.physics
+        names); data_stats: per-channel 'std', 'min' and 'max' (C,) of the training data, used by input noise."""
+        config = config.model if isinstance(config, Config) else config
+        if not isinstance(config, ModelConfig):
+            raise ConfigError(f"PhysVAE needs a ModelConfig (or a Config), got {type(config).__name__}")
         self.config = config
         self.data_stats = None if data_stats is None else {k: jnp.asarray(v, jnp.float32)
                                                            for k, v in data_stats.items()}
@@ -55,7 +59,7 @@ class PhysVAE:
         self.physics_from_config = physics is None and not is_import_path(config.physics)
         base = make_physics(config, num_channels) if physics is None else physics
         self.physics = base if config.use_physics else NoPhysics(base)
-        self.solver = config.solver_config()
+        self.solver = config.solver
         self.layout = Layout.of(config, self.physics)
         self.dims, self.flow_steps, self.attention = self.layout.dims, self.layout.flow_steps, self.layout.attention
         self.has_correction, self.has_residual = self.layout.has_correction, self.layout.has_residual
@@ -101,15 +105,13 @@ class PhysVAE:
 
     def identity(self) -> str | None:
         """What fixes this model's traced programs besides the package's source (jaxphysvae.programs): the
-        configuration (but for the fields that only choose data and schedule, RUN_ONLY), the data's shape and step,
-        and the data statistics; None for a user's physics (passed, or named by an import path), whose code the program
-        cache cannot vouch for."""
+        model configuration, the data's shape and step, and the data statistics; None for a user's physics (passed,
+        or named by an import path), whose code the program cache cannot vouch for."""
         if not self.physics_from_config:
             return None
-        config = {k: v for k, v in self.config.to_json().items() if k not in RUN_ONLY}
         stats = None if self.data_stats is None else {k: np.asarray(v).tobytes().hex()
                                                       for k, v in sorted(self.data_stats.items())}
-        return repr((sorted(config.items()), self.num_channels, self.num_steps, self.dt, stats))
+        return repr((self.config, self.num_channels, self.num_steps, self.dt, stats))
 
     def init(self, key: jax.Array, hparams: HParams | None = None) -> dict:
         """Initial parameters: {'nets': {name: flax params}, 'physics': ..., and 'x_lnvar' when learned}."""

@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxphysvae.attention import BatchAttention
-from jaxphysvae.config import Config
+from jaxphysvae.config import ModelConfig
 from jaxphysvae.encoder import Posterior
 from jaxphysvae.flows import flow_forward, stack_params
 from jaxphysvae.latents import GROUPS, Latents, Layout, Networks
@@ -21,7 +21,7 @@ class LatentPosterior:
     """Posterior -> (latents, KL). z_P's prior is the physics model's (N(m, s^2) from its range, or N(0, I)); the
     auxiliary groups' prior is N(0, I). Samples of z_P are clipped to its physical range."""
 
-    def __init__(self, config: Config, layout: Layout, physics: PhysicsModel):
+    def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel):
         self.config, self.layout, self.physics = config, layout, physics
         self.networks: Networks = {f"attention_{name}": (BatchAttention(), width)
                                    for name, width, context in zip(GROUPS, layout.dims, layout.attention)

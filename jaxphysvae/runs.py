@@ -13,7 +13,7 @@ import numpy as np
 from jaxphysvae import data, rundir
 from jaxphysvae.config import Config, HParams
 from jaxphysvae.errors import ConfigError
-from jaxphysvae.model import RUN_ONLY, PhysVAE
+from jaxphysvae.model import PhysVAE
 from jaxphysvae.physics import NoPhysics, PhysicsModel
 from jaxphysvae.physics.user import describe as describe_physics
 from jaxphysvae.physics.user import differences as physics_differences
@@ -35,27 +35,28 @@ def versions() -> dict:
 def load_splits(config: Config) -> dict[str, data.Dataset]:
     """Train, valid and test splits of the configured data set: a built-in one, or a user's file or directory
     (jaxphysvae.data.arrays.load_file, split by n_train / n_valid / n_test and data_seed)."""
-    sizes = {"train": config.n_train, "valid": config.n_valid, "test": config.n_test}
-    if config.dataset not in data.DATASETS:  # a user's file
+    sizes = {"train": config.data.n_train, "valid": config.data.n_valid, "test": config.data.n_test}
+    if config.data.dataset not in data.DATASETS:  # a user's file
         from jaxphysvae.data.arrays import load_file
-        out = load_file(config.dataset, tuple(sizes.values()), seed=config.data_seed, dt=config.data_dt)
+        out = load_file(config.data.dataset, tuple(sizes.values()), seed=config.data.data_seed, dt=config.data.data_dt)
         _check_batch_size(config, out["train"])
         return out
     out = {}
     for split in data.SPLITS:
         options = {}
-        if config.dataset in data.GENERATED:
-            options = {"seed": config.data_seed}
+        if config.data.dataset in data.GENERATED:
+            options = {"seed": config.data.data_seed}
             if sizes[split] is not None:
                 options["n"] = sizes[split]
-        out[split] = data.load(config.dataset, split, **options)
+        out[split] = data.load(config.data.dataset, split, **options)
     _check_batch_size(config, out["train"])
     return out
 
 
 def _check_batch_size(config: Config, train: data.Dataset) -> None:
-    if config.batch_size > train.num_sequences:
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {train.num_sequences} training sequences")
+    if config.optimisation.batch_size > train.num_sequences:
+        raise ConfigError(f"batch_size {config.optimisation.batch_size} exceeds the {train.num_sequences} training "
+                          f"sequences")
 
 
 def data_stats(train: data.Dataset) -> dict:
@@ -69,20 +70,20 @@ COMPILED_KEPT = 8  # models whose compiled functions a process keeps (least rece
 
 def compiled(config: Config, splits: dict, physics: PhysicsModel | None = None) -> tuple[PhysVAE, Functions]:
     """The model and its jitted functions, shared by every run of the same architecture, data shape and training
-    statistics in this process (the fields that only choose data and schedule, model.RUN_ONLY, do not change what is
-    compiled). The COMPILED_KEPT most recently used are kept.
+    statistics in this process (only config.model and config.optimisation change what is compiled; the data and
+    schedule parts do not). The COMPILED_KEPT most recently used are kept.
 
-    physics: a PhysicsModel object to use instead of the one config.physics names (the same object shares the
+    physics: a PhysicsModel object to use instead of the one config.model.physics names (the same object shares the
     compiled functions; another object, even an equal one, gets its own).
     """
     x = splits["train"]
     stats = data_stats(x)
-    key = (tuple((k, v) for k, v in sorted(config.to_json().items()) if k not in RUN_ONLY),
-           x.num_channels, x.num_steps, x.dt, tuple(np.asarray(v, np.float32).tobytes() for v in stats.values()),
-           None if physics is None else id(physics))
+    key = (config.model, config.optimisation, x.num_channels, x.num_steps, x.dt,
+           tuple(np.asarray(v, np.float32).tobytes() for v in stats.values()), None if physics is None else id(physics))
     if key not in _COMPILED:
         model = PhysVAE(config, x.num_channels, x.num_steps, x.dt, physics=physics, data_stats=stats)
-        _COMPILED[key] = (model, make_functions(model), physics)  # holding the object keeps its id from reuse
+        # holding the physics object keeps its id from reuse
+        _COMPILED[key] = (model, make_functions(model, config.optimisation), physics)
         while len(_COMPILED) > COMPILED_KEPT:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
@@ -125,13 +126,13 @@ def rebuild(where: Path, record: dict, config: Config, hparams: HParams, physics
     """(splits, model, functions, parameter template) of a stored run or sweep in `where`, whose configuration file
     holds `record`: the splits are loaded as `config` says (or `splits` are used) and must be those recorded at
     training time unless `other_data`; the model is compiled (shared, see `compiled`) with `physics` or the one
-    config.physics names, which must match the recorded description."""
+    config.model.physics names, which must match the recorded description."""
     splits = load_splits(config) if splits is None else splits
     differ = rundir.data_differences(record.get("data", {}), rundir.data_identity(splits))
     if differ and not other_data:
-        raise ConfigError(f"{where}: the data differ from those this {kind} was trained on: {'; '.join(differ)}. Point to the "
-                          f"same data (for locomotion, check ${data.locomotion.LOCOMOTION_DIR_ENV}), or evaluate on "
-                          f"these data on purpose (other_data=True, --other-data)")
+        raise ConfigError(f"{where}: the data differ from those this {kind} was trained on: {'; '.join(differ)}. "
+                          f"Point to the same data (for locomotion, check ${data.locomotion.LOCOMOTION_DIR_ENV}), or "
+                          f"evaluate on these data on purpose (other_data=True, --other-data)")
     model, fns = compiled(config, splits, physics)
     check_physics(where, record, model)
     return splits, model, fns, fns.init(jax.random.key(0), hparams).params

@@ -6,7 +6,7 @@ Members share the architecture (Config) and the data; they differ in hyper-param
 along a leading member axis of the parameters, optimiser states, keys and HParams. The member axis is sharded over
 all local devices (jax.sharding), so the same code runs on one CPU, several host devices, GPUs or a TPU slice; on
 several hosts call `jax.distributed.initialize()` first and the mesh spans every process's devices. A member whose
-loss turns non-finite is rolled back to its best-validation state with a lower learning rate (config.rollbacks
+loss turns non-finite is rolled back to its best-validation state with a lower learning rate (config.schedule.rollbacks
 times at most, as `fit` does), then marked diverged and frozen at its last good state while the others go on. Each
 member's result equals the same configuration trained alone by `jaxphysvae.fit.fit` (up to float rounding of vmapped
 arithmetic), because member m uses exactly the keys fit uses for its seed.
@@ -58,7 +58,7 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
           devices=None, progress: bool = True, splits: dict | None = None, resume: bool = False,
           checkpoint_every: int = 50, checkpoint_seconds: float = 60.0, physics=None,
           preset: str | None = None) -> dict:
-    """Train every member of `grid` over `base_hparams` for config.epochs epochs in one compiled step.
+    """Train every member of `grid` over `base_hparams` for config.schedule.epochs epochs in one compiled step.
 
     Args:
       devices: devices to shard the member axis over (default: all); the member count is padded up to a
@@ -68,11 +68,11 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
         sweep runs, sweep_config.json and sweep_state.ckpt (every member's state, for `resume`). It is checked and
         locked for this process before anything is compiled; a directory that already holds a sweep is refused
         unless `resume`. None: keep nothing on disk.
-      resume: continue the sweep in `out` from sweep_state.ckpt (same configuration, grid and data; config.epochs
-        may grow).
+      resume: continue the sweep in `out` from sweep_state.ckpt (same configuration, grid and data;
+        config.schedule.epochs may grow).
       checkpoint_every, checkpoint_seconds: sweep_state.ckpt is written after the first epoch, every
         `checkpoint_every` epochs, whenever `checkpoint_seconds` have passed, and on a stop.
-      physics: a PhysicsModel object instead of the one config.physics names (as in `jaxphysvae.fit.fit`); its
+      physics: a PhysicsModel object instead of the one config.model.physics names (as in `jaxphysvae.fit.fit`); its
         description is recorded and checked on resume.
       preset: the name of the preset the configuration came from, recorded in sweep.json.
 
@@ -82,9 +82,9 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     Raises:
       jaxphysvae.interrupt.Interrupted: after SIGINT or SIGTERM, once every member's state is saved.
     """
-    if config.batch_shards != 1:
+    if config.optimisation.batch_shards != 1:
         raise ConfigError(f"a sweep shards its members over the devices, not batches: set batch_shards=1 "
-                          f"(got {config.batch_shards})")
+                          f"(got {config.optimisation.batch_shards})")
     rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
     config = with_physics(config, physics)
     members = grid_members(base_hparams, grid)
@@ -146,9 +146,9 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
         rollbacks += [[] for _ in range(len(padded) - count)]
         best_sse, best_epoch, diverged_at = (pad(np.asarray(meta[k], float if k == "best_sse" else int))
                                              for k in ("best_sse", "best_epoch", "diverged_at"))
-        if config.epochs < start:
-            raise ConfigError(f"{out}: this sweep has trained {start} epochs; --epochs {config.epochs} would end it "
-                              f"before that")
+        if config.schedule.epochs < start:
+            raise ConfigError(f"{out}: this sweep has trained {start} epochs; --epochs {config.schedule.epochs} would "
+                              f"end it before that")
     if out is not None:
         files.write_json(out / CONFIG_FILE, {**record, "versions": versions()})
     x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
@@ -169,10 +169,10 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
         checkpoint.save(state_path, tree, meta)
         saved.update(epoch=done, time=time.monotonic())
 
-    epochs = range(start + 1, config.epochs + 1)
+    epochs = range(start + 1, config.schedule.epochs + 1)
     if progress:
         from tqdm.auto import tqdm
-        epochs = tqdm(epochs, unit="epoch", initial=start, total=config.epochs,
+        epochs = tqdm(epochs, unit="epoch", initial=start, total=config.schedule.epochs,
                       desc=f"sweep of {count} members on {n_dev} device(s)")
     with interrupt.stop_requests("every member's state") as stop:
         try:
@@ -183,18 +183,18 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                                                                   jnp.int32(e))
                 died = np.asarray(alive) & ~np.asarray(now_alive)
                 state, alive = new_state, now_alive
-                retry = died & (np.array([len(r) for r in rollbacks]) < config.rollbacks)
+                retry = died & (np.array([len(r) for r in rollbacks]) < config.schedule.rollbacks)
                 if retry.any():
                     state = _select(retry, best_state, state)
                     alive = put(jnp.asarray(np.asarray(alive) | retry))
-                    lr_scale = np.where(retry, lr_scale * np.float32(config.rollback_lr_factor), lr_scale)
+                    lr_scale = np.where(retry, lr_scale * np.float32(config.schedule.rollback_lr_factor), lr_scale)
                     run_hparams = hparams._replace(lr=put(jnp.asarray(lr_scale) * hparams.lr))
                     for m in np.flatnonzero(retry):
                         rollbacks[m].append({"epoch": e, "to_epoch": int(best_epoch[m]),
                                              "lr_scale": float(lr_scale[m])})
                 diverged_at[died & ~retry] = e
-                if e % config.eval_every == 0 or e == config.epochs:
-                    valid = evaluate_members(state.params, splits["valid"], hparams, config.eval_batch_size)
+                if e % config.schedule.eval_every == 0 or e == config.schedule.epochs:
+                    valid = evaluate_members(state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
                     improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
                     best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
                     best_epoch[improved] = e
@@ -214,15 +214,15 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                 save_state()
             if hasattr(epochs, "close"):
                 epochs.close()
-        if stop and done < config.epochs:  # a signal during the last epoch stops nothing
+        if stop and done < config.schedule.epochs:  # a signal during the last epoch stops nothing
             message = (f"sweep stopped by {stop.name} after epoch {done}; " +
                        ("no directory was given, so nothing is saved" if out is None else
                         f"every member's state is saved in {out}: continue with --resume"))
             print(f"jaxphysvae: {message}")
             raise interrupt.Interrupted(stop.signum, message)
     seconds = seconds_before + time.perf_counter() - t_start
-    valid = evaluate_members(best_state.params, splits["valid"], hparams, config.eval_batch_size)
-    test = evaluate_members(best_state.params, splits["test"], hparams, config.eval_batch_size)
+    valid = evaluate_members(best_state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
+    test = evaluate_members(best_state.params, splits["test"], hparams, config.schedule.eval_batch_size)
     rows = []
     for m in range(count):
         rows.append({**members[m], "status": "diverged" if diverged_at[m] else "completed",
@@ -230,7 +230,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                      "rollbacks": rollbacks[m], "lr_scale": float(lr_scale[m]),
                      "valid": {k: float(v[m]) for k, v in valid.items()},
                      "test": {k: float(v[m]) for k, v in test.items()}})
-    result = {"preset": preset, "members": rows, "seconds": seconds, "epochs": config.epochs, "devices": n_dev,
+    result = {"preset": preset, "members": rows, "seconds": seconds, "epochs": config.schedule.epochs, "devices": n_dev,
               "config": config.to_json(), "data": record["data"], "physics": record["physics"],
               "versions": versions()}
     if out is not None:

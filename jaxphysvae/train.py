@@ -3,7 +3,7 @@ evaluation, all pure functions of pytrees (whole-data-set evaluation on the host
 importable from here as `evaluate` and `physics_errors`).
 
     model = PhysVAE(config, C, T, dt)
-    fns = make_functions(model)                      # jitted once per model
+    fns = make_functions(model, config)              # jitted once per model and optimisation
     state = fns.init(key, hparams)
     state, metrics = fns.train_step(state, (x, mask), key, hparams)
     state, metrics = fns.train_epoch(state, x_train, key, hparams)   # all batches of an epoch in one call
@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxphysvae import programs
-from jaxphysvae.config import Config, HParams
+from jaxphysvae.config import Config, HParams, OptimisationConfig
 from jaxphysvae.evaluation import as_float32, evaluate, physics_errors  # noqa: F401 (documented as train.evaluate)
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import Noise, PhysVAE
 from jaxphysvae.parallel import batch_mesh, replicated, split_groups
 
@@ -38,7 +39,7 @@ class TrainState(NamedTuple):
     step: jax.Array
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
+def make_optimizer(config: OptimisationConfig) -> optax.GradientTransformation:
     """The references' optimiser without its learning rate: clip gradients by value, add L2 weight decay to the
     gradient (PyTorch Adam's weight_decay), Adam scaling with eps; with config.grad_clip_norm, the global norm is
     clipped first. `apply_gradients` multiplies by the step's -learning_rate."""
@@ -113,17 +114,20 @@ def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, j
             jax.random.split(k_steps, count))
 
 
-def make_functions(model: PhysVAE, devices=None) -> Functions:
-    """The compiled functions of `model`.
+def make_functions(model: PhysVAE, optimisation: OptimisationConfig | Config, devices=None) -> Functions:
+    """The compiled functions of `model`, trained as `optimisation` says (of a whole Config, its `optimisation`
+    part is taken).
 
-    With config.batch_shards = D > 1 every training batch is split into D equal groups of sequences; the gradient
+    With optimisation.batch_shards = D > 1 every training batch is split into D equal groups of sequences; the gradient
     of each group's summed objective is computed in a vmap whose group axis is sharded over D devices (`devices`,
     default the first D local ones), and the groups' mean gradients are combined, weighted by their valid rows (one
     all-reduce per step). Each sequence draws
     its randomness from its own key, so the step equals the unsplit one up to float rounding. `evaluate_batch`
     splits its batch over the devices the same way (`evaluate_batch_raw` stays the one-device function).
     """
-    config = model.config
+    config = optimisation.optimisation if isinstance(optimisation, Config) else optimisation
+    if not isinstance(config, OptimisationConfig):
+        raise ConfigError(f"make_functions needs an OptimisationConfig (or a Config), got {type(config).__name__}")
     optimizer = make_optimizer(config)
     batch_size = config.batch_size
     shards = config.batch_shards
@@ -223,7 +227,7 @@ def make_functions(model: PhysVAE, devices=None) -> Functions:
         return jax.tree.map(lambda v: v.reshape((shards * v.shape[1],) + v.shape[2:])[:b], out)
 
     # init, the epoch and evaluation keep their traced programs on disk when jaxphysvae.programs is enabled
-    identity = None if mesh is not None else model.identity()
+    identity = None if mesh is not None or model.identity() is None else repr((model.identity(), config))
     evaluate_jitted = programs.cached_jit(evaluate_batch if mesh is None else evaluate_split, "evaluate_batch",
                                           identity, static_argnames=("samples", "noise_kind"))
     return Functions(init=programs.cached_jit(init, "init", identity), init_raw=init,

@@ -1,5 +1,7 @@
-"""Small models and data shared by the tests (kept small so the suite stays fast on 2 cores)."""
+"""Small models and data shared by the tests (kept small so the suite stays fast on 2 cores), and pytree
+comparisons."""
 
+import jax
 import numpy as np
 
 from jaxphysvae.config import Config
@@ -31,3 +33,24 @@ def pendulum_splits(n=(32, 16, 16), seed=0, **ranges) -> dict:
         out[split] = Dataset("pendulum", split, a["x"], pendulum.DT, ("theta",),
                              params={k: a[k] for k in pendulum.PARAMS})
     return out
+
+
+def _paired_leaves(actual, expected):
+    """The leaves of two pytrees side by side, after checking that the trees have the same structure (zipping the
+    leaves of different trees would compare a prefix and pass)."""
+    structure_a, structure_e = jax.tree.structure(actual), jax.tree.structure(expected)
+    assert structure_a == structure_e, f"pytree structures differ: {structure_a} != {structure_e}"
+    return zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected))
+
+
+def assert_trees_close(actual, expected, **tolerances):
+    """np.testing.assert_allclose on every pair of leaves of two pytrees of the same structure (the failing leaf's
+    path in the message). tolerances: rtol, atol."""
+    for (path, a), e in _paired_leaves(actual, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), err_msg=jax.tree_util.keystr(path), **tolerances)
+
+
+def assert_trees_equal(actual, expected):
+    """Bit-for-bit equality of every pair of leaves of two pytrees of the same structure."""
+    for (path, a), e in _paired_leaves(actual, expected):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e), err_msg=jax.tree_util.keystr(path))

@@ -31,7 +31,7 @@ def test_a_recompiled_training_epoch_is_a_persistent_cache_hit():
     x = jnp.asarray(pendulum_splits()["train"].x)
 
     def first_epoch():
-        fns = make_functions(PhysVAE(small_config(), 1, 50, 0.05))
+        fns = make_functions(PhysVAE(small_config(), 1, 50, 0.05), small_config())
         state = fns.init(jax.random.key(0), HP)
         assert "callback" not in fns.train_epoch.jitted.lower(state, x, jax.random.key(1), as_float32(HP)).as_text()
         jax.block_until_ready(fns.train_epoch(state, x, jax.random.key(1), HP))

@@ -8,7 +8,7 @@ from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.physics import PhysicsModel
-from tests.helpers import SMALL, small_config
+from tests.helpers import SMALL, assert_trees_close, small_config
 
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0)
 
@@ -91,7 +91,7 @@ def test_batched_integration_equals_one_solve_per_sequence(solver):
     loss = lambda f: lambda prm: jnp.sum(f(prm) ** 2)
     g_many = jax.grad(loss(lambda prm: many(prm, s0)))(params)
     g_sep = jax.grad(loss(lambda prm: jax.vmap(one, in_axes=(None, 0, 0))(prm, s0, z)))(params)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g_many, g_sep)
+    assert_trees_close(g_many, g_sep, rtol=1e-4, atol=1e-5)
 
 
 def test_symplectic_solver_keeps_the_pendulum_energy_bounded():
@@ -133,7 +133,7 @@ def test_float64_gradient_matches_finite_differences():
 ], ids=["pendulum", "hamiltonian"])
 def test_reconstruction_sends_gradient_to_the_physics_encoder(config):
     """Unlike the published NF code, the squared error alone reaches z_P's encoder (and through it the unmixer)."""
-    c, t = (1, 50) if config.physics == "pendulum" else (3, 30)
+    c, t = (1, 50) if config.model.physics == "pendulum" else (3, 30)
     model = PhysVAE(config, c, t, 0.05)
     params = model.init(jax.random.key(0))
     x = _data(c, t)
@@ -261,19 +261,20 @@ def test_bad_hyperparameters_and_overrides():
     with pytest.raises(ConfigError, match="feat_hidden: expected a list of integers"):
         apply_overrides(config, hp, ["feat_hidden=[32.5]"])
     new, hp2 = apply_overrides(config, hp, ["alpha=0.5", "feat_hidden=[32,32]", "solver=heun", "learn_x_lnvar=true"])
-    assert hp2["alpha"] == 0.5 and new.feat_hidden == (32, 32) and new.solver == "heun" and new.learn_x_lnvar
+    assert hp2["alpha"] == 0.5 and new.model.feat_hidden == (32, 32) and new.model.solver.name == "heun"
+    assert new.model.learn_x_lnvar
     # optional fields follow their declared type, whatever the preset's current value
     locomotion, _ = presets.get("locomotion-phys-vae")
-    assert locomotion.grad_clip_norm == 50.0
-    assert apply_overrides(locomotion, {}, ["grad_clip_norm=null"])[0].grad_clip_norm is None
-    assert apply_overrides(config, {}, ["grad_clip_norm=20"])[0].grad_clip_norm == 20.0
-    assert apply_overrides(config, {}, ["n_train=64"])[0].n_train == 64
+    assert locomotion.optimisation.grad_clip_norm == 50.0
+    assert apply_overrides(locomotion, {}, ["grad_clip_norm=null"])[0].optimisation.grad_clip_norm is None
+    assert apply_overrides(config, {}, ["grad_clip_norm=20"])[0].optimisation.grad_clip_norm == 20.0
+    assert apply_overrides(config, {}, ["n_train=64"])[0].data.n_train == 64
 
 
 def test_every_preset_builds():
     for name in presets.PRESETS:
         config, hp = presets.get(name)
-        c, t = {"pendulum": (1, 50), "advdif": (20, 50), "locomotion": (3, 101)}[config.dataset]
+        c, t = {"pendulum": (1, 50), "advdif": (20, 50), "locomotion": (3, 101)}[config.data.dataset]
         config = config.replace(**SMALL)
         PhysVAE(config, c, t, 0.05)
         HParams.create(**hp)

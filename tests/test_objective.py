@@ -12,7 +12,7 @@ from jaxphysvae.model import PhysVAE
 from jaxphysvae.physics import Diffusion, Hamiltonian, Pendulum
 from jaxphysvae.physics.integrate import SolverConfig, integrate
 from jaxphysvae.train import make_functions
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import assert_trees_close, pendulum_splits, small_config
 
 # distinct, non-zero weights, so that a term with the wrong weight (or a weight on the wrong term) shows
 HP = HParams.create(kl_weight=0.7, alpha=0.3, beta=0.11, gamma=0.05, x_lnvar=-2.5)
@@ -140,7 +140,7 @@ def test_masked_rows_change_no_loss_metric_or_gradient(pendulum_batch):
     unpadded batch (per-sequence keys do not depend on the batch size: split(key, n)[i] is the same for any n)."""
     config = small_config()
     model = PhysVAE(config, 1, 50, 0.05)
-    fns = make_functions(model)
+    fns = make_functions(model, config)
     state = fns.init(jax.random.key(0), HP)
     x = pendulum_batch
     garbage = jnp.asarray(np.random.default_rng(5).normal(size=(3, 1, 50)) * 40.0, jnp.float32)
@@ -156,11 +156,11 @@ def test_masked_rows_change_no_loss_metric_or_gradient(pendulum_batch):
         np.testing.assert_allclose(metrics_p[name], metrics[name], rtol=1e-5, err_msg=name)
     for g, g_p in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_p)):  # to float rounding of the sums
         np.testing.assert_allclose(g_p, g, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(g))))
+    assert jax.tree.structure(grads_p) == jax.tree.structure(grads)
 
     new, step_metrics = fns.train_step(state, (x, jnp.ones(x.shape[0], bool)), key, HP)
     new_p, step_metrics_p = fns.train_step(state, (padded, mask), key, HP)
     for name in step_metrics:
         np.testing.assert_allclose(step_metrics_p[name], step_metrics[name], rtol=1e-5, err_msg=name)
-    for p, p_p in zip(jax.tree.leaves(new.params), jax.tree.leaves(new_p.params)):
-        np.testing.assert_allclose(p_p, p, rtol=1e-5, atol=1e-6)
+    assert_trees_close(new_p.params, new.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(step_metrics["loss"], loss, rtol=1e-5)  # the step's loss is the tested loss

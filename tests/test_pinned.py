@@ -45,7 +45,7 @@ def _run(name):
     stats = {"std": np.full(c, 0.3, np.float32), "min": np.full(c, -1.0, np.float32),
              "max": np.full(c, 1.0, np.float32)}
     model = PhysVAE(config, c, t, 0.05, data_stats=stats)
-    fns = make_functions(model)
+    fns = make_functions(model, config)
     hparams = HParams.create(**hp)
     state = fns.init(jax.random.key(0), hparams)
     losses = []

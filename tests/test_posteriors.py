@@ -10,7 +10,7 @@ from jaxphysvae.data import Dataset
 from jaxphysvae.model import Noise, PhysVAE
 from jaxphysvae.noise import feature_noise, input_noise
 from jaxphysvae.train import evaluate, make_functions
-from tests.helpers import small_config
+from tests.helpers import assert_trees_close, small_config
 
 C, T = 3, 20
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0, noise=0.1)
@@ -111,13 +111,14 @@ def test_feature_noise_fractions():
 
 @pytest.mark.parametrize("kind", ["gaussian", "impulse", "segment", "feature", "dropout"])
 def test_noise_is_absent_at_evaluation_unless_requested(kind):
-    model = PhysVAE(light("seq", noise=kind), 1, T, 0.05, data_stats=STATS1)
-    fns = make_functions(model)
+    config = light("seq", noise=kind)
+    model = PhysVAE(config, 1, T, 0.05, data_stats=STATS1)
+    fns = make_functions(model, config)
     params = fns.init(jax.random.key(0), HP).params
     ds = Dataset("toy", "test", np.asarray(_x(12, seed=3, c=1)), 0.05, ("a",))
     clean, _ = evaluate(fns, params, ds, HP, batch_size=6)
     clean_model = PhysVAE(light("seq"), 1, T, 0.05, data_stats=STATS1)
-    reference, _ = evaluate(make_functions(clean_model), params, ds, HP, batch_size=4)
+    reference, _ = evaluate(make_functions(clean_model, config), params, ds, HP, batch_size=4)
     assert clean["sse_per_seq"] == pytest.approx(reference["sse_per_seq"], rel=1e-5)
     noisy, _ = evaluate(fns, params, ds, HP, batch_size=6, noise_kind=kind, noise_level=0.3)
     assert noisy["sse_per_seq"] != pytest.approx(clean["sse_per_seq"], rel=1e-6)
@@ -142,8 +143,9 @@ def test_training_targets_are_the_clean_data():
 
 
 def test_step_with_flows_attention_and_noise_compiles_once_and_vmaps():
-    model = PhysVAE(light("batch", noise="feature"), 1, T, 0.05)
-    fns = make_functions(model)
+    config = light("batch", noise="feature")
+    model = PhysVAE(config, 1, T, 0.05)
+    fns = make_functions(model, config)
     hps = [HP, HParams.create(alpha=0.1, beta=0.0, gamma=0.0, lr=2e-3, x_lnvar=-1.0, noise=0.5)]
     states = [fns.init(jax.random.key(i), h) for i, h in enumerate(hps)]
     batch = (_x(c=1), jnp.ones(8, bool))
@@ -157,6 +159,4 @@ def test_step_with_flows_attention_and_noise_compiles_once_and_vmaps():
     for _ in range(3):
         vstate, _ = vstep(vstate, batch, keys, stack(hps))
     for i in range(2):
-        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda v: v[i], vstate.params)),
-                        jax.tree.leaves(singles[i].params)):
-            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+        assert_trees_close(jax.tree.map(lambda v: v[i], vstate.params), singles[i].params, rtol=2e-4, atol=2e-6)

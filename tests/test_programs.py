@@ -11,7 +11,7 @@ from jaxphysvae.config import HParams
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.physics import Pendulum
 from jaxphysvae.train import make_functions
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import assert_trees_equal, pendulum_splits, small_config
 
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
 
@@ -26,7 +26,7 @@ def cache_dir(tmp_path):
 
 def _run(config, x, valid):
     """init, one training epoch and an evaluation batch: every program a run uses."""
-    fns = make_functions(PhysVAE(config, 1, 50, 0.05))
+    fns = make_functions(PhysVAE(config, 1, 50, 0.05), config)
     state = fns.init(jax.random.key(0), HP)
     state, metrics = fns.train_epoch(state, x, jax.random.key(1), HP)
     index = jnp.arange(valid.shape[0])
@@ -38,10 +38,6 @@ def _run(config, x, valid):
 def _data():
     splits = pendulum_splits()
     return jnp.asarray(splits["train"].x), jnp.asarray(splits["valid"].x)
-
-
-def _equal(a, b):
-    jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), a, b)
 
 
 def test_a_stored_program_is_read_back_without_tracing_and_gives_the_same_numbers(cache_dir, monkeypatch):
@@ -59,24 +55,27 @@ def test_a_stored_program_is_read_back_without_tracing_and_gives_the_same_number
     monkeypatch.setattr(PhysVAE, "encode", no_tracing)
     monkeypatch.setattr(PhysVAE, "init", no_tracing)
     second = _run(small_config(), x, valid)  # new functions, as in a new process: read from disk
-    _equal(second, first)
-    _equal(first, plain)
+    assert_trees_equal(second, first)
+    assert_trees_equal(first, plain)
 
 
 def test_a_models_identity_names_its_configuration_and_data():
-    model = lambda config=small_config(), dt=0.05, stats=None: PhysVAE(config, 1, 50, dt, data_stats=stats)
-    base = model().identity()
+    def identity(config=small_config(), dt=0.05, stats=None, physics=None):
+        """The identity under which a model's compiled functions are stored."""
+        return make_functions(PhysVAE(config, 1, 50, dt, data_stats=stats, physics=physics), config).identity
+
+    base = identity()
     # what only chooses data and schedule changes no program
-    assert model(small_config(epochs=7, n_train=5, data_seed=3, eval_batch_size=4)).identity() == base
+    assert identity(small_config(epochs=7, n_train=5, data_seed=3, eval_batch_size=4)) == base
     # grad_clip, weight_decay and flow_kl change no shape: only the identity tells their programs apart
     for changes in ({"grad_clip": 1.0}, {"weight_decay": 0.0}, {"flow_kl": "published_base_kl"},
                     {"activation": "tanh"}, {"noise": "gaussian"}):
-        assert model(small_config(**changes)).identity() != base, changes
-    assert model(dt=0.1).identity() != base
+        assert identity(small_config(**changes)) != base, changes
+    assert identity(dt=0.1) != base
     stats = {k: np.ones(1, np.float32) for k in ("std", "min", "max")}
-    assert model(stats=stats).identity() != model(stats={**stats, "std": np.full(1, 2.0, np.float32)}).identity()
+    assert identity(stats=stats) != identity(stats={**stats, "std": np.full(1, 2.0, np.float32)})
     # physics supplied by the caller: its code is not in the key, so its programs are never stored
-    assert PhysVAE(small_config(), 1, 50, 0.05, physics=Pendulum()).identity() is None
+    assert identity(physics=Pendulum()) is None
 
 
 def _counting(identity="id"):

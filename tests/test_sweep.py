@@ -47,7 +47,7 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     index = rows.index(member)
     _, hparams, model, fns, params, loaded, row = load_member(tmp_path / "sweep", index, splits=splits)
     assert row == json.loads(json.dumps(member)) and float(hparams.alpha) == 0.5
-    again, per = evaluate(fns, params, loaded["test"], hparams, config.eval_batch_size)
+    again, per = evaluate(fns, params, loaded["test"], hparams, config.schedule.eval_batch_size)
     again.update(physics_errors(model, per["z_phy"], loaded["test"]))
     for k in ("mae", "rmse", "sse_per_seq", "omega_mae"):
         assert again[k] == pytest.approx(member["test"][k], rel=1e-5)

@@ -12,7 +12,7 @@ from jaxphysvae.errors import DataError
 from jaxphysvae.fit import fit
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.train import epoch_batches, evaluate, learning_rate, make_functions, physics_errors
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import assert_trees_close, pendulum_splits, small_config
 
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
 
@@ -22,12 +22,7 @@ def setup():
     config = small_config()
     splits = pendulum_splits()
     model = PhysVAE(config, 1, 50, 0.05)
-    return config, splits, model, make_functions(model)
-
-
-def _close(a, b, **kw):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
+    return config, splits, model, make_functions(model, config)
 
 
 def test_one_compilation_for_many_steps(setup):
@@ -57,7 +52,7 @@ def test_vmap_over_two_hparams_equals_two_separate_runs(setup):
         vstate, vmetrics = vstep(vstate, batch, step_keys, stack(hps))
         single = [fns.train_step(s, batch, k, h)[0] for s, k, h in zip(single, step_keys, hps)]
     for i in range(2):
-        _close(jax.tree.map(lambda a: a[i], vstate.params), single[i].params, rtol=2e-4, atol=2e-6)
+        assert_trees_close(jax.tree.map(lambda a: a[i], vstate.params), single[i].params, rtol=2e-4, atol=2e-6)
     assert not np.allclose(vstate.params["nets"]["residual"]["params"]["Dense_0"]["kernel"][0],
                            vstate.params["nets"]["residual"]["params"]["Dense_0"]["kernel"][1])
 
@@ -131,7 +126,7 @@ def test_physics_only_recovers_omega_on_a_free_undamped_pendulum():
     config = small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", feat_hidden=(64, 64), feat_dim=64,
                           batch_size=64, solver="heun", substeps=2)
     model = PhysVAE(config, 1, 50, 0.05)
-    fns = make_functions(model)
+    fns = make_functions(model, config)
     hp = HParams.create(beta=0.1, x_lnvar=-9.0, lr=3e-3)
     state = fns.init(jax.random.key(0), hp)
     x = jnp.asarray(train.x)
@@ -157,7 +152,7 @@ def test_an_epoch_takes_every_sequence_once_with_the_remainder_in_a_masked_batch
     for i in range(4):
         stepped, m = fns.train_step(stepped, (x[order[i]], jnp.asarray(mask[i])), keys[i], HP)
         losses.append(float(m["loss"]))
-    _close(state.params, stepped.params, rtol=1e-5, atol=1e-7)
+    assert_trees_close(state.params, stepped.params, rtol=1e-5, atol=1e-7)
     assert int(state.step) == 4 and float(metrics["steps"]) == 4.0
     assert float(metrics["loss"]) == pytest.approx(np.dot(losses, [8, 8, 8, 6]) / 30, rel=1e-5)
 
@@ -174,7 +169,7 @@ def test_a_step_applies_the_gradient_of_batch_loss_and_masked_rows_count_for_not
     g = jax.tree.map(lambda g, p: np.clip(np.asarray(g, np.float64), -5, 5) + 1e-6 * np.asarray(p), grads,
                      state.params)
     expected = jax.tree.map(lambda p, g: np.asarray(p) - 1e-3 * g / (np.abs(g) + 1e-3), state.params, g)
-    _close(new.params, expected, rtol=1e-5, atol=1e-8)
+    assert_trees_close(new.params, expected, rtol=1e-5, atol=1e-8)
     norm = np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in jax.tree.leaves(grads)))
     assert float(metrics["grad_norm"]) == pytest.approx(norm, rel=1e-5)
     loss, _ = model.batch_loss(state.params, x[:6], jnp.ones(6, bool), jax.random.split(key, 8)[:6], HP)
@@ -195,7 +190,7 @@ def test_learning_rate_schedule_values_and_the_step_follows_it(setup):
         **{**HP.to_json(), "lr": 1e-2, "warmup_steps": 4, "decay_steps": 10, "lr_floor": 0.1}))
     assert float(metrics["lr"]) == pytest.approx(2.5e-3)
     moved = lambda s: jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), s.params, state.params)
-    _close(moved(warm), jax.tree.map(lambda d: d / 4, moved(plain)), rtol=1e-4, atol=1e-6)  # float32 p + d - p
+    assert_trees_close(moved(warm), jax.tree.map(lambda d: d / 4, moved(plain)), rtol=1e-4, atol=1e-6)  # float32 p + d - p
 
 
 def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_resumes(tmp_path, setup):
@@ -218,4 +213,4 @@ def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_r
     for epoch in range(2, 6):
         state, _ = fns.train_epoch(state, x, jax.random.fold_in(run_key, epoch), hp._replace(lr=jnp.float32(1e-3)))
     last, _ = checkpoint.load(tmp_path / "last.ckpt", state)
-    _close(last.params, state.params, rtol=1e-5, atol=1e-7)
+    assert_trees_close(last.params, state.params, rtol=1e-5, atol=1e-7)

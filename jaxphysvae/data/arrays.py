@@ -37,7 +37,7 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)  # train, valid, test when no size is given
 
 
 def is_path(name: str) -> bool:
-    """Whether a Config.dataset value names a file or directory rather than a built-in data set."""
+    """Whether a Config.data.dataset value names a file or directory rather than a built-in data set."""
     return name.endswith(SUFFIXES) or "/" in name or os.sep in name
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jaxphysvae.physics.base import NoPhysics, PhysicsModel, SeparablePhysicsModel
 from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate, integrate_batch
 from jaxphysvae.physics.systems import Diffusion, Hamiltonian, Pendulum, SeparableHamiltonian
 from jaxphysvae.physics.user import is_import_path
 from jaxphysvae.physics.user import load as load_physics
 
+if TYPE_CHECKING:
+    from jaxphysvae.config import ModelConfig
 
-def make_physics(config, num_channels: int) -> PhysicsModel:
+
+def make_physics(config: "ModelConfig", num_channels: int) -> PhysicsModel:
     """The physics model that `config.physics` names: a built-in system sized for data of `num_channels` channels,
     or a user's model from its import path "package.module:Name" (jaxphysvae.physics.user.load)."""
     if is_import_path(config.physics):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import diffrax
@@ -10,48 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxphysvae.errors import ConfigError
+from jaxphysvae.config import SOLVERS, SYMPLECTIC, SolverConfig
 
 FIXED_STEP = {"euler": diffrax.Euler, "heun": diffrax.Heun}
 ADAPTIVE = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
-SYMPLECTIC = "semi_implicit_euler"
-SOLVERS = (*FIXED_STEP, *ADAPTIVE, SYMPLECTIC)
-
-
-@dataclasses.dataclass(frozen=True)
-class SolverConfig:
-    """How the decoder integrates its ODE.
-
-    Attributes:
-      name: "euler" (the references' choice), "heun", "tsit5" or "dopri5" (adaptive, PID step-size control), or
-        "semi_implicit_euler" (symplectic; separable physics with no in-ODE correction only).
-      substeps: solver steps per data step for the fixed-step solvers (the references' `intg_lev`); also the
-        initial step of the adaptive solvers is dt / substeps.
-      rtol, atol: tolerances of the adaptive solvers.
-      max_steps: step budget of the adaptive solvers (past it the solve returns NaN, and training stops with a
-        message naming the non-finite loss).
-    """
-
-    name: str = "euler"
-    substeps: int = 1
-    rtol: float = 1e-4
-    atol: float = 1e-6
-    max_steps: int = 4096
-
-    def __post_init__(self):
-        """Every check of the solver's settings (Config delegates its solver fields here)."""
-        if self.name not in SOLVERS:
-            raise ConfigError(f"unknown solver {self.name!r}; expected one of {', '.join(SOLVERS)}")
-        for key in ("substeps", "max_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"solver {key} must be a positive integer, got {value!r}")
-        if not (self.rtol > 0 and self.atol > 0):
-            raise ConfigError(f"solver tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
-
-    @property
-    def adaptive(self) -> bool:
-        return self.name in ADAPTIVE
+assert (*FIXED_STEP, *ADAPTIVE, SYMPLECTIC) == SOLVERS  # the names SolverConfig accepts, each with its method
 
 
 def _grid(t: np.ndarray, substeps: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A user's physics in runs: import paths and the description a run records.
 
-`Config.physics` names a built-in system ("pendulum", "diffusion", "hamiltonian") or an import path
+`Config.model.physics` (flat name `physics`) names a built-in system ("pendulum", "diffusion", "hamiltonian") or an import path
 "package.module:Name" whose Name is a `PhysicsModel` subclass (constructed with no arguments), a `PhysicsModel`
 instance, or a function of no arguments that returns one. The path is stored in a run's config.json, so that `eval`,
 `predict` and `--resume` rebuild the same model. A model passed as an object (`fit(..., physics=Spring(k_max=5))`)
