@@ -187,6 +187,11 @@ class ModelConfig:
       attention_phy, attention_aux1, attention_aux2: attention context per branch ("none", "seq", "batch").
       noise, noise_seq_fraction: the training noise model (its level is hparams.noise).
       ppc: which reconstruction R_ppc regularises ("all", "residual"); learn_x_lnvar: learn the observation noise.
+      init: the initialisation of the encoder's and decoder's MLPs and linear heads: "lecun" (flax's default) or
+        "torch" (PyTorch nn.Linear's, as the reference implementations; jaxphysvae.nets.initializers).
+      correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
+      clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
+        z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
@@ -221,11 +226,14 @@ class ModelConfig:
     noise_seq_fraction: float = 0.1
     ppc: str = "all"
     learn_x_lnvar: bool = False
+    init: str = "lecun"
+    correction_time: bool = False
+    clip_z_phy: bool = True
     solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
         from jaxphysvae.attention import CONTEXTS
-        from jaxphysvae.nets import activation_fn
+        from jaxphysvae.nets import INITS, activation_fn
         from jaxphysvae.noise import NOISE
         from jaxphysvae.physics.user import check_spec
         if not isinstance(self.solver, SolverConfig):
@@ -233,7 +241,7 @@ class ModelConfig:
                               f"flat names solver, substeps, rtol, atol and max_steps set its fields)")
         check_spec(self.physics)
         choices = {"unmixer": UNMIXERS, "ppc": PPC, "flow_kl": FLOW_KL, "attention_phy": CONTEXTS,
-                   "attention_aux1": CONTEXTS, "attention_aux2": CONTEXTS, "noise": NOISE}
+                   "attention_aux1": CONTEXTS, "attention_aux2": CONTEXTS, "noise": NOISE, "init": INITS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(allowed)}")

@@ -37,11 +37,14 @@ class GreyBoxDecoder:
         ct = num_channels * len(t)
         d, act = layout.dims, config.activation
         self.networks: Networks = {}
+        self.correction_time = config.correction_time
         if layout.has_correction:
-            self.networks["correction"] = (MLP(config.correction_hidden + (len(physics.correction_index),), act),
-                                           physics.state_size + d.aux1)
+            self.networks["correction"] = (MLP(config.correction_hidden + (len(physics.correction_index),), act,
+                                               initialisation=config.init),
+                                           physics.state_size + d.aux1 + int(config.correction_time))
         if layout.has_residual:
-            self.networks["residual"] = (MLP(config.residual_hidden + (ct,), act), d.phy + d.aux1 + d.aux2)
+            self.networks["residual"] = (MLP(config.residual_hidden + (ct,), act, initialisation=config.init),
+                                         d.phy + d.aux1 + d.aux2)
         self._apply = applier(self.networks)
 
     def trajectories(self, params, z_phy: Float[Array, "B dP"], z_aux1: Float[Array, "B dA1"],
@@ -65,7 +68,8 @@ class GreyBoxDecoder:
                 zp, za1 = latents
                 ds = p.vector_field(prm, t, s, zp)
                 if correction:
-                    ds = ds.at[index].add(net.apply(correction_params, jnp.concatenate([s, za1])))
+                    inputs = [s, za1] + ([jnp.reshape(t, (1,)).astype(s.dtype)] if self.correction_time else [])
+                    ds = ds.at[index].add(net.apply(correction_params, jnp.concatenate(inputs)))
                 return ds
 
             # only what the field reads goes in: reverse mode accumulates a cotangent of it at every step

@@ -14,7 +14,7 @@ from jaxphysvae.attention import SequenceContext
 from jaxphysvae.config import ModelConfig
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.latents import GROUPS, Latents, Layout, Networks, applier
-from jaxphysvae.nets import MLP
+from jaxphysvae.nets import MLP, initializers
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE, feature_noise, input_noise
 from jaxphysvae.physics import PhysicsModel
 
@@ -62,26 +62,29 @@ class Encoder:
     def _networks(self) -> Networks:
         c, d, p = self.config, self.layout.dims, self.physics
         ct = self.num_channels * self.num_steps
-        act = c.activation
+        init = c.init
+        mlp = lambda widths, **options: MLP(widths, c.activation, initialisation=init, **options)
         nets = {}
         for name, width, steps, context in zip(GROUPS, d, self.layout.flow_steps, self.layout.attention):
             if width == 0:
                 continue
-            nets[f"feat_{name}"] = (MLP(c.feat_hidden + (c.feat_dim,), act, activate_final=True), ct)
-            nets[f"mean_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
-            nets[f"lnvar_{name}"] = (MLP(c.head_hidden + (width,), act), c.feat_dim)
+            nets[f"feat_{name}"] = (mlp(c.feat_hidden + (c.feat_dim,), activate_final=True), ct)
+            nets[f"mean_{name}"] = (mlp(c.head_hidden + (width,)), c.feat_dim)
+            nets[f"lnvar_{name}"] = (mlp(c.head_hidden + (width,)), c.feat_dim)
             if steps:
-                nets[f"flow_{name}"] = (nn.Dense(steps * (2 * width + 1)), c.feat_dim)
+                nets[f"flow_{name}"] = (nn.Dense(steps * (2 * width + 1), **initializers(init, c.feat_dim)),
+                                        c.feat_dim)
             if context == "seq":
                 nets[f"context_{name}"] = (SequenceContext(c.attention_dim, c.feat_dim),
                                            (self.num_channels, self.num_steps))
         if c.unmixer == "residual":
-            nets["unmixer"] = (MLP(c.unmixer_hidden + (ct,), act), ct + d.aux1 + d.aux2)
+            nets["unmixer"] = (mlp(c.unmixer_hidden + (ct,)), ct + d.aux1 + d.aux2)
         elif c.unmixer == "linear":
-            nets["unmix_map"] = (nn.Dense(self.num_channels), self.num_channels)
-            nets["unmixer"] = (MLP(c.unmixer_hidden + (ct,), act), d.aux1 + d.aux2)
+            nets["unmix_map"] = (nn.Dense(self.num_channels, **initializers(init, self.num_channels)),
+                                 self.num_channels)
+            nets["unmixer"] = (mlp(c.unmixer_hidden + (ct,)), d.aux1 + d.aux2)
         if p.learned_initial_state:
-            nets["initial_state"] = (MLP(c.init_hidden + (p.state_size,), act), ct)
+            nets["initial_state"] = (mlp(c.init_hidden + (p.state_size,)), ct)
         return nets
 
     def branch(self, params, name: str, x: Float[Array, "B C T"], noise: Noise | None):

@@ -19,7 +19,8 @@ from jaxphysvae.physics import PhysicsModel
 
 class LatentPosterior:
     """Posterior -> (latents, KL). z_P's prior is the physics model's (N(m, s^2) from its range, or N(0, I)); the
-    auxiliary groups' prior is N(0, I). Samples of z_P are clipped to its physical range."""
+    auxiliary groups' prior is N(0, I). Samples of z_P are clipped to its physical range
+    (config.clip_z_phy)."""
 
     def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel):
         self.config, self.layout, self.physics = config, layout, physics
@@ -69,4 +70,7 @@ class LatentPosterior:
                 zk = self.networks[name][0].apply(params["nets"][name], zk, mask)
             z.append(zk)
             kl = kl + group_kl
-        return Latents(self.physics.clip(z[0]), z[1], z[2]), kl
+        z_phy = self.physics.clip(z[0]) if self.config.clip_z_phy else z[0]
+        if not self.config.clip_z_phy and self.physics.positive:
+            z_phy = jnp.maximum(z_phy, 0.0)
+        return Latents(z_phy, z[1], z[2]), kl
