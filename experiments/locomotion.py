@@ -55,6 +55,23 @@ def baselines() -> list[dict]:
     return rows
 
 
+def _changes(preset: str | None, config: dict, hparams: dict) -> dict:
+    """The configuration and hyper-parameter values of a run that differ from its preset's (epochs and seed aside)."""
+    from jaxphysvae import presets
+    from jaxphysvae.config import HParams
+    if preset not in presets.PRESETS:
+        return {}
+    base_config, base_hparams = presets.get(preset)
+    base = {**json.loads(json.dumps(base_config.to_json())), **HParams.create(**base_hparams).to_json()}
+    given = {**config, **hparams}
+
+    def differs(value, default) -> bool:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, default))
+        return not np.isclose(value, default, rtol=1e-6) if numbers else value != default
+
+    return {k: v for k, v in given.items() if k in base and k != "epochs" and differs(v, base[k])}
+
+
 def _sweep_row(sweep_dir: Path) -> dict:
     result = json.loads((sweep_dir / "sweep.json").read_text())
     members = result["members"]
@@ -69,6 +86,7 @@ def _sweep_row(sweep_dir: Path) -> dict:
            "hparams": {k: v for k, v in members[0].items() if k not in ("seed", "status", "diverged_at_epoch",
                                                                          "best_epoch", "rollbacks", "lr_scale",
                                                                          "valid", "test")}}
+    row["changes"] = _changes(result.get("preset"), result["config"], row["hparams"])
     for key in ("mae", "rmse", "sse_per_seq"):
         row[key], row[f"{key}_std"] = stat(key)
     row["valid_sse_per_seq"] = stat("sse_per_seq", "valid")[0]
@@ -104,7 +122,9 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
         clip = r["grad_clip_norm"] if r.get("grad_clip_norm") else "none"
         value = lambda k, digits=4: (f"{r[k]:.{digits}f}" + (f" +- {r[k + '_std']:.{digits}f}"
                                                             if f"{k}_std" in r else ""))
-        lines.append(f"| **{r['model']}** | {r['seeds']} | {r['epochs']} ({', '.join(map(str, r['best_epoch']))}) | "
+        changed = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in r.get("changes", {}).items())
+        lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['seeds']} | {r['epochs']} ({', '.join(map(str, r['best_epoch']))}) | "
                      f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('mae')} | {value('rmse')} | "
                      f"{value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:

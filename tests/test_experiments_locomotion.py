@@ -10,7 +10,7 @@ from experiments import locomotion
 
 def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
     runs = [("completed", 10, 0, 0.011), ("completed", 12, 1, 0.013), ("diverged", 7, 3, 0.018)]
-    members = [{"alpha": 0.01, "seed": s, "status": status, "diverged_at_epoch": None, "best_epoch": best,
+    members = [{"alpha": 0.01, "lr": 0.0003000000142, "seed": s, "status": status, "diverged_at_epoch": None, "best_epoch": best,
                 "rollbacks": [{"epoch": 5}] * rollbacks, "lr_scale": 1.0,
                 "valid": {"sse_per_seq": 0.1 + s}, "test": {"mae": mae, "rmse": 2 * mae, "sse_per_seq": 3 * mae}}
                for s, (status, best, rollbacks, mae) in enumerate(runs)]
@@ -23,7 +23,9 @@ def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
     assert row["sse_per_seq_std"] == pytest.approx(3 * np.std(maes))
     assert row["rollbacks"] == [0, 1, 3] and row["status"] == "1 of 3 diverged"
     table = locomotion.markdown([row], [])
-    assert "| **locomotion-nf** | 3 | 20 (10, 12, 7) | 4 | 1 of 3 diverged | 50.0 | 0.0140 +- 0.0029 |" in table
+    assert row["changes"] == {"lr": 0.0003000000142}  # what differs from the preset (float32-rounded or not)
+    assert "| **locomotion-nf**, lr=0.0003 | 3 | 20 (10, 12, 7) | 4 | 1 of 3 diverged | 50.0 | 0.0140 +- 0.0029 |" \
+        in table
 
 
 def test_baselines_are_recomputed_from_the_packaged_split():
