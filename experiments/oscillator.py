@@ -24,6 +24,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import tradeoff
 from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data.cache import save_npz
@@ -153,47 +154,7 @@ def alpha_sweep(out: Path, epochs: int, quick: bool) -> dict:
         base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
         grid = {"alpha": list(ALPHAS), "seed": list(SEEDS[:1] if quick else SEEDS)}
         result = sweep(config, base, grid, target, progress=not quick, resume=(target / CONFIG_FILE).is_file())
-    rows = []
-    for alpha in ALPHAS:
-        members = [m for m in result["members"] if m["alpha"] == alpha]
-        row = {"alpha": alpha, "seeds": len(members), "diverged": sum(m["status"] != "completed" for m in members)}
-        for key in ("k_mae", "rmse", "rmse_P"):
-            values = np.array([m["test"][key] for m in members])
-            row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
-        rows.append(row)
-    return {"epochs": result["epochs"], "rows": rows}
-
-
-def alpha_markdown(curve: dict, baselines: dict) -> str:
-    lines = [f"`pendulum-phys-vae` on the oscillator over alpha ({curve['epochs']} epochs; mean +- std over seeds; "
-             f"test split):", "",
-             "| alpha | seeds | k MAE | test RMSE (x_PAB) | physics-only RMSE (x_P) |", "|---|---|---|---|---|"]
-    for r in curve["rows"]:
-        lines.append(f"| {r['alpha']:g} | {r['seeds']} | {r['k_mae']:.3f} +- {r['k_mae_std']:.3f} | "
-                     f"{r['rmse']:.4f} +- {r['rmse_std']:.4f} | {r['rmse_P']:.4f} +- {r['rmse_P_std']:.4f} |")
-    lines += ["", "Baselines (k MAE): " + "; ".join(f"{k} {v:.3f}" for k, v in baselines.items())]
-    return "\n".join(lines) + "\n"
-
-
-def alpha_figure(curve: dict, baselines: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    rows = curve["rows"]
-    xs = [max(r["alpha"], 1e-3) for r in rows]  # alpha = 0 drawn at 1e-3 on the log axis
-    ax.errorbar(xs, [r["k_mae"] for r in rows], [r["k_mae_std"] for r in rows], fmt="o-", label="k MAE")
-    for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
-        ax.axhline(value, color="grey", ls=style, lw=1, label=name)
-    ax.set(xscale="log", xlabel="alpha (0 drawn at 1e-3)", ylabel="test k MAE (1/s^2)")
-    twin = ax.twinx()
-    twin.errorbar(xs, [r["rmse"] for r in rows], [r["rmse_std"] for r in rows], fmt="s--", color="C3", ms=4)
-    twin.set_ylabel("test RMSE of x_PAB", color="C3")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return tradeoff.curve(result, "k", ALPHAS)
 
 
 def markdown(result: dict) -> str:
@@ -226,13 +187,13 @@ def main(argv=None) -> dict:
     if args.alpha:
         result["alpha"] = alpha_sweep(out, epochs, args.quick)
         baselines = {r["model"]: r["k_mae"] for r in result["rows"] if r["model"] in BASELINES}
-        text += "\n" + alpha_markdown(result["alpha"], baselines)
+        text += "\n" + tradeoff.markdown(result["alpha"], baselines, "`pendulum-phys-vae` on the oscillator over alpha")
     for target in targets:
         files.write_json(target / "oscillator.json", result)
         with files.atomic_path(target / "oscillator.md") as tmp:
             tmp.write_text(text)
         if args.alpha:
-            alpha_figure(result["alpha"], baselines, target / "oscillator_alpha.png")
+            tradeoff.figure(result["alpha"], baselines, target / "oscillator_alpha.png", "1/s^2")
     print(text)
     return result
 

@@ -1,0 +1,114 @@
+"""The pendulum's alpha trade-off (issue 13.6): how well omega is inferred, and how well the data are reconstructed,
+as the weight alpha of R_ppc (also added to the KL weight) grows.
+
+    python -m experiments.pendulum_alpha [--epochs 3000] [--seeds 0,1,2] [--results]     # --quick: a smoke run
+
+On the generated pendulum (forced, damped; the model's physics is theta'' = -omega^2 sin theta, the forcing and the
+damping are left to the neural parts): `pendulum-phys-vae` over ALPHAS x seeds in one vectorised sweep
+(OUT/alpha-sweep), beside the omega errors of the training mean of omega, a per-sequence least-squares fit of the
+same incomplete physics (omega on a fine grid, theta(0) = x_0, theta'(0) = 0), and `pendulum-phys-only` over the
+same seeds (OUT/phys-only). Test split, posterior mean, best-validation checkpoints. Both sweeps resume. Writes
+OUT/pendulum_alpha.{json,md,png} and, with --results, experiments/results/pendulum_alpha.*.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from experiments import tradeoff
+from jaxphysvae import data, files, presets
+from jaxphysvae.config import HParams
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALPHAS = (0.0, 0.01, 0.1, 0.3, 1.0)
+OMEGA_RANGE = (0.392, 3.53)  # the model's physical range of omega (physics.Pendulum)
+QUICK_SIZES = {"n_train": 64, "n_valid": 32, "n_test": 32}
+
+
+def least_squares_omega(x: np.ndarray, dt: float, grid: int = 1500, substeps: int = 4) -> tuple[np.ndarray, float]:
+    """Per sequence of x (N, 1, T), the omega on a grid over OMEGA_RANGE whose undamped, unforced pendulum
+    (theta(0) = x_0, theta'(0) = 0; classic Runge-Kutta, `substeps` per data step) is closest to x in squared
+    error; and the RMSE of those fits."""
+    omega = np.linspace(*OMEGA_RANGE, grid)[None, :]  # (1, G)
+    theta = np.broadcast_to(x[:, 0, :1], (x.shape[0], grid)).copy()  # (N, G)
+    velocity = np.zeros_like(theta)
+    err = np.zeros_like(theta)
+    h = dt / substeps
+    field = lambda th, v: (v, -omega**2 * np.sin(th))
+    for k in range(1, x.shape[-1]):
+        for _ in range(substeps):
+            k1 = field(theta, velocity)
+            k2 = field(theta + h / 2 * k1[0], velocity + h / 2 * k1[1])
+            k3 = field(theta + h / 2 * k2[0], velocity + h / 2 * k2[1])
+            k4 = field(theta + h * k3[0], velocity + h * k3[1])
+            theta = theta + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+            velocity = velocity + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+        err += (theta - x[:, 0, k:k + 1]) ** 2
+    best = np.argmin(err, axis=1)
+    rmse = float(np.sqrt(err[np.arange(len(best)), best].sum() / x.size))  # x_0 itself is fitted exactly
+    return omega[0, best], rmse
+
+
+def _config(name: str, epochs: int, quick: bool):
+    config, hparams = presets.get(name)
+    config = config.replace(epochs=epochs)
+    if quick:
+        config = config.replace(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=32, eval_batch_size=32)
+    return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+
+
+def _sweep(name: str, grid: dict, target: Path, epochs: int, quick: bool) -> dict:
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    config, base = _config(name, epochs, quick)
+    return sweep(config, base, grid, target, progress=not quick, resume=(target / CONFIG_FILE).is_file(),
+                 preset=name)
+
+
+def run(out: Path, epochs: int, seeds: list[int], quick: bool) -> dict:
+    sizes = QUICK_SIZES if quick else {}
+    train = data.load("pendulum", "train", **({"n": sizes["n_train"]} if quick else {}))
+    test = data.load("pendulum", "test", **({"n": sizes["n_test"]} if quick else {}))
+    truth = test.params["omega"]
+    omega_ls, rmse_ls = least_squares_omega(test.x, test.dt)
+    baselines = {"training mean of omega": float(np.abs(train.params["omega"].mean() - truth).mean()),
+                 "least squares of theta'' = -omega^2 sin theta": float(np.abs(omega_ls - truth).mean())}
+    physics_only = _sweep("pendulum-phys-only", {"seed": seeds}, out / "phys-only", epochs, quick)
+    phys_maes = [m["test"]["omega_mae"] for m in physics_only["members"]]
+    baselines["pendulum-phys-only"] = float(np.mean(phys_maes))
+    trade = tradeoff.curve(_sweep("pendulum-phys-vae", {"alpha": list(ALPHAS), "seed": seeds}, out / "alpha-sweep",
+                                  epochs, quick), "omega", ALPHAS)
+    return {"epochs": epochs, "seeds": seeds, "baselines": baselines, "least_squares_rmse": rmse_ls,
+            "phys_only": {"omega_mae_std": float(np.std(phys_maes)),
+                          "rmse": float(np.mean([m["test"]["rmse"] for m in physics_only["members"]]))},
+            "alpha": trade}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/pendulum_alpha", help="directory of the two sweeps and the tables")
+    parser.add_argument("--epochs", type=int, default=3000)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--quick", action="store_true", help="toy widths, small splits, few epochs (the test's)")
+    parser.add_argument("--results", action="store_true", help="also write experiments/results/pendulum_alpha.*")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    epochs = 2 if args.quick and args.epochs == 3000 else args.epochs
+    seeds = [int(s) for s in args.seeds.split(",")]
+    result = run(out, epochs, seeds, args.quick)
+    text = tradeoff.markdown(result["alpha"], result["baselines"], "`pendulum-phys-vae` on the pendulum over alpha")
+    text += (f"\nReconstruction RMSE of the least-squares fits {result['least_squares_rmse']:.4f}, of "
+             f"`pendulum-phys-only` {result['phys_only']['rmse']:.4f}.\n")
+    for target in [out] + ([RESULTS] if args.results else []):
+        files.write_json(target / "pendulum_alpha.json", result)
+        with files.atomic_path(target / "pendulum_alpha.md") as tmp:
+            tmp.write_text(text)
+        tradeoff.figure(result["alpha"], result["baselines"], target / "pendulum_alpha.png", "rad/s")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()
