@@ -9,7 +9,8 @@ epoch and the rollbacks it needed; a run directory is a row of one seed.
 Baselines (all zeros, mean training stride, PCA with k components fitted on train) are recomputed here from the
 data; the published PyTorch figures are quoted from METHOD.md. Protocol: test split (344 strides), best-validation
 checkpoint, posterior mean of every latent, errors in radians; a "batch" attention context is evaluated in batches
-of 344 (the whole test split) in file order. Writes experiments/results/locomotion.{json,md}.
+of 344 (the whole test split) in file order. Writes experiments/results/locomotion.{json,md} (--name: another
+name, for another set of runs).
 """
 
 from __future__ import annotations
@@ -62,18 +63,32 @@ def _changes(preset: str | None, config: dict, hparams: dict) -> dict:
     if preset not in presets.PRESETS:
         return {}
     base_config, base_hparams = presets.get(preset)
-    base = {**json.loads(json.dumps(base_config.to_json())), **HParams.create(**base_hparams).to_json()}
-    given = {**config, **hparams}
 
     def differs(value, default) -> bool:
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, default))
         return not np.isclose(value, default, rtol=1e-6) if numbers else value != default
 
-    return {k: v for k, v in given.items() if k in base and k != "epochs" and differs(v, base[k])}
+    changed = {}  # configuration and hyper-parameters apart: both have a "noise" (the model, and its level)
+    for given, base in ((config, json.loads(json.dumps(base_config.to_json()))),
+                        (hparams, HParams.create(**base_hparams).to_json())):
+        changed.update({k: v for k, v in given.items() if k in base and k != "epochs" and differs(v, base[k])})
+    return changed
+
+
+def _preset_of(config: dict) -> str | None:
+    """The preset whose configuration a stored one equals (epochs aside), for records from before sweeps named
+    their preset."""
+    from jaxphysvae import presets
+    from jaxphysvae.config import resumable
+    for name in PRESETS:
+        if resumable(presets.get(name)[0].to_json()) == resumable(config):
+            return name
+    return None
 
 
 def _sweep_row(sweep_dir: Path) -> dict:
     result = json.loads((sweep_dir / "sweep.json").read_text())
+    result.setdefault("preset", _preset_of(result["config"]))
     members = result["members"]
     stat = lambda key, split="test": (float(np.mean([m[split][key] for m in members])),
                                       float(np.std([m[split][key] for m in members])))
@@ -143,6 +158,8 @@ def main(argv=None):
                         help="first sweep every preset over --seeds (resumes existing sweeps)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
+    parser.add_argument("--name", default="locomotion",
+                        help="the results' file name: experiments/results/NAME.{json,md} (one table per set of runs)")
     args = parser.parse_args(argv)
     run_dirs = args.runs or [f"runs/locomotion/{p}" for p in PRESETS]
     if args.train:
@@ -156,9 +173,9 @@ def main(argv=None):
             subprocess.run(command, check=True)
     ours, base = collect(run_dirs), baselines()
     table = markdown(ours, base)
-    with atomic_path(RESULTS / "locomotion.json") as tmp:
+    with atomic_path(RESULTS / f"{args.name}.json") as tmp:
         tmp.write_text(json.dumps({"ours": ours, "baselines": base, "published": PUBLISHED}, indent=2) + "\n")
-    with atomic_path(RESULTS / "locomotion.md") as tmp:
+    with atomic_path(RESULTS / f"{args.name}.md") as tmp:
         tmp.write_text(table + "\n")
     print(table)
 

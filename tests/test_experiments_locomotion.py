@@ -33,3 +33,18 @@ def test_baselines_are_recomputed_from_the_packaged_split():
     test = locomotion.data.load("locomotion", "test").x
     assert rows["all zeros"]["mae"] == pytest.approx(float(np.abs(test).mean()))
     assert rows["PCA, 21 components (fitted on train)"]["mae"] == pytest.approx(0.0093, abs=5e-5)
+
+
+def test_a_sweep_from_before_presets_were_recorded_is_named_by_its_configuration(tmp_path):
+    from jaxphysvae import presets
+    config = json.loads(json.dumps(presets.get("locomotion-attnf-seq")[0].replace(epochs=7).to_json()))
+    del config["clip_z_phy"]  # a field added since: its default is assumed
+    member = {"seed": 0, "status": "completed", "best_epoch": 7, "rollbacks": [], "lr": 0.0003000000142,
+              "valid": {"sse_per_seq": 0.1}, "test": {"mae": 0.01, "rmse": 0.02, "sse_per_seq": 0.03}}
+    (tmp_path / "sweep.json").write_text(json.dumps({"members": [member], "epochs": 7, "config": config}))
+    row, = locomotion.collect([tmp_path])
+    assert row["model"] == "locomotion-attnf-seq" and row["changes"] == {"lr": 0.0003000000142}
+    config["flow_aux1"] = 3  # no preset has this configuration: the directory names the row
+    (tmp_path / "sweep.json").write_text(json.dumps({"members": [member], "epochs": 7, "config": config}))
+    row, = locomotion.collect([tmp_path])
+    assert row["model"] == tmp_path.name
