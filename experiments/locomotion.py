@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxphysvae import data
+from jaxphysvae import data, presets
 from jaxphysvae.files import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,29 +56,9 @@ def baselines() -> list[dict]:
     return rows
 
 
-def _changes(preset: str | None, config: dict, hparams: dict) -> dict:
-    """The configuration and hyper-parameter values of a run that differ from its preset's (epochs and seed aside)."""
-    from jaxphysvae import presets
-    from jaxphysvae.config import HParams
-    if preset not in presets.PRESETS:
-        return {}
-    base_config, base_hparams = presets.get(preset)
-
-    def differs(value, default) -> bool:
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, default))
-        return not np.isclose(value, default, rtol=1e-6) if numbers else value != default
-
-    changed = {}  # configuration and hyper-parameters apart: both have a "noise" (the model, and its level)
-    for given, base in ((config, json.loads(json.dumps(base_config.to_json()))),
-                        (hparams, HParams.create(**base_hparams).to_json())):
-        changed.update({k: v for k, v in given.items() if k in base and k != "epochs" and differs(v, base[k])})
-    return changed
-
-
 def _preset_of(config: dict) -> str | None:
     """The preset whose configuration a stored one equals (epochs aside), for records from before sweeps named
     their preset."""
-    from jaxphysvae import presets
     from jaxphysvae.config import resumable
     for name in PRESETS:
         if resumable(presets.get(name)[0].to_json()) == resumable(config):
@@ -101,7 +81,8 @@ def _sweep_row(sweep_dir: Path) -> dict:
            "hparams": {k: v for k, v in members[0].items() if k not in ("seed", "status", "diverged_at_epoch",
                                                                          "best_epoch", "rollbacks", "lr_scale",
                                                                          "valid", "test")}}
-    row["changes"] = _changes(result.get("preset"), result["config"], row["hparams"])
+    row["changes"] = (presets.differences(result["preset"], result["config"], row["hparams"])
+                      if result.get("preset") in presets.PRESETS else {})
     for key in ("mae", "rmse", "sse_per_seq"):
         row[key], row[f"{key}_std"] = stat(key)
     row["valid_sse_per_seq"] = stat("sse_per_seq", "valid")[0]
@@ -139,7 +120,8 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
                                                             if f"{k}_std" in r else ""))
         changed = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in r.get("changes", {}).items())
-        lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['seeds']} | {r['epochs']} ({', '.join(map(str, r['best_epoch']))}) | "
+        best = ", ".join(map(str, r["best_epoch"]))
+        lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['seeds']} | {r['epochs']} ({best}) | "
                      f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('mae')} | {value('rmse')} | "
                      f"{value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:

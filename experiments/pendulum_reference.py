@@ -59,9 +59,8 @@ def convert(src: Path, out: Path) -> Path:
 def changes(sweep_dir: Path) -> dict:
     """The configuration values of a sweep that differ from the pendulum-phys-vae preset (but for the data)."""
     from jaxphysvae import presets
-    preset = json.loads(json.dumps(presets.get("pendulum-phys-vae")[0].to_json()))
     stored = json.loads((sweep_dir / "sweep_config.json").read_text())["config"]
-    return {k: v for k, v in stored.items() if k not in ("dataset", "epochs") and preset.get(k) != v}
+    return {k: v for k, v in presets.differences("pendulum-phys-vae", stored).items() if k != "dataset"}
 
 
 def tabulate(sweep_dir: Path) -> dict:

@@ -70,7 +70,8 @@ class LatentPosterior:
                 zk = self.networks[name][0].apply(params["nets"][name], zk, mask)
             z.append(zk)
             kl = kl + group_kl
-        z_phy = self.physics.clip(z[0]) if self.config.clip_z_phy else z[0]
-        if not self.config.clip_z_phy and self.physics.positive:
-            z_phy = jnp.maximum(z_phy, 0.0)
+        if self.config.clip_z_phy:
+            z_phy = self.physics.clip(z[0])
+        else:
+            z_phy = jnp.maximum(z[0], 0.0) if self.physics.positive else z[0]
         return Latents(z_phy, z[1], z[2]), kl

@@ -113,5 +113,26 @@ def get(name: str) -> tuple[Config, dict]:
     return Config(**config), dict(hparams)
 
 
+def differences(name: str, config: dict, hparams: dict | None = None) -> dict:
+    """The configuration values (flat names, as in config.json) and hyper-parameters of a run that differ from
+    preset `name`'s, epochs aside; numbers compare to float32 rounding (stored hyper-parameters are float32)."""
+    import json
+
+    import numpy as np
+
+    from jaxphysvae.config import HParams
+    base_config, base_hparams = get(name)
+
+    def differs(value, default) -> bool:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, default))
+        return not np.isclose(value, default, rtol=1e-6) if numbers else value != default
+
+    changed = {}  # configuration and hyper-parameters apart: both have a "noise" (the model, and its level)
+    for given, base in ((config, json.loads(json.dumps(base_config.to_json()))),
+                        (hparams or {}, HParams.create(**base_hparams).to_json())):
+        changed.update({k: v for k, v in given.items() if k in base and k != "epochs" and differs(v, base[k])})
+    return changed
+
+
 def describe() -> list[tuple[str, str]]:
     return [(name, text) for name, (text, _, _) in PRESETS.items()]

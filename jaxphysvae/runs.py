@@ -38,7 +38,8 @@ def load_splits(config: Config) -> dict[str, data.Dataset]:
     sizes = {"train": config.data.n_train, "valid": config.data.n_valid, "test": config.data.n_test}
     if config.data.dataset not in data.DATASETS:  # a user's file
         from jaxphysvae.data.arrays import load_file
-        out = load_file(config.data.dataset, tuple(sizes.values()), seed=config.data.data_seed, dt=config.data.data_dt)
+        d = config.data
+        out = load_file(d.dataset, tuple(sizes.values()), seed=d.data_seed, dt=d.data_dt)
         _check_batch_size(config, out["train"])
         return out
     out = {}

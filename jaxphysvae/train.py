@@ -227,7 +227,8 @@ def make_functions(model: PhysVAE, optimisation: OptimisationConfig | Config, de
         return jax.tree.map(lambda v: v.reshape((shards * v.shape[1],) + v.shape[2:])[:b], out)
 
     # init, the epoch and evaluation keep their traced programs on disk when jaxphysvae.programs is enabled
-    identity = None if mesh is not None or model.identity() is None else repr((model.identity(), config))
+    model_identity = None if mesh is not None else model.identity()
+    identity = None if model_identity is None else repr((model_identity, config))
     evaluate_jitted = programs.cached_jit(evaluate_batch if mesh is None else evaluate_split, "evaluate_batch",
                                           identity, static_argnames=("samples", "noise_kind"))
     return Functions(init=programs.cached_jit(init, "init", identity), init_raw=init,

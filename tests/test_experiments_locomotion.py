@@ -10,8 +10,8 @@ from experiments import locomotion
 
 def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
     runs = [("completed", 10, 0, 0.011), ("completed", 12, 1, 0.013), ("diverged", 7, 3, 0.018)]
-    members = [{"alpha": 0.01, "lr": 0.0003000000142, "seed": s, "status": status, "diverged_at_epoch": None, "best_epoch": best,
-                "rollbacks": [{"epoch": 5}] * rollbacks, "lr_scale": 1.0,
+    members = [{"alpha": 0.01, "lr": 0.0003000000142, "seed": s, "status": status, "diverged_at_epoch": None,
+                "best_epoch": best, "rollbacks": [{"epoch": 5}] * rollbacks, "lr_scale": 1.0,
                 "valid": {"sse_per_seq": 0.1 + s}, "test": {"mae": mae, "rmse": 2 * mae, "sse_per_seq": 3 * mae}}
                for s, (status, best, rollbacks, mae) in enumerate(runs)]
     (tmp_path / "sweep.json").write_text(json.dumps({"preset": "locomotion-nf", "members": members, "epochs": 20,

@@ -190,7 +190,8 @@ def test_learning_rate_schedule_values_and_the_step_follows_it(setup):
         **{**HP.to_json(), "lr": 1e-2, "warmup_steps": 4, "decay_steps": 10, "lr_floor": 0.1}))
     assert float(metrics["lr"]) == pytest.approx(2.5e-3)
     moved = lambda s: jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), s.params, state.params)
-    assert_trees_close(moved(warm), jax.tree.map(lambda d: d / 4, moved(plain)), rtol=1e-4, atol=1e-6)  # float32 p + d - p
+    # float32 p + d - p
+    assert_trees_close(moved(warm), jax.tree.map(lambda d: d / 4, moved(plain)), rtol=1e-4, atol=1e-6)
 
 
 def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_resumes(tmp_path, setup):

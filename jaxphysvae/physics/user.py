@@ -1,10 +1,11 @@
 """A user's physics in runs: import paths and the description a run records.
 
-`Config.model.physics` (flat name `physics`) names a built-in system ("pendulum", "diffusion", "hamiltonian") or an import path
-"package.module:Name" whose Name is a `PhysicsModel` subclass (constructed with no arguments), a `PhysicsModel`
-instance, or a function of no arguments that returns one. The path is stored in a run's config.json, so that `eval`,
-`predict` and `--resume` rebuild the same model. A model passed as an object (`fit(..., physics=Spring(k_max=5))`)
-is recorded by `describe`; loading the run checks that the rebuilt (or again passed) model has the same description.
+`Config.model.physics` (flat name `physics`) names a built-in system ("pendulum", "diffusion", "hamiltonian") or an
+import path "package.module:Name" whose Name is a `PhysicsModel` subclass (constructed with no arguments), a
+`PhysicsModel` instance, or a function of no arguments that returns one. The path is stored in a run's config.json,
+so that `eval`, `predict` and `--resume` rebuild the same model. A model passed as an object
+(`fit(..., physics=Spring(k_max=5))`) is recorded by `describe`; loading the run checks that the rebuilt (or again
+passed) model has the same description.
 """
 
 from __future__ import annotations
