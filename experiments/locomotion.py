@@ -42,18 +42,36 @@ def errors(x_hat: np.ndarray, x: np.ndarray) -> dict:
             "sse_per_seq": float((err**2).sum(axis=(1, 2)).mean())}
 
 
-def baselines() -> list[dict]:
-    train, test = data.load("locomotion", "train").x, data.load("locomotion", "test").x
-    rows = [{"model": "all zeros", **errors(np.zeros_like(test), test)},
-            {"model": "mean training stride", **errors(np.broadcast_to(train.mean(0), test.shape), test)}]
+def baselines(train: np.ndarray | None = None, test: np.ndarray | None = None,
+              components=(5, 15, 21, 23, 30)) -> list[dict]:
+    """All zeros, the mean training stride and PCA with each number of `components` fitted on the training strides,
+    scored on the test strides (default: the packaged published split), with each one's code size (the numbers it
+    keeps per stride)."""
+    train = data.load("locomotion", "train").x if train is None else train
+    test = data.load("locomotion", "test").x if test is None else test
+    rows = [{"model": "all zeros", "code_size": 0, **errors(np.zeros_like(test), test)},
+            {"model": "mean training stride", "code_size": 0,
+             **errors(np.broadcast_to(train.mean(0), test.shape), test)}]
     flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
     mean = flat_train.mean(0)
     _, _, vt = np.linalg.svd(flat_train - mean, full_matrices=False)
-    for k in (5, 15, 21, 30):
+    for k in components:
         basis = vt[:k]
         recon = (flat_test - mean) @ basis.T @ basis + mean
-        rows.append({"model": f"PCA, {k} components (fitted on train)", **errors(recon.reshape(test.shape), test)})
+        rows.append({"model": f"PCA, {k} components (fitted on train)", "code_size": k,
+                     **errors(recon.reshape(test.shape), test)})
     return rows
+
+
+def code_size(config: dict, num_channels: int = 3) -> int:
+    """The numbers per stride a model with stored configuration `config` (config.json's "config") encodes: the
+    dimensions of its latents (z_P, z_A1, z_A2) plus its learned initial ODE state, if any."""
+    from jaxphysvae.config import Config
+    from jaxphysvae.latents import Layout
+    from jaxphysvae.physics import make_physics
+    model = Config.from_json(config).model
+    physics = make_physics(model, num_channels)
+    return sum(Layout.of(model, physics).dims) + (physics.state_size if physics.learned_initial_state else 0)
 
 
 def _preset_of(config: dict) -> str | None:
@@ -73,6 +91,7 @@ def _sweep_row(sweep_dir: Path) -> dict:
     stat = lambda key, split="test": (float(np.mean([m[split][key] for m in members])),
                                       float(np.std([m[split][key] for m in members])))
     row = {"model": result.get("preset") or sweep_dir.name, "run": str(sweep_dir), "seeds": len(members),
+           "code_size": code_size(result["config"]),
            "epochs": result["epochs"], "grad_clip_norm": result["config"].get("grad_clip_norm"),
            "best_epoch": [m["best_epoch"] for m in members],
            "status": "completed" if all(m["status"] == "completed" for m in members) else
@@ -101,6 +120,7 @@ def collect(run_dirs) -> list[dict]:
         summary = json.loads((run / "summary.json").read_text())
         record = json.loads((run / "config.json").read_text())
         rows.append({"model": record.get("preset") or run.name, "run": str(run), "seeds": 1,
+                     "code_size": code_size(record["config"]),
                      "epochs": summary["epochs_run"], "grad_clip_norm": record["config"].get("grad_clip_norm"),
                      "best_epoch": [summary["best_epoch"]], "status": summary["status"],
                      "rollbacks": [len(summary.get("rollbacks", []))], **summary["test"],
@@ -110,8 +130,8 @@ def collect(run_dirs) -> list[dict]:
 
 
 def markdown(ours: list[dict], base: list[dict]) -> str:
-    lines = ["| model | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | test MAE | RMSE | "
-             "squared error per stride |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | code size | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | test MAE | "
+             "RMSE | squared error per stride |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ours:
         ended = "completed" if r["status"] == "completed" else (
             r["status"] if r["seeds"] > 1 else f"{r['status']} after epoch {r['epochs']}")
@@ -121,13 +141,14 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
         changed = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in r.get("changes", {}).items())
         best = ", ".join(map(str, r["best_epoch"]))
-        lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['seeds']} | {r['epochs']} ({best}) | "
+        lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['code_size']} | {r['seeds']} | "
+                     f"{r['epochs']} ({best}) | "
                      f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('mae')} | {value('rmse')} | "
                      f"{value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
-        lines.append(f"| {name} | 1 | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
+        lines.append(f"| {name} | - | 1 | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
     for r in base:
-        lines.append(f"| {r['model']} | - | - | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | "
+        lines.append(f"| {r['model']} | {r['code_size']} | - | - | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | "
                      f"{r['sse_per_seq']:.4f} |")
     return "\n".join(lines)
 

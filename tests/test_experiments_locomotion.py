@@ -14,8 +14,9 @@ def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
                 "best_epoch": best, "rollbacks": [{"epoch": 5}] * rollbacks, "lr_scale": 1.0,
                 "valid": {"sse_per_seq": 0.1 + s}, "test": {"mae": mae, "rmse": 2 * mae, "sse_per_seq": 3 * mae}}
                for s, (status, best, rollbacks, mae) in enumerate(runs)]
+    config = json.loads(json.dumps(locomotion.presets.get("locomotion-nf")[0].to_json()))
     (tmp_path / "sweep.json").write_text(json.dumps({"preset": "locomotion-nf", "members": members, "epochs": 20,
-                                                     "config": {"grad_clip_norm": 50.0}}))
+                                                     "config": config}))
     row, = locomotion.collect([tmp_path])
     maes = [0.011, 0.013, 0.018]
     assert row["model"] == "locomotion-nf" and row["seeds"] == 3 and row["best_epoch"] == [10, 12, 7]
@@ -24,7 +25,8 @@ def test_a_sweep_is_one_row_of_mean_and_std_over_seeds(tmp_path):
     assert row["rollbacks"] == [0, 1, 3] and row["status"] == "1 of 3 diverged"
     table = locomotion.markdown([row], [])
     assert row["changes"] == {"lr": 0.0003000000142}  # what differs from the preset (float32-rounded or not)
-    assert "| **locomotion-nf**, lr=0.0003 | 3 | 20 (10, 12, 7) | 4 | 1 of 3 diverged | 50.0 | 0.0140 +- 0.0029 |" \
+    assert row["code_size"] == 2 + 15 + 2 * 3  # z_P, z_A2, and the learned initial (q, p) of three joints
+    assert "| **locomotion-nf**, lr=0.0003 | 23 | 3 | 20 (10, 12, 7) | 4 | 1 of 3 diverged | 50.0 | 0.0140 +- 0.0029 |" \
         in table
 
 
@@ -33,6 +35,7 @@ def test_baselines_are_recomputed_from_the_packaged_split():
     test = locomotion.data.load("locomotion", "test").x
     assert rows["all zeros"]["mae"] == pytest.approx(float(np.abs(test).mean()))
     assert rows["PCA, 21 components (fitted on train)"]["mae"] == pytest.approx(0.0093, abs=5e-5)
+    assert rows["PCA, 21 components (fitted on train)"]["code_size"] == 21 and rows["all zeros"]["code_size"] == 0
 
 
 def test_a_sweep_from_before_presets_were_recorded_is_named_by_its_configuration(tmp_path):

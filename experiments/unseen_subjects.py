@@ -1,0 +1,203 @@
+"""Locomotion on people the model has never seen (issue 14.4): cross-validation with folds by subject.
+
+    python -m experiments.unseen_subjects --baselines-only            # the linear baselines on every fold (seconds)
+    python -m experiments.unseen_subjects [--presets a,b] [--seeds 0] [--epochs N] [--results]   # train (long)
+    python -m experiments.unseen_subjects --by stride ...             # the same folds over strides, for the gap
+
+Data: the walking strides of the raw subject files in --raw-dir (default: the 22 subjects of ../shared, 235
+strides; `jaxphysvae data download` fetches all 50). Folds (--by subject): the subjects, permuted with --split-seed,
+in K near-equal groups; fold k tests on group k's people, validates on VALID_FRACTION of the other subjects (the
+first of them in the same permutation) and trains on the rest, so no person is in two roles. --by stride makes the
+same kind of folds over strides (people shared between roles, as in the published split): the difference between
+the two is the gap that unseen people open.
+
+Per fold and preset: one vectorised sweep over --seeds on that fold's splits (OUT/BY/PRESET/foldK, resumable: the
+command continues whatever it finds), its best-validation checkpoint scored on the fold's test people (posterior
+mean; a `batch` attention context sees the whole test fold in one batch). Per fold, beside the models: the mean
+training stride and PCA with k components fitted on that fold's training strides. A row is the mean +- std over
+folds of the per-fold figure (itself the mean over seeds), with its code size: the numbers per stride a model
+encodes (latent dimensions plus the learned initial state) or a PCA keeps. Writes OUT/unseen_subjects_BY.{json,md,png}
+and, with --results, experiments/results/ too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments import locomotion
+from jaxphysvae import files, presets
+from jaxphysvae.config import HParams
+from jaxphysvae.data import raw
+from jaxphysvae.errors import DataError
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_RAW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lencioni2019_raw_subset"
+PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
+           "locomotion-attnf-seq", "locomotion-nn-only")
+VALID_FRACTION = 0.2
+PCA_COMPONENTS = (5, 15, 21, 23)  # 21 and 23: the code sizes of the models (Takeishi and nn-only; the others)
+QUICK = dict(**presets.TOY_WIDTHS, batch_size=32, eval_batch_size=64)
+
+
+def fold_splits(strides: raw.Strides, folds: int, by: str = "subject", seed: int = 0) -> list[dict[str, raw.Strides]]:
+    """K folds of `strides` (from raw.read_strides): fold k's test split is group k of the subjects (by="subject")
+    or strides (by="stride") permuted with `seed`; its valid split is the first VALID_FRACTION (at least one) of the
+    remaining units in that permutation, its train split the rest. Strides keep the raw files' order in each split.
+
+    Raises:
+      DataError: an unknown `by`, fewer than 2 folds, or too few units to give every fold a train, valid and test
+        unit.
+    """
+    if by == "subject":
+        unit = strides.covariates["subject"]
+    elif by == "stride":
+        unit = np.arange(strides.num_sequences)
+    else:
+        raise DataError(f"unknown fold kind {by!r}; expected 'subject' or 'stride'")
+    units = np.random.default_rng(seed).permutation(np.unique(unit))
+    largest = -(-len(units) // folds) if folds > 0 else len(units)
+    if folds < 2 or folds > len(units) or len(units) - largest < 2:
+        raise DataError(f"cannot make {folds} folds by {by} from {len(units)} {by}s: every fold needs test, valid "
+                        f"and train {by}s (at least 2 folds)")
+    groups = np.array_split(units, folds)
+    out = []
+    for k, test in enumerate(groups):
+        rest = np.concatenate([g for j, g in enumerate(groups) if j != k])
+        n_valid = max(1, int(round(VALID_FRACTION * len(rest))))
+        roles = {"train": rest[n_valid:], "valid": rest[:n_valid], "test": test}
+        out.append({split: strides.subset(np.flatnonzero(np.isin(unit, members))) for split, members in roles.items()})
+    return out
+
+
+def fold_baselines(split: dict[str, raw.Strides]) -> list[dict]:
+    """The mean training stride and PCA (PCA_COMPONENTS) fitted on the fold's train strides, on its test strides."""
+    rows = locomotion.baselines(split["train"].x, split["test"].x, PCA_COMPONENTS)
+    return [r for r in rows if r["model"] != "all zeros"]
+
+
+def _sweep(preset: str, split: dict[str, raw.Strides], seeds: list[int], epochs: int | None, target: Path,
+           quick: bool) -> dict:
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    config, hparams = presets.get(preset)
+    config = config.replace(**QUICK) if quick else config
+    config = config.replace(epochs=epochs) if epochs else config
+    base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+    splits = {name: s.dataset(name) for name, s in split.items()}
+    return sweep(config, base, {"seed": seeds}, target, progress=not quick, splits=splits,
+                 resume=(target / CONFIG_FILE).is_file(), preset=preset)
+
+
+def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
+    row = {"model": name, "code_size": code, "folds": per_fold, **(extra or {})}
+    for key in ("mae", "rmse", "sse_per_seq"):
+        values = np.array([f[key] for f in per_fold])
+        row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
+    return row
+
+
+def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
+        epochs: int | None, quick: bool = False) -> dict:
+    """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep; the table's rows."""
+    splits = fold_splits(strides, folds, by, split_seed)
+    started = time.time()
+    baseline_folds = [fold_baselines(s) for s in splits]
+    rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
+            for i, r in enumerate(baseline_folds[0])]
+    for preset in model_presets:
+        per_fold, best, statuses = [], [], []
+        for k, split in enumerate(splits):
+            result = _sweep(preset, split, seeds, epochs, out / by / preset / f"fold{k}", quick)
+            members = result["members"]
+            per_fold.append({key: float(np.mean([m["test"][key] for m in members]))
+                             for key in ("mae", "rmse", "sse_per_seq")})
+            best.append([m["best_epoch"] for m in members])
+            statuses.append([m["status"] for m in members])
+        rows.append(_summary(preset, per_fold, locomotion.code_size(result["config"]),
+                             {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best,
+                              "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
+    sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
+    people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
+              for fold in splits]
+    return {"by": by, "folds": folds, "split_seed": split_seed, "source": strides.source, "strides": sizes,
+            "subjects": people, "rows": rows, "seconds": time.time() - started}
+
+
+def markdown(result: dict) -> str:
+    by, k = result["by"], result["folds"]
+    sizes = ", ".join(f"{f['train']}/{f['valid']}/{f['test']}" for f in result["strides"])
+    lines = [f"Locomotion, {k} folds by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
+             f"Test errors in radians, mean +- std over folds (each fold: the mean over its seeds):", "",
+             "| model | code size | epochs | seeds | diverged | test MAE | RMSE | squared error per stride | "
+             "MAE per fold |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" for key in ("mae", "rmse", "sse_per_seq"))
+        per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
+        code = "-" if r["code_size"] is None else str(r["code_size"])
+        lines.append(f"| {r['model']} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
+                     f"{r.get('diverged', '-')} | {cells} | {per_fold} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(result: dict, path: Path) -> None:
+    """Test MAE per fold, one line per model (baselines dashed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    folds = np.arange(result["folds"])
+    for r in result["rows"]:
+        style = "-" if "epochs" in r else "--"  # a trained model, or a baseline
+        ax.plot(folds, [f["mae"] for f in r["folds"]], style, marker="o", label=r["model"])
+    ax.set_xlabel(f"fold (test {'people' if result['by'] == 'subject' else 'strides'})")
+    ax.set_xticks(folds)
+    ax.set_ylabel("test MAE (rad)")
+    ax.set_title(f"Locomotion, folds by {result['by']}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--raw-dir", default=str(DEFAULT_RAW_DIR), help="directory of SubjectN.mat raw files")
+    parser.add_argument("--out", default="runs/unseen_subjects", help="directory of the sweeps and the tables")
+    parser.add_argument("--by", choices=("subject", "stride"), default="subject")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated locomotion presets")
+    parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines' table only")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
+    parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
+    parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
+    args = parser.parse_args(argv)
+    if not Path(args.raw_dir).is_dir():
+        parser.error(f"--raw-dir {args.raw_dir}: no such directory (`jaxphysvae data download` fetches the raw "
+                     f"files)")
+    model_presets = [] if args.baselines_only else [p for p in args.presets.split(",") if p]
+    for name in model_presets:
+        if not name.startswith("locomotion-") or name not in presets.PRESETS:
+            parser.error(f"--presets: {name!r} is not a locomotion preset")
+    epochs = 2 if args.quick and args.epochs is None else args.epochs
+    out = Path(args.out)
+    result = run(raw.read_strides(args.raw_dir), out, args.folds, args.by, args.split_seed, model_presets,
+                 [int(s) for s in args.seeds.split(",")], epochs, args.quick)
+    text = markdown(result)
+    name = f"unseen_subjects_{args.by}"
+    for target in [out] + ([RESULTS] if args.results else []):
+        files.write_json(target / f"{name}.json", result)
+        with files.atomic_path(target / f"{name}.md") as tmp:
+            tmp.write_text(text)
+        figure(result, target / f"{name}.png")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

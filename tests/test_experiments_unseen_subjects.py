@@ -1,0 +1,82 @@
+"""experiments/unseen_subjects.py: folds keep each person in one role, the baselines are the fold's own, and a quick
+run trains every fold and writes the table."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import unseen_subjects
+from jaxphysvae.data import raw
+from jaxphysvae.errors import DataError
+
+
+def fake_strides(subjects=6, per_subject=8, seed=0) -> raw.Strides:
+    """Smooth gait-like curves (N, 3, 101) in radians: each subject's own amplitude and phase, plus stride noise."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, 101)
+    x, subject = [], []
+    for s in range(subjects):
+        amplitude, phase = rng.uniform(0.2, 0.8, 3), rng.uniform(0, np.pi, 3)
+        for _ in range(per_subject):
+            x.append(amplitude[:, None] * np.sin(t[None] + phase[:, None]) + 0.01 * rng.standard_normal((3, 101)))
+            subject.append(3 * s + 1)  # subject numbers need not be consecutive
+    covariates = {"subject": np.array(subject, np.float64), "speed": rng.uniform(0.8, 1.4, len(x))}
+    return raw.Strides(np.array(x), covariates, "fake")
+
+
+@pytest.mark.parametrize("by", ["subject", "stride"])
+def test_every_unit_is_tested_once_and_never_in_two_roles(by):
+    strides = fake_strides()
+    folds = unseen_subjects.fold_splits(strides, 3, by=by, seed=1)
+    unit = (lambda s: s.covariates["subject"]) if by == "subject" else (lambda s: s.x[:, 0, 0])  # a stride's id
+    tested = np.concatenate([unit(f["test"]) for f in folds])
+    assert sorted(tested) == sorted(unit(strides))  # every stride is in exactly one test fold
+    for fold in folds:
+        roles = [set(unit(fold[split]).tolist()) for split in ("train", "valid", "test")]
+        assert all(roles) and not (roles[0] & roles[1] or roles[0] & roles[2] or roles[1] & roles[2])
+        assert sum(fold[s].num_sequences for s in fold) == strides.num_sequences
+    if by == "subject":  # 6 subjects in 3 folds: 2 test, then 1 valid (20 % of 4, at least 1) and 3 train subjects
+        assert [len(set(f["test"].covariates["subject"])) for f in folds] == [2, 2, 2]
+        assert [len(set(f["valid"].covariates["subject"])) for f in folds] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("subjects, folds, by", [(6, 1, "subject"), (6, 7, "subject"), (3, 2, "subject"),
+                                                 (6, 3, "joint")])
+def test_impossible_folds_are_refused(subjects, folds, by):
+    """One fold, more folds than subjects, and 3 subjects in 2 folds (one left for valid and train) cannot be made."""
+    with pytest.raises(DataError, match="fold"):
+        unseen_subjects.fold_splits(fake_strides(subjects), folds, by=by)
+
+
+def test_baselines_are_fitted_on_the_fold_s_own_training_strides():
+    fold = unseen_subjects.fold_splits(fake_strides(), 3)[0]
+    rows = {r["model"]: r for r in unseen_subjects.fold_baselines(fold)}
+    train, test = fold["train"].x, fold["test"].x
+    assert rows["mean training stride"]["mae"] == pytest.approx(np.abs(test - train.mean(0)).mean())
+    # PCA with k components: the test strides projected on the top-k right singular vectors of the centred train
+    flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
+    centred = flat_train - flat_train.mean(0)
+    basis = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :5]
+    recon = (flat_test - flat_train.mean(0)) @ basis @ basis.T + flat_train.mean(0)
+    assert rows["PCA, 5 components (fitted on train)"]["mae"] == pytest.approx(np.abs(recon - flat_test).mean(),
+                                                                               rel=1e-6)
+
+
+def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
+    strides = fake_strides()
+    result = unseen_subjects.run(strides, tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 2, quick=True)
+    model = next(r for r in result["rows"] if r["model"] == "locomotion-phys-vae")
+    per_fold = [json.loads((tmp_path / "subject" / "locomotion-phys-vae" / f"fold{k}" / "sweep.json").read_text())
+                for k in range(2)]
+    maes = [f["members"][0]["test"]["mae"] for f in per_fold]
+    assert model["mae"] == pytest.approx(np.mean(maes)) and model["mae_std"] == pytest.approx(np.std(maes))
+    assert model["code_size"] == 2 + 15 + 2 * 3 and model["epochs"] == 2 and model["diverged"] == 0
+    assert [f["members"][0]["test"] for f in per_fold] != [None, None]
+    people = result["subjects"]
+    assert all(not set(f["test"]) & set(f["train"] + f["valid"]) for f in people)
+    assert sorted(people[0]["test"] + people[1]["test"]) == sorted(set(strides.covariates["subject"].astype(int)))
+    text = unseen_subjects.markdown(result)
+    assert "| locomotion-phys-vae | 23 | 2 | 1 | 0 |" in text and "| PCA, 21 components (fitted on train) | 21 |" in text
+    unseen_subjects.figure(result, tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 0
