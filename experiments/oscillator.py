@@ -9,7 +9,7 @@ k ~ U(1, 4), c ~ U(0, 0.4), x(0) ~ +-U(0.5, 1.5), x'(0) = 0, 50 points 0.1 s apa
 physics (the same as `jaxphysvae train --preset pendulum-phys-vae --data oscillator.npz --physics
 experiments.oscillator:Spring`); with --alpha, also `pendulum-phys-vae` over alpha and three seeds in one
 vectorised sweep. Baselines for k: the training mean, and a per-sequence least-squares fit of the same
-incomplete model (x(t) = x(0) cos(sqrt(k) t), k on a fine grid). Writes OUT/oscillator.{json,md} and, with
+incomplete model (`jaxphysvae.physics.least_squares`: k on a fine grid). Writes OUT/oscillator.{json,md} and, with
 --results, experiments/results/oscillator.{json,md}; each run directory is resumed when it exists.
 """
 
@@ -30,6 +30,7 @@ from jaxphysvae.config import HParams
 from jaxphysvae.data.cache import save_npz
 from jaxphysvae.fit import fit, load_run
 from jaxphysvae.physics import PhysicsModel
+from jaxphysvae.physics.least_squares import least_squares
 from jaxphysvae.predict import predict
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -77,15 +78,6 @@ def write_data(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def least_squares_k(x: np.ndarray, dt: float, grid: int = 3001) -> np.ndarray:
-    """Per sequence, the k in K_RANGE whose x(0) cos(sqrt(k) t) is closest to x (N, 1, T) in squared error."""
-    ks = np.linspace(*K_RANGE, grid)
-    t = np.arange(x.shape[-1]) * dt
-    curves = np.cos(np.sqrt(ks)[:, None] * t)  # (K, T)
-    err = ((x[:, 0, None, :] - x[:, 0, None, :1] * curves[None]) ** 2).sum(-1)  # (N, K)
-    return ks[np.argmin(err, axis=1)]
-
-
 def k_scores(estimate: np.ndarray, truth: np.ndarray) -> dict:
     constant = np.ptp(estimate) == 0  # no correlation to speak of
     return {"k_mae": float(np.abs(estimate - truth).mean()),
@@ -106,8 +98,8 @@ def run(out: Path, epochs: int, quick: bool) -> dict:
     test = np.load(data_file)
     k_train, k_test, x_test = test["param_k_train"], test["param_k_test"], test["x_test"]
     rows.append({"model": "training mean of k", **k_scores(np.full_like(k_test, k_train.mean()), k_test)})
-    k_ls = least_squares_k(x_test, DT)
-    x_ls = x_test[:, :, :1] * np.cos(np.sqrt(k_ls)[:, None, None] * np.arange(NUM_STEPS) * DT)
+    fit_ls = least_squares(Spring(), x_test, DT, points=3001)  # k on a grid over Spring's range
+    k_ls, x_ls = fit_ls.z[:, 0], fit_ls.x_hat
     rows.append({"model": "least squares of x'' = -k x", **k_scores(k_ls, k_test),
                  "rmse": float(np.sqrt(np.mean((x_ls - x_test) ** 2)))})
     for name in MODELS[-1:] if quick else MODELS:

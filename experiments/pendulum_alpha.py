@@ -21,35 +21,12 @@ import numpy as np
 from experiments import tradeoff
 from jaxphysvae import data, files, presets
 from jaxphysvae.config import HParams
+from jaxphysvae.physics import Pendulum
+from jaxphysvae.physics.least_squares import least_squares
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALPHAS = (0.0, 0.01, 0.1, 0.3, 1.0)
-OMEGA_RANGE = (0.392, 3.53)  # the model's physical range of omega (physics.Pendulum)
 QUICK_SIZES = {"n_train": 64, "n_valid": 32, "n_test": 32}
-
-
-def least_squares_omega(x: np.ndarray, dt: float, grid: int = 1500, substeps: int = 4) -> tuple[np.ndarray, float]:
-    """Per sequence of x (N, 1, T), the omega on a grid over OMEGA_RANGE whose undamped, unforced pendulum
-    (theta(0) = x_0, theta'(0) = 0; classic Runge-Kutta, `substeps` per data step) is closest to x in squared
-    error; and the RMSE of those fits."""
-    omega = np.linspace(*OMEGA_RANGE, grid)[None, :]  # (1, G)
-    theta = np.broadcast_to(x[:, 0, :1], (x.shape[0], grid)).copy()  # (N, G)
-    velocity = np.zeros_like(theta)
-    err = np.zeros_like(theta)
-    h = dt / substeps
-    field = lambda th, v: (v, -omega**2 * np.sin(th))
-    for k in range(1, x.shape[-1]):
-        for _ in range(substeps):
-            k1 = field(theta, velocity)
-            k2 = field(theta + h / 2 * k1[0], velocity + h / 2 * k1[1])
-            k3 = field(theta + h / 2 * k2[0], velocity + h / 2 * k2[1])
-            k4 = field(theta + h * k3[0], velocity + h * k3[1])
-            theta = theta + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
-            velocity = velocity + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
-        err += (theta - x[:, 0, k:k + 1]) ** 2
-    best = np.argmin(err, axis=1)
-    rmse = float(np.sqrt(err[np.arange(len(best)), best].sum() / x.size))  # x_0 itself is fitted exactly
-    return omega[0, best], rmse
 
 
 def _config(name: str, epochs: int, quick: bool):
@@ -72,7 +49,8 @@ def run(out: Path, epochs: int, seeds: list[int], quick: bool) -> dict:
     train = data.load("pendulum", "train", **({"n": sizes["n_train"]} if quick else {}))
     test = data.load("pendulum", "test", **({"n": sizes["n_test"]} if quick else {}))
     truth = test.params["omega"]
-    omega_ls, rmse_ls = least_squares_omega(test.x, test.dt)
+    fit = least_squares(Pendulum(), test.x, test.dt, points=1500)  # omega on a grid over the model's range
+    omega_ls, rmse_ls = fit.z[:, 0], float(np.sqrt(fit.sse.sum() / test.x.size))
     baselines = {"training mean of omega": float(np.abs(train.params["omega"].mean() - truth).mean()),
                  "least squares of theta'' = -omega^2 sin theta": float(np.abs(omega_ls - truth).mean())}
     physics_only = _sweep("pendulum-phys-only", {"seed": seeds}, out / "phys-only", epochs, quick)

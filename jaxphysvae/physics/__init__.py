@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from jaxphysvae.physics.base import NoPhysics, PhysicsModel, SeparablePhysicsModel
 from jaxphysvae.physics.integrate import SOLVERS, SolverConfig, integrate, integrate_batch
+from jaxphysvae.physics.least_squares import LeastSquaresFit, least_squares
 from jaxphysvae.physics.systems import Diffusion, Hamiltonian, Pendulum, SeparableHamiltonian
 from jaxphysvae.physics.user import is_import_path
 from jaxphysvae.physics.user import load as load_physics
@@ -28,6 +29,6 @@ def make_physics(config: "ModelConfig", num_channels: int) -> PhysicsModel:
                 activation=config.activation, observation_map=config.observation_map)
 
 
-__all__ = ["Diffusion", "Hamiltonian", "NoPhysics", "Pendulum", "PhysicsModel", "SOLVERS", "SeparableHamiltonian",
-           "SeparablePhysicsModel", "SolverConfig", "integrate", "integrate_batch", "load_physics",
-           "make_physics"]
+__all__ = ["Diffusion", "Hamiltonian", "LeastSquaresFit", "NoPhysics", "Pendulum", "PhysicsModel", "SOLVERS",
+           "SeparableHamiltonian", "SeparablePhysicsModel", "SolverConfig", "integrate", "integrate_batch",
+           "least_squares", "load_physics", "make_physics"]

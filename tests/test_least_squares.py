@@ -1,0 +1,90 @@
+"""jaxphysvae.physics.least_squares: the physics model alone fitted to each sequence, checked against solutions
+computed independently (closed forms, the pendulum generator's own solver)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxphysvae.data import pendulum
+from jaxphysvae.errors import ConfigError, DataError
+from jaxphysvae.physics import Diffusion, Hamiltonian, Pendulum, PhysicsModel
+from jaxphysvae.physics.least_squares import candidate_grid, least_squares
+
+
+class DampedSpring(PhysicsModel):
+    """x'' = -k x - c x', z_P = (k, c): a two-dimensional search."""
+
+    def __init__(self):
+        super().__init__(dim_z=2, state_size=2, z_range=((1.0, 0.0), (4.0, 0.4)), param_names=("k", "c"))
+
+    def vector_field(self, params, t, state, z):
+        return jnp.stack([state[1], -z[0] * state[0] - z[1] * state[1]])
+
+    def initial_state(self, x):
+        return jnp.stack([x[0, 0], jnp.zeros_like(x[0, 0])])
+
+    def observe(self, params, state):
+        return state[:1]
+
+
+def test_free_pendulums_give_back_their_omega():
+    omega = np.array([0.9, 1.7, 2.6, 3.4])
+    t = np.arange(pendulum.NUM_STEPS) * pendulum.DT
+    x = pendulum.simulate(np.array([1.2, -0.6, 0.3, -1.4]), omega, 0.0, 0.0, 1.0, t)[:, None, :, 0]
+    fit = least_squares(Pendulum(), x, pendulum.DT, points=1500)
+    step = (3.53 - 0.392) / 1499
+    np.testing.assert_allclose(fit.z[:, 0], omega, atol=step)
+    assert fit.x_hat.shape == x.shape and np.sqrt(fit.sse.sum() / x.size) < 1e-3
+    np.testing.assert_allclose(fit.sse, ((fit.x_hat - x) ** 2).sum(axis=(1, 2)), rtol=1e-3, atol=1e-9)
+
+
+def test_damped_springs_give_back_both_parameters_on_a_product_grid():
+    k, c, x0 = np.array([1.3, 2.2, 3.7]), np.array([0.05, 0.2, 0.35]), np.array([1.0, -0.8, 0.6])
+    t = np.arange(60) * 0.1
+    w = np.sqrt(k - c**2 / 4)  # the under-damped closed form with x'(0) = 0
+    x = (x0[:, None] * np.exp(-c[:, None] * t / 2) * (np.cos(w[:, None] * t)
+                                                      + c[:, None] / (2 * w[:, None]) * np.sin(w[:, None] * t)))
+    fit = least_squares(DampedSpring(), x[:, None], 0.1, points=61)
+    assert fit.grid.shape == (61 * 61, 2)
+    np.testing.assert_allclose(fit.z[:, 0], k, atol=3.0 / 60 / 2 + 1e-6)
+    np.testing.assert_allclose(fit.z[:, 1], c, atol=0.4 / 60 / 2 + 1e-6)
+
+
+def test_diffusion_on_a_log_grid_gives_back_D():
+    """Zero ghost cells: sin(pi m j / (n + 1)) decays as exp(-D 4 / dx^2 sin^2(pi m / (2 (n + 1))) t)."""
+    n, dx, dt, steps = 20, 0.1, 0.02, 50
+    j, t = np.arange(1, n + 1), np.arange(steps) * dt
+    d = np.array([0.007, 0.04, 0.15])
+    x = np.zeros((3, n, steps))
+    for m, amplitude in ((1, 1.0), (3, 0.5)):
+        rate = 4 / dx**2 * np.sin(np.pi * m / (2 * (n + 1))) ** 2
+        x += amplitude * np.sin(np.pi * m * j / (n + 1))[None, :, None] * np.exp(-d[:, None, None] * rate * t)
+    fit = least_squares(Diffusion(num_points=n, dx=dx), x, dt, points=400, spacing="log")
+    ratio = (0.2 / 5e-3) ** (1 / 399)
+    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=np.log(ratio))
+    assert np.allclose(fit.grid[[0, -1], 0], [5e-3, 0.2])
+
+
+@pytest.mark.parametrize("physics, x, options, error, match", [
+    (Hamiltonian(channels=1, dim_z=0), np.zeros((2, 1, 5)), {}, ConfigError, "no physical range"),
+    (Pendulum(), np.zeros((2, 5)), {}, DataError, r"shape \(N, C, T\)"),
+    (Pendulum(), np.full((2, 1, 5), np.nan), {}, DataError, "NaN or Inf"),
+    (Pendulum(), np.zeros((2, 1, 5)), {"points": 1}, ConfigError, "grid points"),
+    (Pendulum(), np.zeros((2, 1, 5)), {"spacing": "cubic"}, ConfigError, "unknown grid spacing"),
+])
+def test_bad_input_is_named(physics, x, options, error, match):
+    with pytest.raises(error, match=match):
+        least_squares(physics, x, 0.1, **options)
+
+
+class LearnedStart(DampedSpring):
+    def __init__(self):
+        PhysicsModel.__init__(self, dim_z=2, state_size=2, z_range=((1.0, 0.0), (4.0, 0.4)),
+                              learned_initial_state=True)
+
+
+def test_a_learned_initial_state_or_a_non_positive_log_range_is_refused():
+    with pytest.raises(ConfigError, match="learns its initial state"):
+        candidate_grid(LearnedStart(), 10)
+    with pytest.raises(ConfigError, match="positive range"):
+        candidate_grid(DampedSpring(), 10, "log")
