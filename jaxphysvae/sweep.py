@@ -14,6 +14,7 @@ arithmetic), because member m uses exactly the keys fit uses for its seed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -40,6 +41,7 @@ from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_descr
 
 CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
 STATE_FILE = "sweep_state.ckpt"  # every member's train state, best parameters and bookkeeping, for resuming
+METRICS_FILE = "metrics.jsonl"  # one line per epoch: every member's training metrics and validation error
 
 
 def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
@@ -64,7 +66,9 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
       devices: devices to shard the member axis over (default: all); the member count is padded up to a
         multiple of their number with frozen copies that are left out of the results.
       out: directory for sweep.json, sweep.md (one row per member: configuration, best epoch, valid and test
-        metrics, status), best_members.ckpt (every member's best-validation parameters, stacked), and, while the
+        metrics, status), best_members.ckpt (every member's best-validation parameters, stacked), metrics.jsonl
+        (one JSON line per epoch: "epoch", each training metric as a list over members, "alive", and on evaluated
+        epochs "valid_sse_per_seq"; null for a non-finite value; "rolled_back": the members rolled back), and, while the
         sweep runs, sweep_config.json and sweep_state.ckpt (every member's state, for `resume`). It is checked and
         locked for this process before anything is compiled; a directory that already holds a sweep is refused
         unless `resume`. None: keep nothing on disk.
@@ -149,8 +153,13 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
         if config.schedule.epochs < start:
             raise ConfigError(f"{out}: this sweep has trained {start} epochs; --epochs {config.schedule.epochs} would "
                               f"end it before that")
+    log_path = None if out is None else out / METRICS_FILE
     if out is not None:
         files.write_json(out / CONFIG_FILE, {**record, "versions": versions()})
+        logged, dropped = rundir.read_metrics(log_path)
+        kept = [r for r in logged if r["epoch"] <= start]  # epochs past the checkpoint are trained again
+        if dropped or len(kept) != len(logged):
+            rundir.rewrite_metrics(log_path, kept)
     x_train = jax.device_put(jnp.asarray(splits["train"].x), replicated)
     evaluate_members = members_fns.evaluate
     done, saved = start, {"epoch": start, "time": time.monotonic()}
@@ -174,7 +183,8 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, unit="epoch", initial=start, total=config.schedule.epochs,
                       desc=f"sweep of {count} members on {n_dev} device(s)")
-    with interrupt.stop_requests("every member's state") as stop:
+    with interrupt.stop_requests("every member's state") as stop, \
+            (open(log_path, "a") if log_path else contextlib.nullcontext()) as log:
         try:
             for e in epochs:
                 if stop:
@@ -193,12 +203,20 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                         rollbacks[m].append({"epoch": e, "to_epoch": int(best_epoch[m]),
                                              "lr_scale": float(lr_scale[m])})
                 diverged_at[died & ~retry] = e
+                row = {"epoch": e, **{k: _values(v, count) for k, v in metrics.items()},
+                       "alive": np.asarray(alive)[:count].tolist()}
+                if retry.any():
+                    row["rolled_back"] = np.flatnonzero(retry[:count]).tolist()
                 if e % config.schedule.eval_every == 0 or e == config.schedule.epochs:
                     valid = evaluate_members(state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
                     improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
                     best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
                     best_epoch[improved] = e
                     best_state = _select(improved, state, best_state)
+                    row["valid_sse_per_seq"] = _values(valid["sse_per_seq"], count)
+                if log is not None:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
                 done = e
                 if progress:
                     loss = np.asarray(metrics["loss"])[:count]
@@ -305,6 +323,11 @@ def _check_sweep_directory(out: Path, record: dict, resume: bool, model) -> None
     if differ:
         raise ConfigError(f"{out}: the data differ from those this sweep was trained on: {'; '.join(differ)}")
     check_physics(out, stored, model)
+
+
+def _values(array, count: int) -> list:
+    """The first `count` values of a per-member array as JSON numbers (None where not finite)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(array, np.float64)[:count]]
 
 
 def _select(which, new, old):

@@ -414,7 +414,16 @@ def test_ctrl_c_stops_a_sweep_which_saves_every_member_and_resumes(tmp_path, spl
     with pytest.raises(ConfigError, match="already holds a sweep"):
         sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits)
     monkeypatch.setattr(sweep_module, "_member_functions", lambda model, fns: members_fns)
+    log = tmp_path / "cut" / sweep_module.METRICS_FILE
+    log.write_text(log.read_text() + '{"epoch": 3, "loss": [0, 0, 0, 0]}\n{"epoch": 4, "lo')  # past the checkpoint
     resumed = sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits, resume=True)
     for a, b in zip(full["members"], resumed["members"]):
         assert (a["alpha"], a["seed"], a["best_epoch"]) == (b["alpha"], b["seed"], b["best_epoch"])
         assert a["test"] == pytest.approx(b["test"], rel=1e-6)
+    # the resumed log is the uninterrupted one: epochs 1 to 3 once each, the same values
+    read = lambda d: [json.loads(line) for line in (d / sweep_module.METRICS_FILE).read_text().splitlines()]
+    cut, whole = read(tmp_path / "cut"), read(tmp_path / "full")
+    assert [r["epoch"] for r in cut] == [1, 2, 3]
+    for a, b in zip(whole, cut):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+        assert a["valid_sse_per_seq"] == pytest.approx(b["valid_sse_per_seq"], rel=1e-6)

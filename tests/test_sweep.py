@@ -54,6 +54,16 @@ def test_members_equal_runs_alone_and_a_diverging_member_is_frozen(tmp_path):
     with pytest.raises(ConfigError, match="no member 4; the sweep has 4"):
         load_member(tmp_path / "sweep", 4, splits=splits)
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["members"][0]["alpha"] == 0.01
+    # the log: every epoch, every member; each member's best logged validation error is its row's, at its best epoch
+    log = [json.loads(line) for line in (tmp_path / "sweep" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all(len(r["loss"]) == 4 for r in log)
+    for m, r in enumerate(rows):
+        valid = [(e["valid_sse_per_seq"][m], e["epoch"]) for e in log if e["valid_sse_per_seq"][m] is not None]
+        if r["status"] == "completed":
+            assert min(valid)[0] == pytest.approx(r["valid"]["sse_per_seq"], rel=1e-5)
+            assert min(valid)[1] == r["best_epoch"]
+    assert [e["alive"] for e in log][-1] == [r["status"] == "completed" for r in rows]
+    assert log[0]["rolled_back"] == [1, 3]  # the two lr 1e8 members, rolled back once each at epoch 1
 
 
 def test_every_member_of_a_grid_with_two_seeds_equals_its_run_alone(tmp_path):
