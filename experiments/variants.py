@@ -1,0 +1,186 @@
+"""Every variant on the pendulum and on advection-diffusion (issue 14.1): reconstruction and physics-parameter errors
+over seeds, beside the trivial and the least-squares baselines, with the learning curves.
+
+    python -m experiments.variants --dataset pendulum [--variants phys-vae,nn-solver] [--seeds 0,1,2] [--epochs N]
+    python -m experiments.variants --dataset advdif ...
+    python -m experiments.variants --dataset pendulum --baselines-only          # no training: the baselines (seconds)
+
+Per variant (the preset DATASET-VARIANT, VARIANTS below): one vectorised sweep over the seeds in OUT/DATASET/VARIANT,
+continued when it exists (--epochs may grow between calls: a sweep trained for 2000 epochs continues to 5000). Test
+split, posterior mean of every latent, best-validation checkpoint (docs/protocol.md). Baselines for the physics
+parameter (omega in rad/s; the diffusion coefficient D): the prior mean (the centre of the model's range), the
+training split's mean, and the same incomplete physics fitted to each test sequence by least squares
+(`jaxphysvae.physics.least_squares`, with its reconstruction RMSE). Learning curves: each sweep's metrics.jsonl, the
+validation error averaged over seeds per epoch (figure), and in the table how much the best validation error still
+fell over the last fifth of the epochs (the flattening the protocol asks for when a budget is shorter than the
+references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Writes OUT/variants_DATASET.{json,md,png}
+and, with --results, experiments/results/ too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jaxphysvae import data, files, presets
+from jaxphysvae.config import HParams
+from jaxphysvae.physics import make_physics
+from jaxphysvae.physics.least_squares import least_squares
+from jaxphysvae.rundir import read_metrics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = ("nn-only", "nn-solver", "phys-only", "phys-nn", "phys-vae", "nf", "attnf-seq")
+# the physics parameter each data set scores, and the least-squares grid over its range (D spans 40x: log-spaced)
+PARAMETER = {"pendulum": ("omega", "linear", 1500), "advdif": ("D", "log", 1000)}
+QUICK_SIZES = {"n_train": 32, "n_valid": 16, "n_test": 16}
+TAIL = 0.2  # the last fifth of the epochs, over which the flattening is measured
+
+
+def _config(preset: str, epochs: int | None, quick: bool):
+    config, hparams = presets.get(preset)
+    if quick:
+        config = config.replace(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=16, eval_batch_size=16)
+    if epochs:
+        config = config.replace(epochs=epochs)
+    return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+
+
+def baselines(dataset: str, quick: bool = False) -> dict:
+    """The physics parameter's error (MAE) of the prior mean, the training mean and the per-sequence least-squares
+    fit of the data set's incomplete physics, on the test split; and the least-squares fits' reconstruction RMSE."""
+    name, spacing, points = PARAMETER[dataset]
+    sizes = {split: {"n": QUICK_SIZES[f"n_{split}"]} if quick else {} for split in ("train", "test")}
+    train, test = data.load(dataset, "train", **sizes["train"]), data.load(dataset, "test", **sizes["test"])
+    config, _ = presets.get(f"{dataset}-phys-vae")
+    physics = make_physics(config.model, test.x.shape[1])
+    truth = test.params[name]
+    fit = least_squares(physics, test.x, test.dt, points=points, spacing=spacing)
+    mae = lambda estimate: float(np.abs(estimate - truth).mean())
+    return {"parameter": name,
+            f"{name} MAE": {"prior mean": mae(float(physics.prior()[0][0])),
+                            "training mean": mae(train.params[name].mean()),
+                            "least squares of the model's physics": mae(fit.z[:, 0])},
+            "least_squares_rmse": float(np.sqrt(fit.sse.sum() / test.x.size)),
+            "least_squares_rel_err": float((np.abs(fit.z[:, 0] - truth) / np.abs(truth)).mean())}
+
+
+def learning_curve(sweep_dir: Path) -> dict | None:
+    """Epochs and the validation error averaged over the members that have one, from a sweep's metrics.jsonl (None
+    for a sweep from before the log existed); and how much the best of that mean fell over the last TAIL of the
+    epochs, relative to its value there."""
+    rows, _ = read_metrics(sweep_dir / "metrics.jsonl")
+    rows = [r for r in rows if r.get("valid_sse_per_seq")]
+    if not rows:
+        return None
+    epochs = np.array([r["epoch"] for r in rows])
+    mean = np.array([np.mean([v for v in r["valid_sse_per_seq"] if v is not None] or [np.nan]) for r in rows])
+    best = np.fmin.accumulate(mean)
+    before = best[epochs <= epochs[-1] * (1 - TAIL)]
+    tail_drop = float((before[-1] - best[-1]) / before[-1]) if before.size else None
+    return {"epoch": epochs.tolist(), "valid_sse_per_seq": mean.tolist(), "tail_drop": tail_drop}
+
+
+def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool) -> dict:
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    preset = f"{dataset}-{variant}"
+    config, base = _config(preset, epochs, quick)
+    result = sweep(config, base, {"seed": seeds}, target, progress=not quick,
+                   resume=(target / CONFIG_FILE).is_file(), preset=preset)
+    name = PARAMETER[dataset][0]
+    members = result["members"]
+    row = {"model": preset, "seeds": len(members), "epochs": result["epochs"],
+           "best_epoch": [m["best_epoch"] for m in members], "rollbacks": [len(m["rollbacks"]) for m in members],
+           "diverged": sum(m["status"] != "completed" for m in members), "seconds": result["seconds"]}
+    for key in ("rmse", "mae", "sse_per_seq", f"{name}_mae", f"{name}_rel_err"):
+        values = [m["test"][key] for m in members if key in m["test"]]
+        if values:
+            row[key], row[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+    row["curve"] = learning_curve(target)
+    return row
+
+
+def run(dataset: str, out: Path, variants, seeds: list[int], epochs: int | None, quick: bool = False) -> dict:
+    started = time.time()
+    result = {"dataset": dataset, "seeds": seeds, "baselines": baselines(dataset, quick), "rows": []}
+    for variant in variants:
+        result["rows"].append(_variant(dataset, variant, seeds, epochs, out / dataset / variant, quick))
+    result["seconds"] = time.time() - started
+    return result
+
+
+def markdown(result: dict) -> str:
+    base = result["baselines"]
+    name = base["parameter"]
+    stat = lambda r, key, digits: (f"{r[key]:.{digits}f} +- {r[key + '_std']:.{digits}f}" if key in r else "-")
+    lines = [f"{result['dataset']}: test split, posterior mean, best-validation checkpoint; mean +- std over seeds.",
+             "", f"| model | seeds | epochs (best per seed) | rollbacks | diverged | test RMSE | MAE | squared error "
+             f"per sequence | {name} MAE | {name} rel. error | best valid still falling (last 20 %) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        curve = r.get("curve") or {}
+        drop = "-" if curve.get("tail_drop") is None else f"{100 * curve['tail_drop']:.1f} %"
+        best = ", ".join(map(str, r["best_epoch"]))
+        lines.append(f"| {r['model']} | {r['seeds']} | {r['epochs']} ({best}) | {sum(r['rollbacks'])} | "
+                     f"{r['diverged']} | {stat(r, 'rmse', 4)} | {stat(r, 'mae', 4)} | {stat(r, 'sse_per_seq', 4)} | "
+                     f"{stat(r, name + '_mae', 4)} | {stat(r, name + '_rel_err', 3)} | {drop} |")
+    lines += ["", f"Baselines ({name} MAE on the same test split): " + "; ".join(
+        f"{k} {v:.4f}" for k, v in base[f"{name} MAE"].items()) +
+        f" (its relative error {base['least_squares_rel_err']:.3f}, its reconstruction RMSE "
+        f"{base['least_squares_rmse']:.4f})."]
+    return "\n".join(lines) + "\n"
+
+
+def figure(result: dict, path: Path) -> None:
+    """Each variant's validation error (mean over seeds) against the epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in result["rows"]:
+        if r.get("curve"):
+            ax.plot(r["curve"]["epoch"], r["curve"]["valid_sse_per_seq"], label=r["model"], lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation squared error per sequence (mean over seeds)")
+    ax.set_title(f"{result['dataset']}: learning curves")
+    if ax.lines:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=tuple(PARAMETER), default="pendulum")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines only")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per variant (default: the preset's)")
+    parser.add_argument("--out", default="runs/variants", help="directory of the sweeps and the tables")
+    parser.add_argument("--quick", action="store_true", help="toy widths, small splits, 2 epochs (the test's)")
+    parser.add_argument("--results", action="store_true", help="also write experiments/results/variants_DATASET.*")
+    args = parser.parse_args(argv)
+    variants = [] if args.baselines_only else [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v not in VARIANTS:
+            parser.error(f"--variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+    epochs = 2 if args.quick and args.epochs is None else args.epochs
+    out = Path(args.out)
+    result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick)
+    text = markdown(result)
+    for target in [out] + ([RESULTS] if args.results else []):
+        files.write_json(target / f"variants_{args.dataset}.json", result)
+        with files.atomic_path(target / f"variants_{args.dataset}.md") as tmp:
+            tmp.write_text(text)
+        figure(result, target / f"variants_{args.dataset}.png")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

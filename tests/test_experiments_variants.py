@@ -1,0 +1,44 @@
+"""experiments/variants.py: the learning curve's flattening figure, and a quick run's table against its sweeps."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import variants
+from jaxphysvae.data import pendulum
+
+
+def test_the_learning_curve_averages_members_and_measures_the_last_fifth(tmp_path):
+    rows = [{"epoch": e, "loss": [1.0, 1.0], "valid_sse_per_seq": [12.0 - e, None if e == 3 else 10.0 - e]}
+            for e in range(1, 10)] + [{"epoch": 10, "loss": [1.0, 1.0], "valid_sse_per_seq": [30.0, 30.0]}]
+    rows.insert(4, {"epoch": 5, "loss": [1.0, 1.0]})  # a line without validation (eval_every > 1) is skipped
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = variants.learning_curve(tmp_path)
+    assert curve["epoch"] == list(range(1, 11))
+    assert curve["valid_sse_per_seq"][2] == 9.0  # epoch 3: the one member with a value
+    assert curve["valid_sse_per_seq"][0] == 10.0  # epoch 1: (11 + 9) / 2
+    # the best of the mean by epoch 8 (of 10): 3.0; by the end: 2.0 (epoch 9; epoch 10 is worse): it fell by 1/3
+    assert curve["valid_sse_per_seq"][-1] == 30.0 and curve["tail_drop"] == pytest.approx(1 / 3)
+    assert variants.learning_curve(tmp_path / "nothing") is None
+
+
+def test_quick_run_tabulates_its_sweeps_beside_the_baselines(tmp_path):
+    result = variants.main(["--dataset", "pendulum", "--variants", "phys-only,nn-only", "--seeds", "0,1", "--quick",
+                            "--out", str(tmp_path)])
+    rows = {r["model"]: r for r in result["rows"]}
+    sweep = json.loads((tmp_path / "pendulum" / "phys-only" / "sweep.json").read_text())
+    omega = [m["test"]["omega_mae"] for m in sweep["members"]]
+    phys = rows["pendulum-phys-only"]
+    assert phys["omega_mae"] == pytest.approx(np.mean(omega)) and phys["omega_mae_std"] == pytest.approx(np.std(omega))
+    assert phys["seeds"] == 2 and phys["epochs"] == 2 and phys["curve"]["epoch"] == [1, 2]
+    log = [json.loads(line) for line in (tmp_path / "pendulum" / "phys-only" / "metrics.jsonl").read_text().splitlines()]
+    assert phys["curve"]["valid_sse_per_seq"][-1] == pytest.approx(np.mean(log[-1]["valid_sse_per_seq"]))
+    assert "omega_mae" not in rows["pendulum-nn-only"]  # no physics, no omega
+    test, train = pendulum.load("test", n=16), pendulum.load("train", n=32)
+    base = result["baselines"]["omega MAE"]
+    assert base["training mean"] == pytest.approx(np.abs(train.params["omega"].mean() - test.params["omega"]).mean())
+    assert base["prior mean"] == pytest.approx(np.abs((0.392 + 3.53) / 2 - test.params["omega"]).mean(), rel=1e-6)
+    text = (tmp_path / "variants_pendulum.md").read_text()
+    assert "| pendulum-nn-only | 2 | 2 (" in text and "| - | - |" in text
+    assert (tmp_path / "variants_pendulum.png").stat().st_size > 0
