@@ -23,6 +23,8 @@ and, with --results, experiments/results/ too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -155,6 +157,7 @@ def figure(result: dict, path: Path) -> None:
     ax.set_xlabel(f"fold (test {'people' if result['by'] == 'subject' else 'strides'})")
     ax.set_xticks(folds)
     ax.set_ylabel("test MAE (rad)")
+    ax.set_yscale("log")
     ax.set_title(f"Locomotion, folds by {result['by']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -186,7 +189,9 @@ def main(argv=None) -> dict:
             parser.error(f"--presets: {name!r} is not a locomotion preset")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
-    result = run(raw.read_strides(args.raw_dir), out, args.folds, args.by, args.split_seed, model_presets,
+    strides = raw.read_strides(args.raw_dir)
+    strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
+    result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                  [int(s) for s in args.seeds.split(",")], epochs, args.quick)
     text = markdown(result)
     name = f"unseen_subjects_{args.by}"
