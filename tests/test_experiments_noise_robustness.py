@@ -1,0 +1,53 @@
+"""experiments/noise_robustness.py: a sweep's members are the seeds, the clean error is each member's own test error,
+and the feature-noise trend is called only beyond the seeds' spread."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import noise_robustness
+from jaxphysvae.sweep import sweep
+from tests.helpers import small_config
+
+
+def test_a_sweep_is_one_model_over_its_seeds(tmp_path):
+    config = small_config(epochs=2, n_train=32, n_valid=16, n_test=16)  # generated pendulum data, loaded again
+    result = sweep(config, dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0), {"seed": [0, 1]},
+                   tmp_path / "sweep", progress=False, preset="pendulum-phys-vae")
+    name, paths = noise_robustness.members(str(tmp_path / "sweep"))
+    assert name == "pendulum-phys-vae" and paths == [f"{tmp_path / 'sweep'}:0", f"{tmp_path / 'sweep'}:1"]
+    row = noise_robustness.model_curves(str(tmp_path / "sweep"), levels=(0.0, 0.2), kinds=("gaussian", "feature"))
+    clean = [m["test"]["mae"] for m in result["members"]]
+    for kind in ("gaussian", "feature"):
+        assert row["curves"][kind][0]["per_seed"] == pytest.approx(clean, rel=1e-5)  # each seed is its member
+        noisy = row["curves"][kind][1]
+        assert noisy["mae"] == pytest.approx(np.mean(noisy["per_seed"]))
+        assert noisy["mae_std"] == pytest.approx(np.std(noisy["per_seed"]))
+    assert row["seeds"] == 2 and row["feature_noise_trend"] in ("falls", "flat", "rises")
+
+
+def test_the_feature_trend_needs_a_change_beyond_the_seeds_spread():
+    point = lambda mae, std=0.001: {"mae": mae, "mae_std": std}
+    assert noise_robustness.feature_trend([point(0.010), point(0.0085)]) == "falls"
+    assert noise_robustness.feature_trend([point(0.010), point(0.0095)]) == "flat"
+    assert noise_robustness.feature_trend([point(0.010), point(0.012)]) == "rises"
+    assert noise_robustness.feature_trend(None) is None
+
+
+def test_the_command_refuses_a_directory_without_results(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        noise_robustness.main([str(tmp_path)])
+    assert "neither a finished sweep" in capsys.readouterr().err
+
+
+def test_the_table_states_the_trend(tmp_path):
+    curve = [{"level": lv, "mae": 0.01 + lv / 10, "mae_std": 0.0001, "per_seed": [0.01 + lv / 10]}
+             for lv in noise_robustness.LEVELS]
+    results = [{"model": "m", "seeds": 1, "curves": {k: curve for k in noise_robustness.KINDS},
+                "feature_noise_trend": noise_robustness.feature_trend(curve)}]
+    text = noise_robustness.markdown(results)
+    assert "| m | 1 | feature | 0.0100 +- 0.0001 | 0.0150 +- 0.0001 |" in text and "m rises" in text
+    noise_robustness.figure(results, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+    json.dumps(results)
