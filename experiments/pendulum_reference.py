@@ -120,16 +120,18 @@ def main(argv=None):
     if not data_file.is_file():
         convert(Path(args.src), data_file)
         print(f"written {data_file}")
-    if not args.train:
-        return None
-    sweep_dir = out / args.arm
-    command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", "pendulum-phys-vae", "--data",
-               str(data_file), "--grid", f"seed={args.seeds}", "--epochs", str(args.epochs), "--out", str(sweep_dir),
-               *[a for item in args.set for a in ("--set", item)]]
-    if (sweep_dir / "sweep_config.json").is_file():
-        command.append("--resume")
-    subprocess.run(command, check=True)
+    if args.train:
+        sweep_dir = out / args.arm
+        command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", "pendulum-phys-vae", "--data",
+                   str(data_file), "--grid", f"seed={args.seeds}", "--epochs", str(args.epochs), "--out",
+                   str(sweep_dir), *[a for item in args.set for a in ("--set", item)]]
+        if (sweep_dir / "sweep_config.json").is_file():
+            command.append("--resume")
+        subprocess.run(command, check=True)
     table = tabulate_arms(out)
+    if not table["arms"]:
+        print(f"no finished arm in {out} yet: --train sweeps one")
+        return None
     text = markdown(table)
     for target in [out] + ([RESULTS] if args.results else []):
         files.write_json(target / "pendulum_reference.json", table)

@@ -48,3 +48,4 @@ def test_train_and_tabulate_on_a_tiny_budget(tmp_path):
     text = (tmp_path / "pendulum_reference.md").read_text()
     assert "reference code (NOTE.md, one run) | 5000 (4187) | 0.0710" in text
     assert 'activation="tanh"' in text and "arm tanh" in text
+    assert list(pendulum_reference.main(["--out", str(tmp_path)])["arms"]) == ["phys-vae", "tanh"]  # no training
