@@ -1,6 +1,7 @@
 """The alpha trade-off of a phys-VAE, shared by the experiments that measure it (oscillator, pendulum_alpha): the
 error of the inferred physics parameter and of the reconstruction per alpha, mean +- std over the seeds of one
-vectorised sweep, as a table and a figure beside the baselines' parameter errors."""
+vectorised sweep, as a table and a figure beside the baselines' parameter errors; and the alpha chosen on the
+validation split by a stated rule."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 import numpy as np
 
 
-def curve(result: dict, param: str, alphas) -> dict:
-    """Per alpha: the members of a sweep's result (sweep.json) with that alpha, their count, how many diverged, and
-    the mean and standard deviation of the test `PARAM_mae`, `rmse` (x_PAB) and `rmse_P` (the physics part)."""
+RMSE_FACTOR = 1.5  # "near the best reconstruction": a validation RMSE within this factor of the best alpha's
+
+
+def curve(result: dict, param: str, alphas, rmse_factor: float = RMSE_FACTOR) -> dict:
+    """Per alpha: the members of a sweep's result (sweep.json) with that alpha, their count, how many diverged, the
+    mean and standard deviation of the test `PARAM_mae`, `rmse` (x_PAB) and `rmse_P` (the physics part), and the
+    mean validation `PARAM_mae` and `rmse`; and the alpha `choose` picks from the validation figures."""
     rows = []
     for alpha in alphas:
         members = [m for m in result["members"] if np.isclose(m["alpha"], alpha, rtol=1e-6, atol=0)]
@@ -19,8 +24,22 @@ def curve(result: dict, param: str, alphas) -> dict:
         for key in (f"{param}_mae", "rmse", "rmse_P"):
             values = np.array([m["test"][key] for m in members])
             row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
+        for key in (f"{param}_mae", "rmse"):
+            row[f"valid_{key}"] = float(np.mean([m["valid"][key] for m in members]))
         rows.append(row)
-    return {"epochs": result["epochs"], "param": param, "rows": rows}
+    return {"epochs": result["epochs"], "param": param, "rows": rows, "rmse_factor": rmse_factor,
+            "chosen": choose(rows, param, rmse_factor)}
+
+
+def choose(rows: list[dict], param: str, rmse_factor: float = RMSE_FACTOR) -> float | None:
+    """The alpha with the lowest mean validation PARAM MAE among those whose mean validation RMSE is within
+    `rmse_factor` of the lowest over alphas, no seed having diverged; None if every alpha had a diverged seed."""
+    healthy = [r for r in rows if not r["diverged"]]
+    if not healthy:
+        return None
+    best_rmse = min(r["valid_rmse"] for r in healthy)
+    near = [r for r in healthy if r["valid_rmse"] <= rmse_factor * best_rmse]
+    return min(near, key=lambda r: r[f"valid_{param}_mae"])["alpha"]
 
 
 def markdown(trade: dict, baselines: dict, title: str) -> str:
@@ -29,9 +48,13 @@ def markdown(trade: dict, baselines: dict, title: str) -> str:
     lines = [f"{title} ({trade['epochs']} epochs; mean +- std over seeds; test split):", "",
              f"| alpha | seeds | {p} MAE | test RMSE (x_PAB) | physics-only RMSE (x_P) |", "|---|---|---|---|---|"]
     for r in trade["rows"]:
-        lines.append(f"| {r['alpha']:g} | {r['seeds']} | {r[p + '_mae']:.3f} +- {r[p + '_mae_std']:.3f} | "
+        alpha = f"**{r['alpha']:g}** (chosen)" if r["alpha"] == trade.get("chosen") else f"{r['alpha']:g}"
+        lines.append(f"| {alpha} | {r['seeds']} | {r[p + '_mae']:.3f} +- {r[p + '_mae_std']:.3f} | "
                      f"{r['rmse']:.4f} +- {r['rmse_std']:.4f} | {r['rmse_P']:.4f} +- {r['rmse_P_std']:.4f} |")
     lines += ["", f"Baselines ({p} MAE): " + "; ".join(f"{k} {v:.3f}" for k, v in baselines.items())]
+    if "chosen" in trade:
+        lines += ["", f"Chosen on the validation split: the lowest validation {p} MAE among the alphas whose "
+                      f"validation RMSE is within {trade['rmse_factor']:g}x the best alpha's (no diverged seed)."]
     return "\n".join(lines) + "\n"
 
 
