@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxphysvae import data, presets
+from jaxphysvae.config import HParams
 from jaxphysvae.files import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,7 +75,7 @@ def code_size(config: dict, num_channels: int = 3) -> int:
     return sum(Layout.of(model, physics).dims) + (physics.state_size if physics.learned_initial_state else 0)
 
 
-def _preset_of(config: dict) -> str | None:
+def preset_of(config: dict) -> str | None:
     """The preset whose configuration a stored one equals (epochs aside), for records from before sweeps named
     their preset."""
     from jaxphysvae.config import resumable
@@ -84,9 +85,20 @@ def _preset_of(config: dict) -> str | None:
     return None
 
 
+def sweep_label(result: dict, fallback: str) -> str:
+    """A sweep's model as "PRESET, key=value, ..." (what its configuration and first member change from the preset),
+    or `fallback` when no preset has its configuration."""
+    preset = result.get("preset") or preset_of(result["config"])
+    if preset not in presets.PRESETS:
+        return fallback
+    member = {k: v for k, v in result["members"][0].items() if k in HParams._fields}
+    changes = presets.differences(preset, result["config"], member)
+    return ", ".join([preset] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
+
+
 def _sweep_row(sweep_dir: Path) -> dict:
     result = json.loads((sweep_dir / "sweep.json").read_text())
-    result.setdefault("preset", _preset_of(result["config"]))
+    result.setdefault("preset", preset_of(result["config"]))
     members = result["members"]
     stat = lambda key, split="test": (float(np.mean([m[split][key] for m in members])),
                                       float(np.std([m[split][key] for m in members])))

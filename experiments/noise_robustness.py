@@ -19,6 +19,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from experiments.locomotion import sweep_label
 from jaxphysvae import files
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.sweep import load_any
@@ -43,11 +44,12 @@ def seed_curves(path: str, levels=LEVELS, kinds=KINDS, split: str = "test") -> d
 
 
 def members(directory: str) -> tuple[str, list[str]]:
-    """(model name, the paths of its seeds): every member of a sweep directory, or the run directory itself."""
+    """(model name, the paths of its seeds): every member of a sweep directory (named by its preset and what differs
+    from it), or the run directory itself."""
     d = Path(directory)
     if (d / "sweep.json").is_file():
         result = json.loads((d / "sweep.json").read_text())
-        return result.get("preset") or d.name, [f"{d}:{m}" for m in range(len(result["members"]))]
+        return sweep_label(result, d.name), [f"{d}:{m}" for m in range(len(result["members"]))]
     record = json.loads((d / "config.json").read_text())
     return record.get("preset") or d.name, [str(d)]
 

@@ -16,7 +16,8 @@ def test_a_sweep_is_one_model_over_its_seeds(tmp_path):
     result = sweep(config, dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0), {"seed": [0, 1]},
                    tmp_path / "sweep", progress=False, preset="pendulum-phys-vae")
     name, paths = noise_robustness.members(str(tmp_path / "sweep"))
-    assert name == "pendulum-phys-vae" and paths == [f"{tmp_path / 'sweep'}:0", f"{tmp_path / 'sweep'}:1"]
+    assert name.startswith("pendulum-phys-vae, ") and "x_lnvar=-4" in name  # the preset and what differs
+    assert paths == [f"{tmp_path / 'sweep'}:0", f"{tmp_path / 'sweep'}:1"]
     row = noise_robustness.model_curves(str(tmp_path / "sweep"), levels=(0.0, 0.2), kinds=("gaussian", "feature"))
     clean = [m["test"]["mae"] for m in result["members"]]
     for kind in ("gaussian", "feature"):
