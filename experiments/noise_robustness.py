@@ -1,13 +1,17 @@
 """Robustness to noise: test error of trained models when their encoder sees corrupted strides, over seeds.
 
-    python -m experiments.noise_robustness SWEEP_DIR... [RUN_DIR...] [--results]
+    python -m experiments.noise_robustness SWEEP_DIR... [RUN_DIR...]          # noise at evaluation only
+    python -m experiments.noise_robustness --train PRESET [--seeds 0,1,2] [--epochs N]   # noise in training too
 
 Every noise model of jaxphysvae.noise (Gaussian, impulse, missing segment, the NF paper's feature noise, feature
 dropout) at LEVELS (0 to 25 %, the attentive NF-VAE paper's range); targets are the clean strides; posterior mean;
 noise drawn per sequence from a fixed key. A sweep directory is one model whose members (its seeds) give the mean
 +- std; a run directory is one seed. Each model is evaluated as it was trained: the NF presets trained with 10 % x
 10 % feature noise, the phys-VAE columns without noise. The table states, per model, whether its error falls as
-feature noise grows (the paper's claim). Writes OUT.{json,md,png} (default experiments/results/noise_robustness).
+feature noise grows (the paper's claim). With --train PRESET (repeatable), the preset is also trained with each
+noise kind, one vectorised sweep over level x seed per kind (SWEEPS/PRESET/KIND, resumable; long: a GPU's job for
+the locomotion models), and each member is evaluated with the noise it was trained with: the "noise in training
+and evaluation" rows. Writes OUT.{json,md,png} (default experiments/results/noise_robustness).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import jax
 import numpy as np
 
 from experiments.locomotion import sweep_label
-from jaxphysvae import files
+from jaxphysvae import files, presets
+from jaxphysvae.config import HParams
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.sweep import load_any
 from jaxphysvae.train import evaluate
@@ -58,12 +63,37 @@ def model_curves(directory: str, levels=LEVELS, kinds=KINDS) -> dict:
     """Per kind and level, the mean and std over the model's seeds of the test MAE, and each seed's values."""
     name, paths = members(directory)
     per_seed = [seed_curves(p, levels, kinds) for p in paths]
-    curves = {kind: [{"level": level, "mae": float(np.mean([s[kind][i] for s in per_seed])),
-                      "mae_std": float(np.std([s[kind][i] for s in per_seed])),
-                      "per_seed": [s[kind][i] for s in per_seed]} for i, level in enumerate(levels)]
+    curves = {kind: [_point(level, [s[kind][i] for s in per_seed]) for i, level in enumerate(levels)]
               for kind in kinds}
     return {"model": name, "run": str(directory), "seeds": len(paths), "curves": curves,
             "feature_noise_trend": feature_trend(curves.get("feature"))}
+
+
+def _point(level: float, values: list[float]) -> dict:
+    return {"level": level, "mae": float(np.mean(values)), "mae_std": float(np.std(values)), "per_seed": values}
+
+
+def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | None = None, levels=LEVELS,
+                   kinds=KINDS, changes: dict | None = None, progress: bool = True) -> dict:
+    """Per noise kind, `preset` trained at every level (one sweep over level x seed) and each member evaluated on
+    the test split with the noise it was trained with; mean and std over seeds per level. `changes`: Config
+    changes (the tests' small models)."""
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    curves = {}
+    for kind in kinds:
+        config, hparams = presets.get(preset)
+        config = config.replace(noise=kind, **(changes or {}), **({"epochs": epochs} if epochs else {}))
+        base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+        target = sweeps / preset / kind
+        result = sweep(config, base, {"noise": list(levels), "seed": seeds}, target, progress=progress,
+                       resume=(target / CONFIG_FILE).is_file(), preset=preset)
+        by_level = {level: [] for level in levels}
+        for m, row in enumerate(result["members"]):
+            level = next(lv for lv in levels if np.isclose(row["noise"], lv, rtol=1e-6, atol=1e-9))
+            by_level[level].append(seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0])
+        curves[kind] = [_point(level, by_level[level]) for level in levels]
+    return {"model": f"{preset}, trained with the noise it is evaluated with", "run": str(sweeps / preset),
+            "seeds": len(seeds), "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))}
 
 
 def feature_trend(points: list[dict] | None) -> str | None:
@@ -118,14 +148,26 @@ def markdown(results: list[dict]) -> str:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="sweep directories (their members are the seeds) or run directories")
+    parser.add_argument("runs", nargs="*", help="sweep directories (their members are the seeds) or run directories")
+    parser.add_argument("--train", action="append", default=[], metavar="PRESET",
+                        help="also train PRESET with each noise kind at every level, and evaluate it with that noise")
+    parser.add_argument("--seeds", default="0,1,2", help="the seeds of --train")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of --train (default: the preset's)")
+    parser.add_argument("--sweeps", default="runs/noise_training", help="directory of the --train sweeps")
     parser.add_argument("--out", default=str(RESULTS / "noise_robustness"),
                         help="the results' path without its suffix (default experiments/results/noise_robustness)")
     args = parser.parse_args(argv)
+    if not args.runs and not args.train:
+        parser.error("give trained models (sweep or run directories) or --train PRESET")
     for d in args.runs:
         if not ((Path(d) / "sweep.json").is_file() or (Path(d) / "config.json").is_file()):
             parser.error(f"{d}: neither a finished sweep (sweep.json) nor a run directory (config.json)")
+    for name in args.train:
+        if name not in presets.PRESETS:
+            parser.error(f"--train: unknown preset {name!r}")
     results = [model_curves(d) for d in args.runs]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results += [trained_curves(name, seeds, Path(args.sweeps), args.epochs) for name in args.train]
     out = Path(args.out)
     files.write_json(out.with_suffix(".json"), results)
     text = markdown(results)

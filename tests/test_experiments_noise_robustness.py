@@ -52,3 +52,19 @@ def test_the_table_states_the_trend(tmp_path):
     noise_robustness.figure(results, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 0
     json.dumps(results)
+
+
+def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
+    from jaxphysvae.presets import TOY_WIDTHS
+    changes = {**TOY_WIDTHS, "batch_size": 8, "eval_batch_size": 16, "n_train": 32, "n_valid": 16, "n_test": 16}
+    row = noise_robustness.trained_curves("pendulum-phys-vae", [0], tmp_path, epochs=1, levels=(0.0, 0.3),
+                                          kinds=("gaussian",), changes=changes, progress=False)
+    result = json.loads((tmp_path / "pendulum-phys-vae" / "gaussian" / "sweep.json").read_text())
+    assert [m["noise"] for m in result["members"]] == [0.0, 0.3]
+    clean, noisy = row["curves"]["gaussian"]
+    assert clean["per_seed"] == pytest.approx([result["members"][0]["test"]["mae"]], rel=1e-5)  # no noise: its row
+    # the member trained at 0.3, evaluated with Gaussian noise of 0.3 (its row's test error is without noise)
+    alone = noise_robustness.seed_curves(f"{tmp_path / 'pendulum-phys-vae' / 'gaussian'}:1", (0.0, 0.3),
+                                         ("gaussian",))["gaussian"]
+    assert alone[0] == pytest.approx(result["members"][1]["test"]["mae"], rel=1e-5)
+    assert noisy["per_seed"] == [alone[1]] and alone[1] != alone[0]
