@@ -23,8 +23,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from experiments import report
 from experiments.locomotion import sweep_label
-from jaxphysvae import files, presets
+from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.sweep import load_any
@@ -125,9 +126,7 @@ def figure(results: list[dict], path: Path) -> None:
     axes[0].set_ylabel("test MAE (rad)")
     axes[-1].legend(fontsize=6)
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def markdown(results: list[dict]) -> str:
@@ -169,11 +168,8 @@ def main(argv=None) -> list[dict]:
     seeds = [int(s) for s in args.seeds.split(",")]
     results += [trained_curves(name, seeds, Path(args.sweeps), args.epochs) for name in args.train]
     out = Path(args.out)
-    files.write_json(out.with_suffix(".json"), results)
     text = markdown(results)
-    with files.atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text(text)
-    figure(results, out.with_suffix(".png"))
+    report.write(out.name, results, text, [out.parent], lambda path: figure(results, path))
     print(text)
     return results
 

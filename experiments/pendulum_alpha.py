@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import tradeoff
-from jaxphysvae import data, files, presets
+from experiments import report, tradeoff
+from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.physics import Pendulum
 from jaxphysvae.physics.least_squares import least_squares
@@ -79,11 +79,8 @@ def main(argv=None) -> dict:
     text = tradeoff.markdown(result["alpha"], result["baselines"], "`pendulum-phys-vae` on the pendulum over alpha")
     text += (f"\nReconstruction RMSE of the least-squares fits {result['least_squares_rmse']:.4f}, of "
              f"`pendulum-phys-only` {result['phys_only']['rmse']:.4f}.\n")
-    for target in [out] + ([RESULTS] if args.results else []):
-        files.write_json(target / "pendulum_alpha.json", result)
-        with files.atomic_path(target / "pendulum_alpha.md") as tmp:
-            tmp.write_text(text)
-        tradeoff.figure(result["alpha"], result["baselines"], target / "pendulum_alpha.png", "rad/s")
+    report.write("pendulum_alpha", result, text, [out] + ([RESULTS] if args.results else []),
+                 lambda path: tradeoff.figure(result["alpha"], result["baselines"], path, "rad/s"))
     print(text)
     return result
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxphysvae import files
+from experiments import report
 from jaxphysvae.data.cache import save_npz
 from jaxphysvae.errors import DataError
 
@@ -133,10 +133,7 @@ def main(argv=None):
         print(f"no finished arm in {out} yet: --train sweeps one")
         return None
     text = markdown(table)
-    for target in [out] + ([RESULTS] if args.results else []):
-        files.write_json(target / "pendulum_reference.json", table)
-        with files.atomic_path(target / "pendulum_reference.md") as tmp:
-            tmp.write_text(text)
+    report.write("pendulum_reference", table, text, [out] + ([RESULTS] if args.results else []))
     print(text)
     return table
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import report
+
 
 RMSE_FACTOR = 1.5  # "near the best reconstruction": a validation RMSE within this factor of the best alpha's
 
@@ -77,5 +79,4 @@ def figure(trade: dict, baselines: dict, path: Path, unit: str) -> None:
     twin.set_ylabel("test RMSE of x_PAB", color="C3")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)

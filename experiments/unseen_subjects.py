@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import locomotion
-from jaxphysvae import files, presets
+from experiments import locomotion, report
+from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
@@ -161,9 +161,7 @@ def figure(result: dict, path: Path) -> None:
     ax.set_title(f"Locomotion, folds by {result['by']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> dict:
@@ -194,12 +192,8 @@ def main(argv=None) -> dict:
     result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                  [int(s) for s in args.seeds.split(",")], epochs, args.quick)
     text = markdown(result)
-    name = f"unseen_subjects_{args.by}"
-    for target in [out] + ([RESULTS] if args.results else []):
-        files.write_json(target / f"{name}.json", result)
-        with files.atomic_path(target / f"{name}.md") as tmp:
-            tmp.write_text(text)
-        figure(result, target / f"{name}.png")
+    report.write(f"unseen_subjects_{args.by}", result, text, [out] + ([RESULTS] if args.results else []),
+                 lambda path: figure(result, path))
     print(text)
     return result
 

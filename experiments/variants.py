@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxphysvae import data, files, presets
+from experiments import report
+from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.physics import make_physics
 from jaxphysvae.physics.least_squares import least_squares
@@ -149,9 +150,7 @@ def figure(result: dict, path: Path) -> None:
     if ax.lines:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> dict:
@@ -173,11 +172,8 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick)
     text = markdown(result)
-    for target in [out] + ([RESULTS] if args.results else []):
-        files.write_json(target / f"variants_{args.dataset}.json", result)
-        with files.atomic_path(target / f"variants_{args.dataset}.md") as tmp:
-            tmp.write_text(text)
-        figure(result, target / f"variants_{args.dataset}.png")
+    report.write(f"variants_{args.dataset}", result, text, [out] + ([RESULTS] if args.results else []),
+                 lambda path: figure(result, path))
     print(text)
     return result
 
