@@ -16,8 +16,8 @@ from jaxphysvae.config import Config
 from jaxphysvae.errors import ConfigError
 
 _PENDULUM = dict(dataset="pendulum", physics="pendulum", dim_z_phy=1, feat_hidden=(128, 128), feat_dim=256,
-                 unmixer_hidden=(128, 128), correction_hidden=(64, 64), residual_hidden=(128, 128), head_hidden=(64, 32),
-                 batch_size=200, epochs=5000, solver="euler", substeps=1)
+                 unmixer_hidden=(128, 128), correction_hidden=(64, 64), residual_hidden=(128, 128),
+                 head_hidden=(64, 32), batch_size=200, epochs=5000, solver="euler", substeps=1)
 _ADVDIF = dict(dataset="advdif", physics="diffusion", dim_z_phy=1, observation_map=True, feat_hidden=(256, 256),
                feat_dim=256, unmixer_hidden=(256, 256), correction_hidden=(64, 64), residual_hidden=(128,),
                head_hidden=(64, 32), batch_size=200, epochs=20000, solver="euler", substeps=2)

@@ -32,7 +32,8 @@ def test_quick_run_tabulates_its_sweeps_beside_the_baselines(tmp_path):
     phys = rows["pendulum-phys-only"]
     assert phys["omega_mae"] == pytest.approx(np.mean(omega)) and phys["omega_mae_std"] == pytest.approx(np.std(omega))
     assert phys["seeds"] == 2 and phys["epochs"] == 2 and phys["curve"]["epoch"] == [1, 2]
-    log = [json.loads(line) for line in (tmp_path / "pendulum" / "phys-only" / "metrics.jsonl").read_text().splitlines()]
+    log_file = tmp_path / "pendulum" / "phys-only" / "metrics.jsonl"
+    log = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert phys["curve"]["valid_sse_per_seq"][-1] == pytest.approx(np.mean(log[-1]["valid_sse_per_seq"]))
     assert "omega_mae" not in rows["pendulum-nn-only"]  # no physics, no omega
     test, train = pendulum.load("test", n=16), pendulum.load("train", n=32)

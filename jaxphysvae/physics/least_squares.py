@@ -2,9 +2,10 @@
 parameters should beat.
 
 For every sequence, the z_P on a grid over the model's physical range (`z_range`) whose solution from
-`initial_state(x)` is closest to the observed sequence in squared error. It needs a physics model whose parameters
-are known (`init`'s values are used: the identity observation map of `Diffusion(observation_map=True)`, the random
-initial network of a learned Hamiltonian, which makes no sense here) and an initial state read from the data.
+`initial_state(x)` is closest to the observed sequence in squared error. The physics model's own parameters are
+those `init` returns (for `Diffusion(observation_map=True)` the identity observation map), and its initial state
+must be read from the data: models that learn it (`learned_initial_state`, such as the learned Hamiltonians) are
+refused.
 """
 
 from __future__ import annotations
