@@ -79,7 +79,7 @@ def _hparams_and_config(args):
         spec = check_spec(args.physics)
         dim_z = load_physics(spec).dim_z if is_import_path(spec) else config.model.dim_z_phy
         config = config.replace(physics=spec, dim_z_phy=dim_z if config.model.use_physics else 0)
-    if args.epochs is not None:
+    if getattr(args, "epochs", None) is not None:
         config = config.replace(epochs=args.epochs)
     config, hparams = apply_overrides(config, hparams, args.set or [])
     return config, HParams.create(**hparams)
@@ -224,6 +224,34 @@ def _sweep(args) -> None:
           f"{result['devices']} device(s); written to {out}")
 
 
+def _least_squares(args) -> None:
+    import numpy as np
+
+    from jaxphysvae.data.cache import save_npz
+    from jaxphysvae.physics import make_physics
+    from jaxphysvae.physics.least_squares import least_squares
+    from jaxphysvae.runs import load_splits
+    config, _ = _hparams_and_config(args)
+    if args.out is not None and not args.out.endswith(".npz"):
+        raise ConfigError(f"--out {args.out}: give a file name ending in .npz")
+    ds = load_splits(config)[args.split]
+    physics = make_physics(config.model, ds.x.shape[1])
+    fit = least_squares(physics, ds.x, ds.dt, points=args.points, spacing=args.spacing)
+    rmse = float(np.sqrt(np.mean((fit.x_hat - ds.x) ** 2)))
+    print(f"{ds.num_sequences} sequences of {ds.source} ({args.split}): the physics model alone, fitted to each "
+          f"on a grid of {len(fit.grid)} values of z_P; reconstruction RMSE {rmse:.4g}")
+    estimates = {name: fit.z[:, i] for i, name in enumerate(physics.param_names[:physics.dim_z])}
+    for name, value in estimates.items():
+        line = f"  {name}: mean {value.mean():.4g}, range [{value.min():.4g}, {value.max():.4g}]"
+        if name in ds.params:
+            line += f"; MAE against the true values {np.abs(value - ds.params[name]).mean():.4g}"
+        print(line)
+    if args.out is not None:
+        save_npz(Path(args.out), x=ds.x, x_hat=fit.x_hat, z=fit.z, sse=fit.sse, **estimates,
+                 **{f"true_{k}": v for k, v in ds.params.items()})
+        print(f"written to {args.out}")
+
+
 def _presets(args) -> None:
     from jaxphysvae import presets
     for name, text in presets.describe():
@@ -366,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
+
+    ls = commands.add_parser("least-squares", help="fit the physics model alone to each sequence: the baseline for "
+                                                   "the inferred physics parameters")
+    ls.add_argument("--preset", required=True, help="the data set and physics of this preset (a template)")
+    _user_options(ls)
+    ls.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    ls.add_argument("--points", type=int, default=1000, help="grid points per dimension of z_P (default 1000)")
+    ls.add_argument("--spacing", default="linear", choices=("linear", "log"), help="grid spacing over the range")
+    ls.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the preset (repeatable)")
+    ls.add_argument("--out", default=None, help="also write the estimates and fits to this .npz file")
+    ls.set_defaults(run=_least_squares, computes=True)
 
     pr = commands.add_parser("presets", help="list the presets")
     pr.set_defaults(run=_presets)
