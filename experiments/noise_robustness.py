@@ -25,8 +25,8 @@ import numpy as np
 
 from experiments import report
 from experiments.locomotion import sweep_label
+from experiments.sweeps import preset_sweep
 from jaxphysvae import presets
-from jaxphysvae.config import HParams
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.sweep import load_any
 from jaxphysvae.train import evaluate
@@ -79,15 +79,11 @@ def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | No
     """Per noise kind, `preset` trained at every level (one sweep over level x seed) and each member evaluated on
     the test split with the noise it was trained with; mean and std over seeds per level. `changes`: Config
     changes (the tests' small models)."""
-    from jaxphysvae.sweep import CONFIG_FILE, sweep
     curves = {}
     for kind in kinds:
-        config, hparams = presets.get(preset)
-        config = config.replace(noise=kind, **(changes or {}), **({"epochs": epochs} if epochs else {}))
-        base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
         target = sweeps / preset / kind
-        result = sweep(config, base, {"noise": list(levels), "seed": seeds}, target, progress=progress,
-                       resume=(target / CONFIG_FILE).is_file(), preset=preset)
+        result = preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
+                              {"noise": kind, **(changes or {})}, progress=progress)
         by_level = {level: [] for level in levels}
         for m, row in enumerate(result["members"]):
             level = next(lv for lv in levels if np.isclose(row["noise"], lv, rtol=1e-6, atol=1e-9))

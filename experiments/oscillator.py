@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import tradeoff
+from experiments.sweeps import preset_sweep
 from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data.cache import save_npz
@@ -130,7 +131,6 @@ def alpha_sweep(out: Path, epochs: int, quick: bool) -> dict:
     (the command line's `jaxphysvae sweep --preset pendulum-phys-vae --data OUT/oscillator.npz --physics
     experiments.oscillator:Spring --grid alpha=0,0.01,0.1,1 --grid seed=0,1,2`, whose directory it shares): test k
     MAE and RMSE, mean and standard deviation over seeds per alpha."""
-    from jaxphysvae.sweep import CONFIG_FILE, sweep
     data_file = out / "oscillator.npz"
     if not data_file.is_file():
         write_data(data_file)
@@ -138,14 +138,10 @@ def alpha_sweep(out: Path, epochs: int, quick: bool) -> dict:
     if (target / "sweep.json").is_file():
         result = json.loads((target / "sweep.json").read_text())
     else:
-        config, hparams = presets.get("pendulum-phys-vae")
-        config = config.replace(dataset=str(data_file.resolve()), physics="experiments.oscillator:Spring",
-                                epochs=epochs)
-        if quick:
-            config = config.replace(**presets.TOY_WIDTHS, batch_size=50)
-        base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+        changes = {"dataset": str(data_file.resolve()), "physics": "experiments.oscillator:Spring",
+                   **(dict(**presets.TOY_WIDTHS, batch_size=50) if quick else {})}
         grid = {"alpha": list(ALPHAS), "seed": list(SEEDS[:1] if quick else SEEDS)}
-        result = sweep(config, base, grid, target, progress=not quick, resume=(target / CONFIG_FILE).is_file())
+        result = preset_sweep("pendulum-phys-vae", grid, target, epochs, changes, progress=not quick)
     return tradeoff.curve(result, "k", ALPHAS)
 
 

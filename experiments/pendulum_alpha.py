@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report, tradeoff
+from experiments.sweeps import preset_sweep
 from jaxphysvae import data, presets
-from jaxphysvae.config import HParams
 from jaxphysvae.physics import Pendulum
 from jaxphysvae.physics.least_squares import least_squares
 
@@ -29,19 +29,9 @@ ALPHAS = (0.0, 0.01, 0.1, 0.3, 1.0)
 QUICK_SIZES = {"n_train": 64, "n_valid": 32, "n_test": 32}
 
 
-def _config(name: str, epochs: int, quick: bool):
-    config, hparams = presets.get(name)
-    config = config.replace(epochs=epochs)
-    if quick:
-        config = config.replace(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=32, eval_batch_size=32)
-    return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
-
-
 def _sweep(name: str, grid: dict, target: Path, epochs: int, quick: bool) -> dict:
-    from jaxphysvae.sweep import CONFIG_FILE, sweep
-    config, base = _config(name, epochs, quick)
-    return sweep(config, base, grid, target, progress=not quick, resume=(target / CONFIG_FILE).is_file(),
-                 preset=name)
+    changes = dict(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=32, eval_batch_size=32) if quick else None
+    return preset_sweep(name, grid, target, epochs, changes, progress=not quick)
 
 
 def run(out: Path, epochs: int, seeds: list[int], quick: bool) -> dict:

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import locomotion, report
+from experiments.sweeps import preset_sweep
 from jaxphysvae import presets
-from jaxphysvae.config import HParams
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
 
@@ -81,18 +81,6 @@ def fold_baselines(split: dict[str, raw.Strides]) -> list[dict]:
     return [r for r in rows if r["model"] != "all zeros"]
 
 
-def _sweep(preset: str, split: dict[str, raw.Strides], seeds: list[int], epochs: int | None, target: Path,
-           quick: bool) -> dict:
-    from jaxphysvae.sweep import CONFIG_FILE, sweep
-    config, hparams = presets.get(preset)
-    config = config.replace(**QUICK) if quick else config
-    config = config.replace(epochs=epochs) if epochs else config
-    base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
-    splits = {name: s.dataset(name) for name, s in split.items()}
-    return sweep(config, base, {"seed": seeds}, target, progress=not quick, splits=splits,
-                 resume=(target / CONFIG_FILE).is_file(), preset=preset)
-
-
 def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
     row = {"model": name, "code_size": code, "folds": per_fold, **(extra or {})}
     for key in ("mae", "rmse", "sse_per_seq"):
@@ -112,7 +100,9 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     for preset in model_presets:
         per_fold, best, statuses = [], [], []
         for k, split in enumerate(splits):
-            result = _sweep(preset, split, seeds, epochs, out / by / preset / f"fold{k}", quick)
+            result = preset_sweep(preset, {"seed": seeds}, out / by / preset / f"fold{k}", epochs,
+                                  QUICK if quick else None, {name: s.dataset(name) for name, s in split.items()},
+                                  progress=not quick)
             members = result["members"]
             per_fold.append({key: float(np.mean([m["test"][key] for m in members]))
                              for key in ("mae", "rmse", "sse_per_seq")})

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
+from experiments.sweeps import preset_sweep
 from jaxphysvae import data, presets
-from jaxphysvae.config import HParams
 from jaxphysvae.physics import make_physics
 from jaxphysvae.physics.least_squares import least_squares
 from jaxphysvae.rundir import read_metrics
@@ -38,15 +38,6 @@ VARIANTS = ("nn-only", "nn-solver", "phys-only", "phys-nn", "phys-vae", "nf", "a
 PARAMETER = {"pendulum": ("omega", "linear", 1500), "advdif": ("D", "log", 1000)}
 QUICK_SIZES = {"n_train": 32, "n_valid": 16, "n_test": 16}
 TAIL = 0.2  # the last fifth of the epochs, over which the flattening is measured
-
-
-def _config(preset: str, epochs: int | None, quick: bool):
-    config, hparams = presets.get(preset)
-    if quick:
-        config = config.replace(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=16, eval_batch_size=16)
-    if epochs:
-        config = config.replace(epochs=epochs)
-    return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
 
 
 def baselines(dataset: str, quick: bool = False) -> dict:
@@ -85,11 +76,9 @@ def learning_curve(sweep_dir: Path) -> dict | None:
 
 
 def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool) -> dict:
-    from jaxphysvae.sweep import CONFIG_FILE, sweep
     preset = f"{dataset}-{variant}"
-    config, base = _config(preset, epochs, quick)
-    result = sweep(config, base, {"seed": seeds}, target, progress=not quick,
-                   resume=(target / CONFIG_FILE).is_file(), preset=preset)
+    changes = dict(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=16, eval_batch_size=16) if quick else None
+    result = preset_sweep(preset, {"seed": seeds}, target, epochs, changes, progress=not quick)
     name = PARAMETER[dataset][0]
     members = result["members"]
     row = {"model": preset, "seeds": len(members), "epochs": result["epochs"],

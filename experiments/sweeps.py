@@ -1,0 +1,22 @@
+"""The experiments' one way to train a preset over a grid: a vectorised sweep that continues what its directory
+holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jaxphysvae import presets
+from jaxphysvae.config import HParams
+
+
+def preset_sweep(preset: str, grid: dict, target: Path, epochs: int | None = None, changes: dict | None = None,
+                 splits: dict | None = None, progress: bool = True) -> dict:
+    """Sweep `preset` (its configuration with `changes`, and `epochs` if given) over `grid` into `target`,
+    resuming the sweep stored there if any (its epochs may grow); the sweep's result (sweep.json's contents).
+    `splits`: data sets to train on instead of the configuration's."""
+    from jaxphysvae.sweep import CONFIG_FILE, sweep
+    config, hparams = presets.get(preset)
+    config = config.replace(**(changes or {}), **({"epochs": epochs} if epochs else {}))
+    base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+    return sweep(config, base, grid, target, progress=progress, splits=splits,
+                 resume=(Path(target) / CONFIG_FILE).is_file(), preset=preset)
