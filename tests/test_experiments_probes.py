@@ -1,13 +1,13 @@
-"""experiments/pendulum_probes.py on a tiny run: counterfactual and extrapolation errors against the generator."""
+"""experiments/probes.py on a tiny run: counterfactual and extrapolation errors against the generator."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import pendulum_probes
+from experiments import probes
 from jaxphysvae.cli import main
-from jaxphysvae.data import pendulum
+from jaxphysvae.data import advdif, pendulum
 from jaxphysvae.fit import load_run
 from jaxphysvae.predict import predict
 from tests.helpers import CLI_SMALL
@@ -17,10 +17,10 @@ def test_probes_measure_against_the_generator(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--preset", "pendulum-phys-vae", "--epochs", "1", "--out", str(run), "--no-progress",
                  *CLI_SMALL]) == 0
-    results = pendulum_probes.main([str(run), "--n", "5", "--out", str(tmp_path / "out")])
+    results = probes.main([str(run), "--n", "5", "--out", str(tmp_path / "out")])
     written = json.loads((tmp_path / "out" / "pendulum_probes.json").read_text())
     assert written == json.loads(json.dumps(results))
-    assert [c["factor"] for c in written[0]["counterfactual"]] == list(pendulum_probes.FACTORS)
+    assert [c["factor"] for c in written[0]["counterfactual"]] == list(probes.FACTORS)
     assert (tmp_path / "out" / "pendulum_probes.png").stat().st_size > 0
     # one entry recomputed: factor 2 and window 3, by hand from predict and the generator
     config, _, model, _, params, splits, _ = load_run(run)
@@ -29,9 +29,39 @@ def test_probes_measure_against_the_generator(tmp_path):
     mean = predict(model, params, x)
     doubled = predict(model, params, x, z_phy=2 * mean["z_phy_mean"])["x_PAB"][:, 0]
     truth = pendulum.simulate(p["theta0"], 2 * p["omega"], p["gamma"], p["A"], p["f"], ds.t)[..., 0]
-    factor2 = written[0]["counterfactual"][pendulum_probes.FACTORS.index(2.0)]
+    factor2 = written[0]["counterfactual"][probes.FACTORS.index(2.0)]
     assert factor2["rmse_PAB"] == pytest.approx(np.sqrt(np.mean((doubled - truth) ** 2)), abs=1e-6)
     long = predict(model, params, x, horizon=200)["x_PA_long"][:, 0, 100:150]
     t = np.arange(200) * pendulum.DT
     truth = pendulum.simulate(p["theta0"], p["omega"], p["gamma"], p["A"], p["f"], t)[:, 100:150, 0]
     assert written[0]["extrapolation"][2]["rmse_PA"] == pytest.approx(np.sqrt(np.mean((long - truth) ** 2)), abs=1e-6)
+
+
+def test_a_sweep_members_label_names_what_varies_but_the_seed(tmp_path):
+    members = [{"alpha": a, "beta": 0.1, "seed": s} for a in (0.0, 0.1) for s in (0, 1)]
+    (tmp_path / "alpha-sweep").mkdir()
+    (tmp_path / "alpha-sweep" / "sweep.json").write_text(json.dumps({"members": members}))
+    labels = [probes.member_label(f"{tmp_path / 'alpha-sweep'}:{m}") for m in range(4)]
+    assert labels == ["alpha-sweep, alpha=0", "alpha-sweep, alpha=0", "alpha-sweep, alpha=0.1", "alpha-sweep, alpha=0.1"]
+
+
+def test_advection_diffusion_probes_scale_D_and_extrapolate_to_1000_steps(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "advdif-phys-vae", "--epochs", "1", "--out", str(run), "--no-progress",
+                 *CLI_SMALL]) == 0
+    results = probes.main([str(run), "--n", "3", "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "advdif_probes.png").stat().st_size > 0
+    assert results[0]["param"] == "D" and len(results[0]["extrapolation"]) == 20
+    # recomputed by hand from predict and the generator: D x 0.4, and the last window (steps 950 to 1000)
+    _, _, model, _, params, splits, _ = load_run(run)
+    ds = splits["test"]
+    x, p = ds.x[:3], {k: v[:3].astype(np.float64) for k, v in ds.params.items()}
+    mean = predict(model, params, x)
+    scaled = predict(model, params, x, z_phy=0.4 * mean["z_phy_mean"])["x_PAB"]
+    truth = advdif.simulate(p["m"], 0.4 * p["D"], p["c"], ds.t).transpose(0, 2, 1)
+    factor = results[0]["counterfactual"][probes.FACTORS.index(0.4)]
+    assert factor["rmse_PAB"] == pytest.approx(np.sqrt(np.mean((scaled - truth) ** 2)), abs=1e-6)
+    long = predict(model, params, x, horizon=1000)["x_PA_long"][..., 950:]
+    truth = advdif.simulate(p["m"], p["D"], p["c"], np.arange(1000) * advdif.DT)[:, 950:].transpose(0, 2, 1)
+    assert results[0]["extrapolation"][-1]["rmse_PA"] == pytest.approx(np.sqrt(np.mean((long - truth) ** 2)),
+                                                                       abs=1e-6)

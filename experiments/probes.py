@@ -1,0 +1,226 @@
+"""Counterfactuals and extrapolation of trained pendulum or advection-diffusion models, measured against the
+generator's truth.
+
+    python -m experiments.probes runs/pendulum-phys-vae-seed0 runs/sweep-pendulum-nn-solver ... [--results]
+    python -m experiments.probes runs/sweep-advdif-phys-vae runs/sweep-advdif-nn-solver ... [--results]
+
+Counterfactual (phys-VAE's pendulum_cntfact notebook, with numbers): for the first N test sequences, the inferred
+physics parameter (the pendulum's omega, the diffusion coefficient D) times each of the notebook's factors (0.2 ...
+3.0) is decoded (x_PAB; the other latents at their posterior mean) and compared with the trajectory the generator
+simulates with the true parameter times the same factor and every other true parameter kept (the pendulum's theta_0,
+damping and forcing; the profile's amplitude m and advection c), noise-free. The pendulum's forcing amplitude is
+A omega^2 in the generator, so it scales with omega. Models without a physics latent have nothing to change and are
+left out.
+
+Extrapolation (the advdif_extrapolate notebook, with numbers): the ODE part of each model (x_PA: the physics with
+the in-ODE correction; the residual network has the training window's length) integrated from the inferred initial
+state past the training window, against the generator's continuation: 4x the window for the pendulum (200 steps),
+20x for advection-diffusion (1000 steps, as the notebook); RMSE per window of T steps.
+
+Writes OUT/DATASET_probes.{json,md,png} (default experiments/results/ with --results, else the current directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from jaxphysvae import files
+from jaxphysvae.config import HParams
+from jaxphysvae.data import advdif, pendulum
+from jaxphysvae.predict import predict
+from jaxphysvae.sweep import load_any, parse_member
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FACTORS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0)  # the reference notebook's
+
+
+@dataclass(frozen=True)
+class System:
+    """What the probes change and extend for one data set.
+
+    param: the physics parameter scaled by the counterfactual factors (the model's and the generator's name).
+    horizon: windows of the training length the ODE part is integrated over (the first is the training window).
+    shown: the windows (from 1) the Markdown table shows; the JSON and the figure have every window.
+    truth: (params, scale, t) -> the noise-free truth (N, C, len(t)) with `param` times scale, params the test
+      sequences' true parameters (float64 arrays of shape (N,)).
+    """
+
+    param: str
+    horizon: int
+    shown: tuple[int, ...]
+    truth: Callable[[dict, float, np.ndarray], np.ndarray]
+
+
+def _pendulum_truth(p: dict, scale: float, t: np.ndarray) -> np.ndarray:
+    states = pendulum.simulate(p["theta0"], p["omega"] * scale, p["gamma"], p["A"], p["f"], t)
+    return states[:, None, :, 0]
+
+
+def _advdif_truth(p: dict, scale: float, t: np.ndarray) -> np.ndarray:
+    return advdif.simulate(p["m"], p["D"] * scale, p["c"], t).transpose(0, 2, 1)
+
+
+SYSTEMS = {"pendulum": System("omega", 4, (1, 2, 3, 4), _pendulum_truth),
+           "advdif": System("D", 20, (1, 2, 5, 10, 20), _advdif_truth)}
+
+
+def member_label(run: str) -> str:
+    """"SWEEP_DIR_NAME, key=value, ..." for member "SWEEP_DIR:M": the hyper-parameters that vary across the sweep's
+    members, the seed aside, so that a sweep over alpha gives one model per alpha and its seeds group together."""
+    directory, member = parse_member(run)
+    members = json.loads((directory / "sweep.json").read_text())["members"]
+    varying = [k for k in HParams._fields if len({m.get(k) for m in members}) > 1]
+    return ", ".join([directory.name] + [f"{k}={members[member][k]:.3g}" for k in varying])
+
+
+def probe(run: str, n: int = 100) -> dict:
+    """Counterfactual and extrapolation errors (RMSE, in the data's units) of one pendulum or advection-diffusion run
+    on its first n test sequences."""
+    config, _, model, _, params, splits, record = load_any(run)
+    ds = splits["test"]
+    if ds.name not in SYSTEMS:
+        raise SystemExit(f"{run}: data set {ds.name!r} has no generator to probe against; probes know "
+                         f"{', '.join(SYSTEMS)}")
+    system = SYSTEMS[ds.name]
+    index = np.arange(min(n, ds.num_sequences))
+    x = ds.x[index]
+    true = {k: np.asarray(v[index], np.float64) for k, v in ds.params.items()}
+    steps = ds.num_steps
+    batch = config.schedule.eval_batch_size
+    base = predict(model, params, x, batch_size=batch, horizon=system.horizon * steps)
+    name = record.get("preset") or Path(run).name
+    if "seed" in record and "preset" not in record:  # a sweep member's row: the model is the sweep
+        name = member_label(run)
+    out = {"model": name, "dataset": ds.name, "param": system.param, "seed": record.get("seed"), "run": str(run),
+           "n": int(len(index))}
+    rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
+    if model.layout.dims.phy:
+        rows = []
+        for factor in FACTORS:
+            decoded = predict(model, params, x, batch_size=batch, z_phy=base["z_phy_mean"] * np.float32(factor))
+            truth = system.truth(true, factor, ds.t)
+            rows.append({"factor": factor, "rmse_PAB": rmse(decoded["x_PAB"], truth),
+                         "rmse_P": rmse(decoded["x_P"], truth),
+                         "rmse_unchanged": rmse(base["x_PAB"], truth)})  # the baseline: the parameter as inferred
+        out["counterfactual"] = rows
+    truth = system.truth(true, 1.0, base["t_long"])
+    out["extrapolation"] = [{"window": w + 1, "steps": [w * steps, (w + 1) * steps],
+                             "rmse_PA": rmse(base["x_PA_long"][..., w * steps:(w + 1) * steps],
+                                             truth[..., w * steps:(w + 1) * steps]),
+                             "rms_truth": rmse(0.0, truth[..., w * steps:(w + 1) * steps])}  # predicting 0
+                            for w in range(system.horizon)]
+    out["param_mae"] = (float(np.abs(base[system.param] - true[system.param]).mean()) if system.param in base
+                        else None)
+    return out
+
+
+def _groups(results: list[dict]) -> dict[str, list[dict]]:
+    """The results by model (the seeds of one sweep, or runs of one preset, together)."""
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r["model"], []).append(r)
+    return groups
+
+
+def _stat(values) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+UNITS = {"pendulum": ("rad", "pendulums"), "advdif": ("profile units", "profiles")}
+
+
+def markdown(results: list[dict]) -> str:
+    groups = _groups(results)
+    dataset, param = results[0]["dataset"], results[0]["param"]
+    unit, things = UNITS[dataset]
+    shown = SYSTEMS[dataset].shown
+    cell = lambda values: "{:.3f} +- {:.3f}".format(*_stat(values))
+    lines = [f"Counterfactual RMSE ({unit}) of x_PAB against the generator with {param} x factor, first "
+             f"{results[0]['n']} test {things}, mean +- std over seeds:", "",
+             "| model | seeds | " + " | ".join(f"x{f:g}" for f in FACTORS) + " |",
+             "|---|---|" + "---|" * len(FACTORS)]
+    for name, rs in groups.items():
+        if "counterfactual" in rs[0]:
+            for key, label in (("rmse_PAB", name), ("rmse_unchanged", f"{name}, {param} left unchanged")):
+                lines.append(f"| {label} | {len(rs)} | " + " | ".join(
+                    cell([r["counterfactual"][i][key] for r in rs]) for i in range(len(FACTORS))) + " |")
+    steps = results[0]["extrapolation"][0]["steps"][1]
+    lines += ["", f"Extrapolation RMSE ({unit}) of the ODE part x_PA per window of the training length ({steps} "
+              f"steps), to {SYSTEMS[dataset].horizon}x (window 1 is the training window), mean +- std over seeds:", "",
+              "| model | seeds | " + " | ".join(f"window {w}" for w in shown) + " |",
+              "|---|---|" + "---|" * len(shown)]
+    for name, rs in groups.items():
+        lines.append(f"| {name} | {len(rs)} | " + " | ".join(
+            cell([r["extrapolation"][w - 1]["rmse_PA"] for r in rs]) for w in shown) + " |")
+    first = results[0]["extrapolation"]  # the same sequences for every model
+    lines.append("| predicting 0 (the truth's RMS) | - | " + " | ".join(f"{first[w - 1]['rms_truth']:.3f}"
+                                                                         for w in shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(results: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dataset, param = results[0]["dataset"], results[0]["param"]
+    unit = UNITS[dataset][0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, rs in _groups(results).items():
+        if "counterfactual" in rs[0]:
+            stats = [_stat([r["counterfactual"][i]["rmse_PAB"] for r in rs]) for i in range(len(FACTORS))]
+            left.errorbar(FACTORS, *zip(*stats), fmt="o-", ms=3, label=name)
+        windows = range(1, len(rs[0]["extrapolation"]) + 1)
+        stats = [_stat([r["extrapolation"][w - 1]["rmse_PA"] for r in rs]) for w in windows]
+        right.errorbar(windows, *zip(*stats), fmt="o-", ms=3, label=name)
+    right.plot(windows, [e["rms_truth"] for e in results[0]["extrapolation"]], "k:", label="predicting 0")
+    first = next((r for r in results if "counterfactual" in r), None)
+    if first is not None:
+        left.plot(FACTORS, [c["rmse_unchanged"] for c in first["counterfactual"]], "k:",
+                  label=f"{first['model']}, {param} left unchanged")
+        left.legend(fontsize=6)
+    left.set(xlabel=f"{param} factor", ylabel=f"RMSE ({unit})", title="counterfactual x_PAB")
+    right.set(xlabel="window (x training length)", ylabel=f"RMSE ({unit})", title="extrapolation x_PA")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="pendulum or advection-diffusion run directories, sweep directories "
+                                                "(every member), or SWEEP_DIR:M for member M of a sweep")
+    parser.add_argument("--n", type=int, default=100, help="test sequences probed (the first N)")
+    parser.add_argument("--out", default=None, help="output directory (default: experiments/results with --results, "
+                                                    "else the current directory)")
+    parser.add_argument("--results", action="store_true")
+    args = parser.parse_args(argv)
+    runs = []
+    for run in args.runs:  # a sweep directory stands for all its members
+        sweep_file = Path(run) / "sweep.json"
+        count = len(json.loads(sweep_file.read_text())["members"]) if sweep_file.is_file() else 0
+        runs += [f"{run}:{m}" for m in range(count)] or [run]
+    results = [probe(run, args.n) for run in runs]
+    datasets = sorted({r["dataset"] for r in results})
+    if len(datasets) > 1:
+        raise SystemExit(f"the runs are of several data sets ({', '.join(datasets)}); probe one data set at a time")
+    out = Path(args.out) if args.out else (RESULTS if args.results else Path("."))
+    stem = f"{datasets[0]}_probes"
+    files.write_json(out / f"{stem}.json", results)
+    text = markdown(results)
+    with files.atomic_path(out / f"{stem}.md") as tmp:
+        tmp.write_text(text)
+    figure(results, out / f"{stem}.png")
+    print(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()
