@@ -116,7 +116,7 @@ def _sweep_row(sweep_dir: Path) -> dict:
                       if result.get("preset") in presets.PRESETS else {})
     for key in ("mae", "rmse", "sse_per_seq"):
         row[key], row[f"{key}_std"] = stat(key)
-    row["valid_sse_per_seq"] = stat("sse_per_seq", "valid")[0]
+    row["valid_sse_per_seq"], row["valid_sse_per_seq_std"] = stat("sse_per_seq", "valid")
     return row
 
 
@@ -142,8 +142,9 @@ def collect(run_dirs) -> list[dict]:
 
 
 def markdown(ours: list[dict], base: list[dict]) -> str:
-    lines = ["| model | code size | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | test MAE | "
-             "RMSE | squared error per stride |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | code size | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | valid squared "
+             "error per stride | test MAE | RMSE | squared error per stride |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ours:
         ended = "completed" if r["status"] == "completed" else (
             r["status"] if r["seeds"] > 1 else f"{r['status']} after epoch {r['epochs']}")
@@ -155,12 +156,13 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
         best = ", ".join(map(str, r["best_epoch"]))
         lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['code_size']} | {r['seeds']} | "
                      f"{r['epochs']} ({best}) | "
-                     f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('mae')} | {value('rmse')} | "
+                     f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('valid_sse_per_seq')} | {value('mae')} | "
+                     f"{value('rmse')} | "
                      f"{value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
-        lines.append(f"| {name} | - | 1 | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
+        lines.append(f"| {name} | - | 1 | - | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
     for r in base:
-        lines.append(f"| {r['model']} | {r['code_size']} | - | - | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | "
+        lines.append(f"| {r['model']} | {r['code_size']} | - | - | - | - | - | - | {r['mae']:.4f} | {r['rmse']:.4f} | "
                      f"{r['sse_per_seq']:.4f} |")
     return "\n".join(lines)
 
