@@ -1,6 +1,6 @@
 """Locomotion reconstruction table: our presets against the reference baselines of METHOD.md section 7.
 
-    python -m experiments.locomotion --train                 # sweep every preset over 3 seeds (long), then collect
+    python -m experiments.locomotion --train [--presets P,...]   # sweep presets over 3 seeds (long), then collect
     python -m experiments.locomotion runs/locomotion/*       # collect run or sweep directories into the table
 
 A sweep directory is one row: the mean +- standard deviation over its members (seeds), with each member's best
@@ -28,8 +28,10 @@ from jaxphysvae.config import HParams
 from jaxphysvae.files import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
-           "locomotion-attnf-seq")
+# the published configurations, then the same models tuned on validation (jaxphysvae.presets.TUNED)
+PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-nn-only", "locomotion-phys-vae", "locomotion-nf",
+           "locomotion-attnf", "locomotion-attnf-seq", "locomotion-phys-vae-tuned", "locomotion-nf-tuned",
+           "locomotion-attnf-tuned", "locomotion-attnf-seq-tuned")
 PUBLISHED = [  # METHOD.md section 7: the published PyTorch code on this split
     ("published phys-VAE NN-only (3000 epochs, best 782)", 0.0143, 0.0190, 0.110, 0.10),
     ("published phys-VAE NN + Hamiltonian + R_ppc (3000, best 1535)", 0.0128, 0.0171, 0.0885, 0.94),
@@ -173,14 +175,22 @@ def main(argv=None):
                         help="run or sweep directories to collect (default: runs/locomotion/PRESET for each preset)")
     parser.add_argument("--train", action="store_true",
                         help="first sweep every preset over --seeds (resumes existing sweeps)")
+    parser.add_argument("--presets", default=",".join(PRESETS),
+                        help="comma-separated presets to train and collect (default: the published and the tuned)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     parser.add_argument("--name", default="locomotion",
                         help="the results' file name: experiments/results/NAME.{json,md} (one table per set of runs)")
     args = parser.parse_args(argv)
-    run_dirs = args.runs or [f"runs/locomotion/{p}" for p in PRESETS]
+    chosen = args.presets.split(",")
+    unknown = [p for p in chosen if p not in presets.PRESETS]
+    if unknown:
+        parser.error(f"unknown preset(s) {', '.join(unknown)}; `jaxphysvae presets` lists them")
+    if args.train and args.runs:
+        parser.error("--train trains into runs/locomotion/PRESET for each of --presets; give no run directories")
+    run_dirs = args.runs or [f"runs/locomotion/{p}" for p in chosen]
     if args.train:
-        for preset, run in zip(PRESETS, run_dirs):
+        for preset, run in zip(chosen, run_dirs):
             command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", preset, "--grid",
                        f"seed={args.seeds}", "--out", run]
             if args.epochs:

@@ -278,3 +278,12 @@ def test_every_preset_builds():
         config = config.replace(**SMALL)
         PhysVAE(config, c, t, 0.05)
         HParams.create(**hp)
+
+
+@pytest.mark.parametrize("base", ["locomotion-phys-vae", "locomotion-nf", "locomotion-attnf", "locomotion-attnf-seq"])
+def test_a_tuned_locomotion_preset_is_its_base_with_lr_3e4_and_batches_of_50(base):
+    config, hp = presets.get(f"{base}-tuned")
+    base_config, base_hp = presets.get(base)
+    assert config.optimisation.batch_size == 50 and config.schedule.epochs == 2000 and hp["lr"] == 3e-4
+    assert config.replace(batch_size=base_config.optimisation.batch_size) == base_config
+    assert {k: v for k, v in hp.items() if k != "lr"} == base_hp and "lr" not in base_hp  # published: 1e-3
