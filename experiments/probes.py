@@ -49,12 +49,15 @@ class System:
     shown: the windows (from 1) the Markdown table shows; the JSON and the figure have every window.
     truth: (params, scale, t) -> the noise-free truth (N, C, len(t)) with `param` times scale, params the test
       sequences' true parameters (float64 arrays of shape (N,)).
+    unit, sequences: the data's unit and what a sequence is, for the tables.
     """
 
     param: str
     horizon: int
     shown: tuple[int, ...]
     truth: Callable[[dict, float, np.ndarray], np.ndarray]
+    unit: str
+    sequences: str
 
 
 def _pendulum_truth(p: dict, scale: float, t: np.ndarray) -> np.ndarray:
@@ -66,8 +69,8 @@ def _advdif_truth(p: dict, scale: float, t: np.ndarray) -> np.ndarray:
     return advdif.simulate(p["m"], p["D"] * scale, p["c"], t).transpose(0, 2, 1)
 
 
-SYSTEMS = {"pendulum": System("omega", 4, (1, 2, 3, 4), _pendulum_truth),
-           "advdif": System("D", 20, (1, 2, 5, 10, 20), _advdif_truth)}
+SYSTEMS = {"pendulum": System("omega", 4, (1, 2, 3, 4), _pendulum_truth, "rad", "pendulums"),
+           "advdif": System("D", 20, (1, 2, 5, 10, 20), _advdif_truth, "profile units", "profiles")}
 
 
 def member_label(run: str) -> str:
@@ -132,17 +135,13 @@ def _stat(values) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-UNITS = {"pendulum": ("rad", "pendulums"), "advdif": ("profile units", "profiles")}
-
-
 def markdown(results: list[dict]) -> str:
     groups = _groups(results)
-    dataset, param = results[0]["dataset"], results[0]["param"]
-    unit, things = UNITS[dataset]
-    shown = SYSTEMS[dataset].shown
+    system, param = SYSTEMS[results[0]["dataset"]], results[0]["param"]
+    unit, shown = system.unit, system.shown
     cell = lambda values: "{:.3f} +- {:.3f}".format(*_stat(values))
     lines = [f"Counterfactual RMSE ({unit}) of x_PAB against the generator with {param} x factor, first "
-             f"{results[0]['n']} test {things}, mean +- std over seeds:", "",
+             f"{results[0]['n']} test {system.sequences}, mean +- std over seeds:", "",
              "| model | seeds | " + " | ".join(f"x{f:g}" for f in FACTORS) + " |",
              "|---|---|" + "---|" * len(FACTORS)]
     for name, rs in groups.items():
@@ -152,7 +151,7 @@ def markdown(results: list[dict]) -> str:
                     cell([r["counterfactual"][i][key] for r in rs]) for i in range(len(FACTORS))) + " |")
     steps = results[0]["extrapolation"][0]["steps"][1]
     lines += ["", f"Extrapolation RMSE ({unit}) of the ODE part x_PA per window of the training length ({steps} "
-              f"steps), to {SYSTEMS[dataset].horizon}x (window 1 is the training window), mean +- std over seeds:", "",
+              f"steps), to {system.horizon}x (window 1 is the training window), mean +- std over seeds:", "",
               "| model | seeds | " + " | ".join(f"window {w}" for w in shown) + " |",
               "|---|---|" + "---|" * len(shown)]
     for name, rs in groups.items():
@@ -169,8 +168,7 @@ def figure(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dataset, param = results[0]["dataset"], results[0]["param"]
-    unit = UNITS[dataset][0]
+    param, unit = results[0]["param"], SYSTEMS[results[0]["dataset"]].unit
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     for name, rs in _groups(results).items():
         if "counterfactual" in rs[0]:
