@@ -159,8 +159,7 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
         lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['code_size']} | {r['seeds']} | "
                      f"{r['epochs']} ({best}) | "
                      f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('valid_sse_per_seq')} | {value('mae')} | "
-                     f"{value('rmse')} | "
-                     f"{value('sse_per_seq')} |")
+                     f"{value('rmse')} | {value('sse_per_seq')} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
         lines.append(f"| {name} | - | 1 | - | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} |")
     for r in base:
@@ -174,9 +173,10 @@ def main(argv=None):
     parser.add_argument("runs", nargs="*",
                         help="run or sweep directories to collect (default: runs/locomotion/PRESET for each preset)")
     parser.add_argument("--train", action="store_true",
-                        help="first sweep every preset over --seeds (resumes existing sweeps)")
+                        help="first sweep each of --presets over --seeds (resumes existing sweeps)")
     parser.add_argument("--presets", default=",".join(PRESETS),
-                        help="comma-separated presets to train and collect (default: the published and the tuned)")
+                        help="comma-separated presets to train and collect from runs/locomotion/PRESET when no run "
+                             "directories are given (default: the published and the tuned)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     parser.add_argument("--name", default="locomotion",

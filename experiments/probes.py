@@ -12,7 +12,7 @@ damping and forcing; the profile's amplitude m and advection c), noise-free. The
 A omega^2 in the generator, so it scales with omega. Models without a physics latent have nothing to change and are
 left out.
 
-Extrapolation (the advdif_extrapolate notebook, with numbers): the ODE part of each model (x_PA: the physics with
+Extrapolation (phys-VAE's advdif_extpol notebook, with numbers): the ODE part of each model (x_PA: the physics with
 the in-ODE correction; the residual network has the training window's length) integrated from the inferred initial
 state past the training window, against the generator's continuation: 4x the window for the pendulum (200 steps),
 20x for advection-diffusion (1000 steps, as the notebook); RMSE per window of T steps.

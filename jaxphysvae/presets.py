@@ -116,14 +116,16 @@ PRESETS.update({
 # The locomotion models tuned on the validation split, one budget for all (2000 epochs): Adam at lr 3e-4 instead of
 # the published 1e-3 (at which the flow models diverge or need rollbacks) and batches of 50 strides instead of 100
 # (8 steps per epoch instead of 4; the models were still improving at the end of 2000 epochs of 4 steps).
-# experiments/results/locomotion_tuning.md has the validation figures behind the choice.
+# experiments/results/locomotion_seeds.md has the validation figures behind the choice (its "valid" column).
 TUNED = {"batch_size": 50, "epochs": 2000}, {"lr": 3e-4}
 
 
 def _tuned(base: str):
     """Preset `base` with the TUNED settings."""
     text, config, hparams = PRESETS[base]
-    return f"{text}; tuned on validation: lr 3e-4, batches of 50", {**config, **TUNED[0]}, {**hparams, **TUNED[1]}
+    changes, tuned = TUNED
+    return (f"{text}; tuned on validation: lr {tuned['lr']:g}, batches of {changes['batch_size']}",
+            {**config, **changes}, {**hparams, **tuned})
 
 
 PRESETS.update({f"{base}-tuned": _tuned(base) for base in (
