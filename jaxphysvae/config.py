@@ -452,8 +452,18 @@ def parse_value(text: str, kind):
     return text
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tuple[Config, dict]:
-    """Apply `key=value` strings to a Config and a dict of hyper-parameter values."""
+    """Apply `key=value` strings to a Config and a dict of hyper-parameter values. `noise` names both the training
+    noise model (a configuration choice: `noise=feature`) and its level (a hyper-parameter: `noise=0.1`); a number
+    sets the level, a name the model."""
     config_changes = {}
     hparams = dict(hparams)
     for item in overrides:
@@ -461,7 +471,9 @@ def apply_overrides(config: Config, hparams: dict, overrides: list[str]) -> tupl
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
         key = key.strip()
-        if key in HParams._fields:
+        if key in HParams._fields and key in FIELDS and not _is_number(text):
+            config_changes[key] = parse_value(text, Config.field_type(key))
+        elif key in HParams._fields:
             try:
                 hparams[key] = float(text)
             except ValueError:

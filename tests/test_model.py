@@ -269,6 +269,11 @@ def test_bad_hyperparameters_and_overrides():
     assert apply_overrides(locomotion, {}, ["grad_clip_norm=null"])[0].optimisation.grad_clip_norm is None
     assert apply_overrides(config, {}, ["grad_clip_norm=20"])[0].optimisation.grad_clip_norm == 20.0
     assert apply_overrides(config, {}, ["n_train=64"])[0].data.n_train == 64
+    # `noise` is both the noise model (a name, configuration) and its level (a number, hyper-parameter)
+    noisy, hp3 = apply_overrides(config, {"noise": 0.0}, ["noise=feature", "noise=0.1"])
+    assert noisy.model.noise == "feature" and hp3["noise"] == 0.1 and config.model.noise == "none"
+    with pytest.raises(ConfigError, match="noise"):
+        apply_overrides(config, {}, ["noise=featur"])
 
 
 def test_every_preset_builds():
