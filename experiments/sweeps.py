@@ -4,19 +4,23 @@ holds."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from jaxphysvae import presets
-from jaxphysvae.config import HParams
+from jaxphysvae.config import HParams, apply_overrides
 
 
 def preset_sweep(preset: str, grid: dict, target: Path, epochs: int | None = None, changes: dict | None = None,
-                 splits: dict | None = None, progress: bool = True) -> dict:
-    """Sweep `preset` (its configuration with `changes`, and `epochs` if given) over `grid` into `target`,
-    resuming the sweep stored there if any (its epochs may grow); the sweep's result (sweep.json's contents).
-    `splits`: data sets to train on instead of the configuration's."""
+                 splits: dict | None = None, progress: bool = True, sets: Sequence[str] = ()) -> dict:
+    """Sweep `preset` (its configuration with `changes`, then the `key=value` strings `sets` as the CLI's --set
+    takes them, and `epochs` if given) over `grid` into `target`, resuming the sweep stored there if any (its epochs
+    may grow); the sweep's result (sweep.json's contents). `splits`: data sets to train on instead of the
+    configuration's."""
     from jaxphysvae.sweep import CONFIG_FILE, sweep
     config, hparams = presets.get(preset)
-    config = config.replace(**(changes or {}), **({"epochs": epochs} if epochs else {}))
+    config, hparams = apply_overrides(config.replace(**(changes or {})), hparams, list(sets))
+    if epochs:
+        config = config.replace(epochs=epochs)
     base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
     return sweep(config, base, grid, target, progress=progress, splits=splits,
                  resume=(Path(target) / CONFIG_FILE).is_file(), preset=preset)

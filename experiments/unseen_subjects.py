@@ -16,8 +16,10 @@ command continues whatever it finds), its best-validation checkpoint scored on t
 mean; a `batch` attention context sees the whole test fold in one batch). Per fold, beside the models: the mean
 training stride and PCA with k components fitted on that fold's training strides. A row is the mean +- std over
 folds of the per-fold figure (itself the mean over seeds), with its code size: the numbers per stride a model
-encodes (latent dimensions plus the learned initial state) or a PCA keeps. Writes OUT/unseen_subjects_BY.{json,md,png}
-and, with --results, experiments/results/ too.
+encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--set KEY=VALUE` (repeatable, as the
+CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
+their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK. Writes OUT/unseen_subjects_BY.{json,md,png} and, with
+--results, experiments/results/ too.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ import numpy as np
 from experiments import locomotion, report
 from experiments.sweeps import preset_sweep
 from jaxphysvae import presets
+from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
-from jaxphysvae.errors import DataError
+from jaxphysvae.errors import ConfigError, DataError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_RAW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lencioni2019_raw_subset"
@@ -90,8 +93,9 @@ def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | No
 
 
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
-        epochs: int | None, quick: bool = False) -> dict:
-    """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep; the table's rows."""
+        epochs: int | None, quick: bool = False, sets: tuple[str, ...] = ()) -> dict:
+    """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
+    `key=value` strings `sets`); the table's rows."""
     splits = fold_splits(strides, folds, by, split_seed)
     started = time.time()
     baseline_folds = [fold_baselines(s) for s in splits]
@@ -100,15 +104,16 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     for preset in model_presets:
         per_fold, best, statuses = [], [], []
         for k, split in enumerate(splits):
-            result = preset_sweep(preset, {"seed": seeds}, out / by / preset / f"fold{k}", epochs,
+            result = preset_sweep(preset, {"seed": seeds}, out / by / "+".join((preset, *sets)) / f"fold{k}", epochs,
                                   QUICK if quick else None, {name: s.dataset(name) for name, s in split.items()},
-                                  progress=not quick)
+                                  progress=not quick, sets=sets)
             members = result["members"]
             per_fold.append({key: float(np.mean([m["test"][key] for m in members]))
                              for key in ("mae", "rmse", "sse_per_seq")})
             best.append([m["best_epoch"] for m in members])
             statuses.append([m["status"] for m in members])
-        rows.append(_summary(preset, per_fold, locomotion.code_size(result["config"]),
+        label = f"{preset} ({', '.join(sets)})" if sets else preset
+        rows.append(_summary(label, per_fold, locomotion.code_size(result["config"]),
                              {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best,
                               "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
@@ -165,6 +170,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines' table only")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change every preset (repeatable; the keys of `jaxphysvae train --set`)")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
     args = parser.parse_args(argv)
@@ -175,12 +182,17 @@ def main(argv=None) -> dict:
     for name in model_presets:
         if not name.startswith("locomotion-") or name not in presets.PRESETS:
             parser.error(f"--presets: {name!r} is not a locomotion preset")
+    for name in model_presets:
+        try:
+            apply_overrides(*presets.get(name), args.set)
+        except ConfigError as e:
+            parser.error(f"--set: {e}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
     strides = raw.read_strides(args.raw_dir)
     strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
     result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
-                 [int(s) for s in args.seeds.split(",")], epochs, args.quick)
+                 [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set))
     text = markdown(result)
     report.write(f"unseen_subjects_{args.by}", result, text, [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))

@@ -81,3 +81,18 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
     assert "| PCA, 21 components (fitted on train) | 21 |" in text
     unseen_subjects.figure(result, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").stat().st_size > 0
+
+
+def test_set_changes_every_fold_sweep_and_labels_the_row(tmp_path):
+    sets = ("dim_z_aux2=3", "kl_weight=2.5")
+    result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
+                                 quick=True, sets=sets)
+    row = next(r for r in result["rows"] if "epochs" in r)
+    assert row["model"] == "locomotion-phys-vae (dim_z_aux2=3, kl_weight=2.5)"
+    assert row["code_size"] == 2 + 3 + 2 * 3  # z_P, the changed z_A2, the learned initial state
+    for k in range(2):
+        stored = json.loads((tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=2.5" / f"fold{k}"
+                             / "sweep_config.json").read_text())
+        assert stored["config"]["dim_z_aux2"] == 3 and stored["members"][0]["kl_weight"] == 2.5
+    with pytest.raises(SystemExit):
+        unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", "--set", "no_such=1"])
