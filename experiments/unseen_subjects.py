@@ -18,8 +18,9 @@ training stride and PCA with k components fitted on that fold's training strides
 folds of the per-fold figure (itself the mean over seeds), with its code size: the numbers per stride a model
 encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--set KEY=VALUE` (repeatable, as the
 CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
-their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK. Writes OUT/unseen_subjects_BY.{json,md,png} and, with
---results, experiments/results/ too.
+their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
+on one fold's validation people first). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
+_KEY=VALUE... for such runs) and, with --results, experiments/results/ too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 
@@ -79,37 +81,49 @@ def fold_splits(strides: raw.Strides, folds: int, by: str = "subject", seed: int
 
 
 def fold_baselines(split: dict[str, raw.Strides]) -> list[dict]:
-    """The mean training stride and PCA (PCA_COMPONENTS) fitted on the fold's train strides, on its test strides."""
-    rows = locomotion.baselines(split["train"].x, split["test"].x, PCA_COMPONENTS)
-    return [r for r in rows if r["model"] != "all zeros"]
+    """The mean training stride and PCA (PCA_COMPONENTS) fitted on the fold's train strides, on its test strides
+    (and, as "valid_mae", the MAE on its valid strides)."""
+    test = locomotion.baselines(split["train"].x, split["test"].x, PCA_COMPONENTS)
+    valid = locomotion.baselines(split["train"].x, split["valid"].x, PCA_COMPONENTS)
+    return [{**t, "valid_mae": v["mae"]} for t, v in zip(test, valid) if t["model"] != "all zeros"]
 
 
 def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
     row = {"model": name, "code_size": code, "folds": per_fold, **(extra or {})}
-    for key in ("mae", "rmse", "sse_per_seq"):
+    for key in ("mae", "rmse", "sse_per_seq", "valid_mae"):
         values = np.array([f[key] for f in per_fold])
         row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
     return row
 
 
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
-        epochs: int | None, quick: bool = False, sets: tuple[str, ...] = ()) -> dict:
+        epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None) -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
-    `key=value` strings `sets`); the table's rows."""
+    `key=value` strings `sets`); the table's rows. `only`: the indices of the folds to run (default: all), e.g. one
+    fold to compare settings on its validation people before running them on every fold.
+
+    Raises:
+      DataError: an index in `only` that is not a fold.
+    """
     splits = fold_splits(strides, folds, by, split_seed)
+    fold_ids = list(range(folds)) if only is None else list(only)
+    if not fold_ids or any(not 0 <= k < folds for k in fold_ids):
+        raise DataError(f"folds to run {fold_ids}: expected indices in 0..{folds - 1}")
+    splits = [splits[k] for k in fold_ids]
     started = time.time()
     baseline_folds = [fold_baselines(s) for s in splits]
     rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
         per_fold, best, statuses = [], [], []
-        for k, split in enumerate(splits):
+        for k, split in zip(fold_ids, splits):
             result = preset_sweep(preset, {"seed": seeds}, out / by / "+".join((preset, *sets)) / f"fold{k}", epochs,
                                   QUICK if quick else None, {name: s.dataset(name) for name, s in split.items()},
                                   progress=not quick, sets=sets)
             members = result["members"]
-            per_fold.append({key: float(np.mean([m["test"][key] for m in members]))
-                             for key in ("mae", "rmse", "sse_per_seq")})
+            per_fold.append({**{key: float(np.mean([m["test"][key] for m in members]))
+                                for key in ("mae", "rmse", "sse_per_seq")},
+                             "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))})
             best.append([m["best_epoch"] for m in members])
             statuses.append([m["status"] for m in members])
         label = f"{preset} ({', '.join(sets)})" if sets else preset
@@ -119,19 +133,34 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
-    return {"by": by, "folds": folds, "split_seed": split_seed, "source": strides.source, "strides": sizes,
-            "subjects": people, "rows": rows, "seconds": time.time() - started}
+    return {"by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "source": strides.source,
+            "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
+
+
+def table_name(by: str, folds: int, only: list[int] | None, sets: tuple[str, ...]) -> str:
+    """unseen_subjects_BY, with _foldsK-K when only some folds ran and _KEY=VALUE+... for changed presets, so that a
+    screen never overwrites the table of every fold."""
+    name = f"unseen_subjects_{by}"
+    if only is not None and sorted(set(only)) != list(range(folds)):
+        name += "_folds" + "-".join(map(str, only))
+    if sets:
+        name += "_" + re.sub(r"[^A-Za-z0-9._=+-]", "_", "+".join(sets))
+    return name
 
 
 def markdown(result: dict) -> str:
     by, k = result["by"], result["folds"]
+    ids = result.get("fold_ids", list(range(k)))
+    which = f"{k} folds" if len(ids) == k else f"fold{'s' * (len(ids) > 1)} {', '.join(map(str, ids))} of {k}"
     sizes = ", ".join(f"{f['train']}/{f['valid']}/{f['test']}" for f in result["strides"])
-    lines = [f"Locomotion, {k} folds by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
-             f"Test errors in radians, mean +- std over folds (each fold: the mean over its seeds):", "",
-             "| model | code size | epochs | seeds | diverged | test MAE | RMSE | squared error per stride | "
-             "MAE per fold |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
+             f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
+             f"fold's validation people) is what settings are chosen on:", "",
+             "| model | code size | epochs | seeds | diverged | valid MAE | test MAE | RMSE | squared error per stride "
+             "| test MAE per fold |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" for key in ("mae", "rmse", "sse_per_seq"))
+        cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" if key in r else "-"
+                           for key in ("valid_mae", "mae", "rmse", "sse_per_seq"))
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
         lines.append(f"| {r['model']} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
@@ -145,7 +174,7 @@ def figure(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    folds = np.arange(result["folds"])
+    folds = np.array(result.get("fold_ids", range(result["folds"])))
     for r in result["rows"]:
         style = "-" if "epochs" in r else "--"  # a trained model, or a baseline
         ax.plot(folds, [f["mae"] for f in r["folds"]], style, marker="o", label=r["model"])
@@ -165,6 +194,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="runs/unseen_subjects", help="directory of the sweeps and the tables")
     parser.add_argument("--by", choices=("subject", "stride"), default="subject")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only-folds", default=None, metavar="K,K",
+                        help="run and tabulate these folds only (indices from 0), e.g. to compare settings on one "
+                             "fold's validation people")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated locomotion presets")
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines' table only")
@@ -187,14 +219,24 @@ def main(argv=None) -> dict:
             apply_overrides(*presets.get(name), args.set)
         except ConfigError as e:
             parser.error(f"--set: {e}")
+    try:
+        only = None if args.only_folds is None else [int(k) for k in args.only_folds.split(",")]
+    except ValueError:
+        parser.error(f"--only-folds: expected comma-separated fold indices, got {args.only_folds!r}")
+    if only is not None and any(not 0 <= k < args.folds for k in only):
+        parser.error(f"--only-folds {args.only_folds}: fold indices run from 0 to {args.folds - 1}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
     strides = raw.read_strides(args.raw_dir)
     strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
-    result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
-                 [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set))
+    try:
+        result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
+                     [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only)
+    except DataError as e:
+        parser.error(str(e))
     text = markdown(result)
-    report.write(f"unseen_subjects_{args.by}", result, text, [out] + ([RESULTS] if args.results else []),
+    report.write(table_name(args.by, args.folds, only, tuple(args.set)), result, text,
+                 [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))
     print(text)
     return result

@@ -54,6 +54,7 @@ def test_baselines_are_fitted_on_the_fold_s_own_training_strides():
     rows = {r["model"]: r for r in unseen_subjects.fold_baselines(fold)}
     train, test = fold["train"].x, fold["test"].x
     assert rows["mean training stride"]["mae"] == pytest.approx(np.abs(test - train.mean(0)).mean())
+    assert rows["mean training stride"]["valid_mae"] == pytest.approx(np.abs(fold["valid"].x - train.mean(0)).mean())
     # PCA with k components: the test strides projected on the top-k right singular vectors of the centred train
     flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
     centred = flat_train - flat_train.mean(0)
@@ -83,16 +84,23 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
     assert (tmp_path / "figure.png").stat().st_size > 0
 
 
-def test_set_changes_every_fold_sweep_and_labels_the_row(tmp_path):
+def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     sets = ("dim_z_aux2=3", "kl_weight=2.5")
     result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
-                                 quick=True, sets=sets)
+                                 quick=True, sets=sets, only=[1])
     row = next(r for r in result["rows"] if "epochs" in r)
     assert row["model"] == "locomotion-phys-vae (dim_z_aux2=3, kl_weight=2.5)"
     assert row["code_size"] == 2 + 3 + 2 * 3  # z_P, the changed z_A2, the learned initial state
-    for k in range(2):
-        stored = json.loads((tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=2.5" / f"fold{k}"
-                             / "sweep_config.json").read_text())
-        assert stored["config"]["dim_z_aux2"] == 3 and stored["members"][0]["kl_weight"] == 2.5
-    with pytest.raises(SystemExit):
-        unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", "--set", "no_such=1"])
+    sweep_dir = tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=2.5"
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["fold1"] and result["fold_ids"] == [1]
+    stored = json.loads((sweep_dir / "fold1" / "sweep_config.json").read_text())
+    assert stored["config"]["dim_z_aux2"] == 3 and stored["members"][0]["kl_weight"] == 2.5
+    member = json.loads((sweep_dir / "fold1" / "sweep.json").read_text())["members"][0]
+    assert row["valid_mae"] == pytest.approx(member["valid"]["mae"]) and row["valid_mae_std"] == 0.0
+    assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
+    assert (unseen_subjects.table_name("subject", 2, [1], sets)
+            == "unseen_subjects_subject_folds1_dim_z_aux2=3+kl_weight=2.5")
+    assert unseen_subjects.table_name("subject", 2, [1, 0], ()) == "unseen_subjects_subject"
+    for bad in (["--set", "no_such=1"], ["--only-folds", "5"]):
+        with pytest.raises(SystemExit):
+            unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
