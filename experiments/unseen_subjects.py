@@ -115,7 +115,7 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
-        per_fold, best, statuses = [], [], []
+        per_fold, best, statuses, seconds = [], [], [], 0.0
         for k, split in zip(fold_ids, splits):
             result = preset_sweep(preset, {"seed": seeds}, out / by / "+".join((preset, *sets)) / f"fold{k}", epochs,
                                   QUICK if quick else None, {name: s.dataset(name) for name, s in split.items()},
@@ -126,9 +126,10 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
                              "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))})
             best.append([m["best_epoch"] for m in members])
             statuses.append([m["status"] for m in members])
+            seconds += result["seconds"]
         label = f"{preset} ({', '.join(sets)})" if sets else preset
         rows.append(_summary(label, per_fold, locomotion.code_size(result["config"]),
-                             {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best,
+                             {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best, "seconds": seconds,
                               "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
@@ -156,15 +157,16 @@ def markdown(result: dict) -> str:
     lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
              f"fold's validation people) is what settings are chosen on:", "",
-             "| model | code size | epochs | seeds | diverged | valid MAE | test MAE | RMSE | squared error per stride "
-             "| test MAE per fold |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | code size | epochs | seeds | diverged | training (s, all folds) | valid MAE | test MAE | "
+             "RMSE | squared error per stride | test MAE per fold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" if key in r else "-"
                            for key in ("valid_mae", "mae", "rmse", "sse_per_seq"))
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
+        seconds = f"{r['seconds']:.0f}" if "seconds" in r else "-"
         lines.append(f"| {r['model']} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
-                     f"{r.get('diverged', '-')} | {cells} | {per_fold} |")
+                     f"{r.get('diverged', '-')} | {seconds} | {cells} | {per_fold} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +175,7 @@ def figure(result: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9.5, 4))
     folds = np.array(result.get("fold_ids", range(result["folds"])))
     for r in result["rows"]:
         style = "-" if "epochs" in r else "--"  # a trained model, or a baseline
@@ -183,7 +185,7 @@ def figure(result: dict, path: Path) -> None:
     ax.set_ylabel("test MAE (rad)")
     ax.set_yscale("log")
     ax.set_title(f"Locomotion, folds by {result['by']}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: the lines stay visible
     fig.tight_layout()
     report.save_figure(fig, path, dpi=120)
 

@@ -72,6 +72,7 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
                 for k in range(2)]
     maes = [f["members"][0]["test"]["mae"] for f in per_fold]
     assert model["mae"] == pytest.approx(np.mean(maes)) and model["mae_std"] == pytest.approx(np.std(maes))
+    assert model["seconds"] == pytest.approx(sum(f["seconds"] for f in per_fold))
     assert model["code_size"] == 2 + 15 + 2 * 3 and model["epochs"] == 2 and model["diverged"] == 0
     assert [f["members"][0]["test"] for f in per_fold] != [None, None]
     people = result["subjects"]
