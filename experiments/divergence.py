@@ -179,4 +179,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.command import run_command
+    run_command(main)

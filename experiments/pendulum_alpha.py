@@ -76,4 +76,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.command import run_command
+    run_command(main)

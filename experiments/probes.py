@@ -221,4 +221,5 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.command import run_command
+    run_command(main)

@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jaxphysvae: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # jaxphysvae.interrupt.Interrupted after a clean stop, or a plain Ctrl-C
-        print(f"jaxphysvae: {e or 'interrupted'}", file=sys.stderr)
+        print(f"jaxphysvae: {str(e) or 'interrupted'}", file=sys.stderr)
         return getattr(e, "exit_code", 130)
 
 

@@ -31,3 +31,13 @@ def test_cli_least_squares_fits_the_physics_alone_to_the_split(tmp_path, capsys)
     assert f"MAE against the true values {mae:.4g}" in printed and "grid of 300 values" in printed
     assert main(["least-squares", "--preset", "pendulum-phys-vae", "--out", str(tmp_path / "ls.txt")]) == 2
     assert main(["least-squares", "--preset", "locomotion-phys-vae"]) == 2  # a learned Hamiltonian: refused
+
+
+def test_a_plain_ctrl_c_says_interrupted_and_exits_130(capsys, monkeypatch):
+    from jaxphysvae import cli
+
+    def stop(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_data_info", stop)
+    assert main(["data", "info", "pendulum"]) == 130
+    assert capsys.readouterr().err == "jaxphysvae: interrupted\n"
