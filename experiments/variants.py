@@ -62,7 +62,7 @@ def baselines(dataset: str, quick: bool = False) -> dict:
 def learning_curve(sweep_dir: Path) -> dict | None:
     """Epochs and the validation error averaged over the members that have one, from a sweep's metrics.jsonl (None
     for a sweep from before the log existed); and how much the best of that mean fell over the last TAIL of the
-    epochs, relative to its value there."""
+    epochs, relative to its value there (computed before rounding the stored curve)."""
     rows, _ = read_metrics(sweep_dir / "metrics.jsonl")
     rows = [r for r in rows if r.get("valid_sse_per_seq")]
     if not rows:
@@ -72,7 +72,8 @@ def learning_curve(sweep_dir: Path) -> dict | None:
     best = np.fmin.accumulate(mean)
     before = best[epochs <= epochs[-1] * (1 - TAIL)]
     tail_drop = float((before[-1] - best[-1]) / before[-1]) if before.size else None
-    return {"epoch": epochs.tolist(), "valid_sse_per_seq": mean.tolist(), "tail_drop": tail_drop}
+    # 4 significant digits: the figure's resolution, and a results file a quarter the size
+    return {"epoch": epochs.tolist(), "valid_sse_per_seq": [float(f"{v:.4g}") for v in mean], "tail_drop": tail_drop}
 
 
 def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool) -> dict:
