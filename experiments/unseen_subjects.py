@@ -96,6 +96,14 @@ def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | No
     return row
 
 
+def check_fold_ids(folds: int, only: list[int] | None) -> list[int]:
+    """The indices of the folds to run: `only`, or every fold. Raises DataError for an index that is not a fold."""
+    fold_ids = list(range(folds)) if only is None else list(only)
+    if not fold_ids or any(not 0 <= k < folds for k in fold_ids):
+        raise DataError(f"folds to run {fold_ids}: expected indices in 0..{folds - 1}")
+    return fold_ids
+
+
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
         epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None) -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
@@ -105,11 +113,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     Raises:
       DataError: an index in `only` that is not a fold.
     """
-    splits = fold_splits(strides, folds, by, split_seed)
-    fold_ids = list(range(folds)) if only is None else list(only)
-    if not fold_ids or any(not 0 <= k < folds for k in fold_ids):
-        raise DataError(f"folds to run {fold_ids}: expected indices in 0..{folds - 1}")
-    splits = [splits[k] for k in fold_ids]
+    fold_ids = check_fold_ids(folds, only)
+    splits = [fold_splits(strides, folds, by, split_seed)[k] for k in fold_ids]
     started = time.time()
     baseline_folds = [fold_baselines(s) for s in splits]
     rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
@@ -216,17 +221,15 @@ def main(argv=None) -> dict:
     for name in model_presets:
         if not name.startswith("locomotion-") or name not in presets.PRESETS:
             parser.error(f"--presets: {name!r} is not a locomotion preset")
-    for name in model_presets:
         try:
             apply_overrides(*presets.get(name), args.set)
         except ConfigError as e:
             parser.error(f"--set: {e}")
     try:
-        only = None if args.only_folds is None else [int(k) for k in args.only_folds.split(",")]
-    except ValueError:
-        parser.error(f"--only-folds: expected comma-separated fold indices, got {args.only_folds!r}")
-    if only is not None and any(not 0 <= k < args.folds for k in only):
-        parser.error(f"--only-folds {args.only_folds}: fold indices run from 0 to {args.folds - 1}")
+        only = (None if args.only_folds is None
+                else check_fold_ids(args.folds, [int(k) for k in args.only_folds.split(",")]))
+    except (ValueError, DataError) as e:
+        parser.error(f"--only-folds {args.only_folds}: {e}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
     strides = raw.read_strides(args.raw_dir)
