@@ -3,11 +3,23 @@ holds."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
 from jaxphysvae import presets
 from jaxphysvae.config import HParams, apply_overrides
+
+
+def changed_label(preset: str, sets: Sequence[str]) -> str:
+    """A table row's name for `preset` changed by the `key=value` strings `sets`: "PRESET (k=v, ...)"."""
+    return f"{preset} ({', '.join(sets)})" if sets else preset
+
+
+def changed_suffix(sets: Sequence[str]) -> str:
+    """"" or "_k=v+..." (characters other than letters, digits and ._=+- replaced by _): what a table's file name
+    gains for changed presets, so that a changed run never overwrites the table of the presets as they are."""
+    return "_" + re.sub(r"[^A-Za-z0-9._=+-]", "_", "+".join(sets)) if sets else ""
 
 
 def preset_sweep(preset: str, grid: dict, target: Path, epochs: int | None = None, changes: dict | None = None,

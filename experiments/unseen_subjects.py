@@ -21,6 +21,11 @@ CLI's) changes every preset, to look for what closes the gap: such rows are labe
 their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
 on one fold's validation people first). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
 _KEY=VALUE... for such runs) and, with --results, experiments/results/ too.
+
+Fitted code (--refine-steps N, default 200; 0 skips it): each model is also scored with every valid and test stride's
+code fitted to that stride by N Adam steps on its reconstruction error (jaxphysvae.refine), the decoder fixed, as
+PCA's projection fits its code: the difference to the encoder's code is the amortisation gap, what remains against
+PCA is the decoder's.
 """
 
 from __future__ import annotations
@@ -28,17 +33,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
 from experiments import locomotion, report
-from experiments.sweeps import preset_sweep
+from experiments.sweeps import changed_label, changed_suffix, preset_sweep
 from jaxphysvae import presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
+from jaxphysvae.refine import refine
+from jaxphysvae.sweep import load_member
 from jaxphysvae.errors import ConfigError, DataError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,6 +53,7 @@ PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf
            "locomotion-attnf-seq", "locomotion-nn-only")
 VALID_FRACTION = 0.2
 PCA_COMPONENTS = (5, 15, 21, 23)  # 21 and 23: the code sizes of the models (Takeishi and nn-only; the others)
+REFINE_LR = 1e-2  # Adam's step on the code (latents of about unit scale): 100 to 1000 steps agree to 1 % on fold 0
 QUICK = dict(**presets.TOY_WIDTHS, batch_size=32, eval_batch_size=64)
 
 
@@ -90,7 +97,9 @@ def fold_baselines(split: dict[str, raw.Strides]) -> list[dict]:
 
 def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
     row = {"model": name, "code_size": code, "folds": per_fold, **(extra or {})}
-    for key in ("mae", "rmse", "sse_per_seq", "valid_mae"):
+    for key in ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae"):
+        if any(key not in f for f in per_fold):
+            continue
         values = np.array([f[key] for f in per_fold])
         row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
     return row
@@ -104,11 +113,24 @@ def check_fold_ids(folds: int, only: list[int] | None) -> list[int]:
     return fold_ids
 
 
+def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int) -> dict:
+    """MAE on the valid and test strides of member `member` of the sweep in `target` (trained on `datasets`) when
+    each stride's code is fitted to it by `steps` Adam steps (jaxphysvae.refine) instead of taken from the encoder."""
+    _, _, model, _, params, _, _ = load_member(target, member, splits=datasets)
+    mae = {}
+    for split in ("valid", "test"):
+        x = datasets[split].x
+        mae[split] = float(np.abs(refine(model, params, x, steps=steps, lr=REFINE_LR)["x_PAB"] - x).mean())
+    return {"fitted_mae": mae["test"], "fitted_valid_mae": mae["valid"]}
+
+
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
-        epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None) -> dict:
+        epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None,
+        refine_steps: int = 0) -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
     `key=value` strings `sets`); the table's rows. `only`: the indices of the folds to run (default: all), e.g. one
-    fold to compare settings on its validation people before running them on every fold.
+    fold to compare settings on its validation people before running them on every fold. `refine_steps` > 0: each
+    model's rows also give the MAE with every stride's code fitted to it (`fitted_code_mae`).
 
     Raises:
       DataError: an index in `only` that is not a fold.
@@ -122,24 +144,28 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     for preset in model_presets:
         per_fold, best, statuses, seconds = [], [], [], 0.0
         for k, split in zip(fold_ids, splits):
-            result = preset_sweep(preset, {"seed": seeds}, out / by / "+".join((preset, *sets)) / f"fold{k}", epochs,
-                                  QUICK if quick else None, {name: s.dataset(name) for name, s in split.items()},
+            target = out / by / "+".join((preset, *sets)) / f"fold{k}"
+            datasets = {name: s.dataset(name) for name, s in split.items()}
+            result = preset_sweep(preset, {"seed": seeds}, target, epochs, QUICK if quick else None, datasets,
                                   progress=not quick, sets=sets)
             members = result["members"]
             per_fold.append({**{key: float(np.mean([m["test"][key] for m in members]))
                                 for key in ("mae", "rmse", "sse_per_seq")},
                              "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))})
+            if refine_steps:
+                fitted = [fitted_code_mae(target, m, datasets, refine_steps) for m in range(len(members))]
+                per_fold[-1].update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
             best.append([m["best_epoch"] for m in members])
             statuses.append([m["status"] for m in members])
             seconds += result["seconds"]
-        label = f"{preset} ({', '.join(sets)})" if sets else preset
+        label = changed_label(preset, sets)
         rows.append(_summary(label, per_fold, locomotion.code_size(result["config"]),
                              {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best, "seconds": seconds,
                               "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
-    return {"by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "source": strides.source,
+    return {"refine_steps": refine_steps, "by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "source": strides.source,
             "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
 
 
@@ -149,9 +175,7 @@ def table_name(by: str, folds: int, only: list[int] | None, sets: tuple[str, ...
     name = f"unseen_subjects_{by}"
     if only is not None and sorted(set(only)) != list(range(folds)):
         name += "_folds" + "-".join(map(str, only))
-    if sets:
-        name += "_" + re.sub(r"[^A-Za-z0-9._=+-]", "_", "+".join(sets))
-    return name
+    return name + changed_suffix(sets)
 
 
 def markdown(result: dict) -> str:
@@ -163,10 +187,11 @@ def markdown(result: dict) -> str:
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
              f"fold's validation people) is what settings are chosen on:", "",
              "| model | code size | epochs | seeds | diverged | training (s, all folds) | valid MAE | test MAE | "
-             "RMSE | squared error per stride | test MAE per fold |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "RMSE | squared error per stride | valid MAE, fitted code | test MAE, fitted code | test MAE per fold |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" if key in r else "-"
-                           for key in ("valid_mae", "mae", "rmse", "sse_per_seq"))
+                           for key in ("valid_mae", "mae", "rmse", "sse_per_seq", "fitted_valid_mae", "fitted_mae"))
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
         seconds = f"{r['seconds']:.0f}" if "seconds" in r else "-"
@@ -211,6 +236,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change every preset (repeatable; the keys of `jaxphysvae train --set`)")
+    parser.add_argument("--refine-steps", type=int, default=200, metavar="N",
+                        help="also score each model with every stride's code fitted by N Adam steps (0: skip)")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
     args = parser.parse_args(argv)
@@ -230,13 +257,16 @@ def main(argv=None) -> dict:
                 else check_fold_ids(args.folds, [int(k) for k in args.only_folds.split(",")]))
     except (ValueError, DataError) as e:
         parser.error(f"--only-folds {args.only_folds}: {e}")
+    if args.refine_steps < 0:
+        parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
     strides = raw.read_strides(args.raw_dir)
     strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
-                     [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only)
+                     [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only,
+                     args.refine_steps)
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)

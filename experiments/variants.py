@@ -4,6 +4,7 @@ over seeds, beside the trivial and the least-squares baselines, with the learnin
     python -m experiments.variants --dataset pendulum [--variants phys-vae,nn-solver] [--seeds 0,1,2] [--epochs N]
     python -m experiments.variants --dataset advdif ...
     python -m experiments.variants --dataset pendulum --baselines-only          # no training: the baselines (seconds)
+    python -m experiments.variants --dataset pendulum --variants nf --set lr=3e-4 --set grad_clip_norm=50
 
 Per variant (the preset DATASET-VARIANT, VARIANTS below): one vectorised sweep over the seeds in OUT/DATASET/VARIANT,
 continued when it exists (--epochs may grow between calls: a sweep trained for 2000 epochs continues to 5000). Test
@@ -14,7 +15,9 @@ training split's mean, and the same incomplete physics fitted to each test seque
 validation error averaged over seeds per epoch (figure), and in the table how much the best validation error still
 fell over the last fifth of the epochs (the flattening the protocol asks for when a budget is shorter than the
 references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Writes OUT/variants_DATASET.{json,md,png}
-and, with --results, experiments/results/ too.
+and, with --results, experiments/results/ too. `--set KEY=VALUE` (as `jaxphysvae train --set`) changes every listed
+variant: its rows read "PRESET (KEY=VALUE, ...)", its sweeps live in OUT/DATASET/VARIANT+KEY=VALUE+..., and its tables
+in variants_DATASET_KEY=VALUE+..., beside (never over) those of the presets as they are.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
-from experiments.sweeps import preset_sweep
+from experiments.sweeps import changed_label, changed_suffix, preset_sweep
 from jaxphysvae import data, presets
+from jaxphysvae.config import apply_overrides
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.physics import make_physics
 from jaxphysvae.physics.least_squares import least_squares
 from jaxphysvae.rundir import read_metrics
@@ -76,13 +81,14 @@ def learning_curve(sweep_dir: Path) -> dict | None:
     return {"epoch": epochs.tolist(), "valid_sse_per_seq": [float(f"{v:.4g}") for v in mean], "tail_drop": tail_drop}
 
 
-def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool) -> dict:
+def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool,
+             sets: tuple[str, ...]) -> dict:
     preset = f"{dataset}-{variant}"
     changes = dict(**presets.TOY_WIDTHS, **QUICK_SIZES, batch_size=16, eval_batch_size=16) if quick else None
-    result = preset_sweep(preset, {"seed": seeds}, target, epochs, changes, progress=not quick)
+    result = preset_sweep(preset, {"seed": seeds}, target, epochs, changes, progress=not quick, sets=sets)
     name = PARAMETER[dataset][0]
     members = result["members"]
-    row = {"model": preset, "seeds": len(members), "epochs": result["epochs"],
+    row = {"model": changed_label(preset, sets), "seeds": len(members), "epochs": result["epochs"],
            "best_epoch": [m["best_epoch"] for m in members], "rollbacks": [len(m["rollbacks"]) for m in members],
            "diverged": sum(m["status"] != "completed" for m in members), "seconds": result["seconds"]}
     for key in ("rmse", "mae", "sse_per_seq", f"{name}_mae", f"{name}_rel_err"):
@@ -93,11 +99,15 @@ def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, t
     return row
 
 
-def run(dataset: str, out: Path, variants, seeds: list[int], epochs: int | None, quick: bool = False) -> dict:
+def run(dataset: str, out: Path, variants, seeds: list[int], epochs: int | None, quick: bool = False,
+        sets: tuple[str, ...] = ()) -> dict:
+    """The baselines and every variant's row (each preset changed by the `key=value` strings `sets`)."""
     started = time.time()
-    result = {"dataset": dataset, "seeds": seeds, "baselines": baselines(dataset, quick), "rows": []}
+    result = {"dataset": dataset, "seeds": seeds, "sets": list(sets), "baselines": baselines(dataset, quick),
+              "rows": []}
     for variant in variants:
-        result["rows"].append(_variant(dataset, variant, seeds, epochs, out / dataset / variant, quick))
+        target = out / dataset / "+".join((variant, *sets))
+        result["rows"].append(_variant(dataset, variant, seeds, epochs, target, quick, sets))
     result["seconds"] = time.time() - started
     return result
 
@@ -150,6 +160,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines only")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per variant (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change every variant (repeatable; the keys of `jaxphysvae train --set`)")
     parser.add_argument("--out", default="runs/variants", help="directory of the sweeps and the tables")
     parser.add_argument("--quick", action="store_true", help="toy widths, small splits, 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/variants_DATASET.*")
@@ -158,11 +170,16 @@ def main(argv=None) -> dict:
     for v in variants:
         if v not in VARIANTS:
             parser.error(f"--variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+        try:
+            apply_overrides(*presets.get(f"{args.dataset}-{v}"), args.set)
+        except ConfigError as e:
+            parser.error(f"--set: {e}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
-    result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick)
+    result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick,
+                 tuple(args.set))
     text = markdown(result)
-    report.write(f"variants_{args.dataset}", result, text, [out] + ([RESULTS] if args.results else []),
+    report.write(f"variants_{args.dataset}" + changed_suffix(args.set), result, text, [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))
     print(text)
     return result

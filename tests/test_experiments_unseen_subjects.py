@@ -9,6 +9,8 @@ import pytest
 from experiments import unseen_subjects
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
+from jaxphysvae.refine import refine
+from jaxphysvae.sweep import load_member
 
 
 def fake_strides(subjects=6, per_subject=8, seed=0) -> raw.Strides:
@@ -88,7 +90,7 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
 def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     sets = ("dim_z_aux2=3", "kl_weight=2.5")
     result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
-                                 quick=True, sets=sets, only=[1])
+                                 quick=True, sets=sets, only=[1], refine_steps=3)
     row = next(r for r in result["rows"] if "epochs" in r)
     assert row["model"] == "locomotion-phys-vae (dim_z_aux2=3, kl_weight=2.5)"
     assert row["code_size"] == 2 + 3 + 2 * 3  # z_P, the changed z_A2, the learned initial state
@@ -98,6 +100,13 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     assert stored["config"]["dim_z_aux2"] == 3 and stored["members"][0]["kl_weight"] == 2.5
     member = json.loads((sweep_dir / "fold1" / "sweep.json").read_text())["members"][0]
     assert row["valid_mae"] == pytest.approx(member["valid"]["mae"]) and row["valid_mae_std"] == 0.0
+    # the fitted code's errors: the fold's own valid and test strides, through the member's best parameters
+    datasets = {name: split.dataset(name) for name, split in unseen_subjects.fold_splits(fake_strides(), 2)[1].items()}
+    _, _, model, _, params, _, _ = load_member(sweep_dir / "fold1", 0, splits=datasets)
+    for split, key in (("valid", "fitted_valid_mae"), ("test", "fitted_mae")):
+        x = datasets[split].x
+        assert row[key] == pytest.approx(np.abs(refine(model, params, x, steps=3, lr=unseen_subjects.REFINE_LR)["x_PAB"] - x).mean())
+    assert all("fitted_mae" not in r for r in result["rows"] if "epochs" not in r)
     assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
     assert (unseen_subjects.table_name("subject", 2, [1], sets)
             == "unseen_subjects_subject_folds1_dim_z_aux2=3+kl_weight=2.5")
