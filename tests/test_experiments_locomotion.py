@@ -51,3 +51,22 @@ def test_a_sweep_from_before_presets_were_recorded_is_named_by_its_configuration
     (tmp_path / "sweep.json").write_text(json.dumps({"members": [member], "epochs": 7, "config": config}))
     row, = locomotion.collect([tmp_path])
     assert row["model"] == tmp_path.name
+
+
+def test_the_fitted_code_column_is_the_run_s_own_test_strides_refitted(tmp_path):
+    from jaxphysvae.cli import main
+    from jaxphysvae.fit import load_run
+    from jaxphysvae.refine import refine
+    small = [a for k, v in (("feat_hidden", "[16]"), ("feat_dim", "16"), ("unmixer_hidden", "[16]"),
+                            ("residual_hidden", "[16]"), ("init_hidden", "[16]"), ("hamiltonian_hidden", "[16]"))
+             for a in ("--set", f"{k}={v}")]
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "locomotion-phys-vae", "--epochs", "1", "--out", str(run), "--no-progress",
+                 *small]) == 0
+    row, = locomotion.collect([run], refine_steps=3)
+    _, _, model, _, params, splits, _ = load_run(run)
+    x = splits["test"].x
+    fitted = refine(model, params, x, steps=3, lr=locomotion.REFINE_LR)["x_PAB"]
+    assert row["fitted_mae"] == pytest.approx(float(np.abs(fitted - x).mean()), rel=1e-6)
+    assert f"| {row['fitted_mae']:.4f} |" in locomotion.markdown([row], [])
+    assert "fitted_mae" not in locomotion.collect([run])[0]
