@@ -160,8 +160,12 @@ def _predict(args) -> None:
     from jaxphysvae.data.arrays import read_sequences
     from jaxphysvae.data.cache import save_npz
     from jaxphysvae.predict import predict
+    from jaxphysvae.refine import refine
     from jaxphysvae.sweep import load_any, parse_member
     rundir.check_seed(args.seed)
+    if args.refine_steps < 0:
+        raise ConfigError(f"--refine-steps must be 0 (no fitting) or a positive number of steps, got "
+                          f"{args.refine_steps}")
     run_dir, member = parse_member(args.run_dir)
     name = ("predict_" if member is None else f"predict_member{member}_") + (args.split if args.data is None else
                                                                             Path(args.data).stem)
@@ -179,6 +183,10 @@ def _predict(args) -> None:
         scaled = predict(model, params, ds.x, batch_size=config.schedule.eval_batch_size, horizon=args.horizon,
                          z_phy=args.scale_z_phy * out["z_phy_mean"])
         out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
+    if args.refine_steps:
+        fitted = refine(model, params, ds.x, steps=args.refine_steps, lr=args.refine_lr,
+                        batch_size=config.schedule.eval_batch_size)
+        out.update({f"fitted_{k}": v for k, v in fitted.items()})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
     save_npz(target, **arrays)
     print(f"{ds.num_sequences} sequences of {ds.source}: reconstructions x_P, x_PA, x_PB, x_PAB "
@@ -187,6 +195,9 @@ def _predict(args) -> None:
           + (f", decoded with z_P x {args.scale_z_phy:g}" if args.scale_z_phy is not None else ""))
     rmse = float(np.sqrt(np.mean((out["x_PAB"] - ds.x) ** 2)))
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
+    if args.refine_steps:
+        fitted_rmse = float(np.sqrt(np.mean((out["fitted_x_PAB"] - ds.x) ** 2)))
+        print(f"  with each sequence's code fitted ({args.refine_steps} steps): RMSE {fitted_rmse:.4g} (fitted_*)")
     for name in (model.physics.param_names if config.model.use_physics else ()):
         if name not in out:
             continue
@@ -392,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also integrate the ODE part for this many steps (x_P_long, x_PA_long)")
     pd.add_argument("--scale-z-phy", type=float, default=None, metavar="FACTOR",
                     help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
+    pd.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                    help="also fit each sequence's code to it by N Adam steps, decoder fixed (fitted_*: the code, "
+                         "its x_PAB, sse before and after; jaxphysvae.refine)")
+    pd.add_argument("--refine-lr", type=float, default=1e-2, metavar="LR", help="Adam's step for --refine-steps")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
 

@@ -13,6 +13,7 @@ from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
 from jaxphysvae.predict import predict
+from jaxphysvae.refine import refine
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.sweep import grid_members, load_member, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
@@ -166,5 +167,12 @@ def test_cli_sweep(tmp_path, capsys):
     np.testing.assert_array_equal(written["x_PAB"], predict(model, params, splits["test"].x, samples=2)["x_PAB"])
     assert main(["predict", str(tmp_path)]) == 2
     assert "is a sweep: name one of its members" in capsys.readouterr().err
+    assert main(["predict", f"{tmp_path}:3", "--refine-steps", "4", "--refine-lr", "0.02"]) == 0
+    fitted = refine(model, params, splits["test"].x, steps=4, lr=0.02)
+    written = np.load(tmp_path / "predict_member3_test.npz")
+    for key in ("x_PAB", "z_aux2", "s0", "sse"):
+        np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
+    assert "code fitted (4 steps)" in capsys.readouterr().out
+    assert main(["predict", f"{tmp_path}:3", "--refine-steps", "-1"]) == 2
     assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
     assert "expected comma-separated numbers" in capsys.readouterr().err
