@@ -42,9 +42,9 @@ def _fit_function(model: PhysVAE, steps: int):
         x_hat = model.decode(params, z, s0).x_PAB
         return jnp.sum((x_hat - x) ** 2, axis=(1, 2)), x_hat
 
-    def fit(params, x, lr):
+    def fit(params, x, mask, lr):
         post = model.encode(params, x)
-        z, _ = model.latents(params, post, None)
+        z, _ = model.latents(params, post, None, mask)
         start = (z, post.s0)
         optimiser = optax.adam(lr)
         # each sequence's error depends on its own code only, and Adam scales every coordinate alone: the sum's
@@ -84,8 +84,8 @@ def refine(model: PhysVAE, params, x, steps: int = 200, lr: float = 1e-2, batch_
       x: (N, C, T) sequences in the units the model was trained on.
       steps: Adam steps (>= 0; 0 returns the encoder's code). One compiled program per value.
       lr: Adam's learning rate, in the code's units (the latents are about unit scale).
-      batch_size: sequences per compiled call; the results do not depend on it (attention over the batch aside: a
-        model with a "batch" attention context encodes each batch as a whole).
+      batch_size: sequences per compiled call; the results do not depend on it, except for a model with a "batch"
+        attention context, whose starting code depends on the batch (as in `predict`).
 
     Returns numpy arrays: z_phy, z_aux1, z_aux2, s0 (the fitted code), x_PAB (N, C, T) its reconstruction, sse_start
     and sse (N,) the squared error summed over channels and time of the encoder's code and of the fitted one.
@@ -104,6 +104,6 @@ def refine(model: PhysVAE, params, x, steps: int = 200, lr: float = 1e-2, batch_
     fn = _fit_function(model, int(steps))
     parts = []
     for b in batches(x, min(batch_size, x.shape[0]), remainder="pad"):
-        out = fn(params, jnp.asarray(b.x), jnp.float32(lr))
+        out = fn(params, jnp.asarray(b.x), jnp.asarray(b.mask), jnp.float32(lr))
         parts.append({k: np.compress(b.mask, np.asarray(v), axis=0) for k, v in out.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -75,3 +75,11 @@ def test_bad_data_are_refused(model_and_params):
         refine(model, params, x)
     with pytest.raises(DataError, match="shape|channels|length"):
         refine(model, params, x[:, :, :20])
+
+
+def test_a_batch_attention_model_starts_from_predict_s_code_for_the_same_batches():
+    model = PhysVAE(small_config(attention_aux2="batch"), 1, 50, 0.05)
+    params = model.init(jax.random.key(1), HParams.create(x_lnvar=-2.0))
+    x = pendulum_splits()["test"].x  # 16 sequences in batches of 5: the last one padded, the padding masked out
+    out, mean = refine(model, params, x, steps=0, batch_size=5), predict(model, params, x, batch_size=5)
+    np.testing.assert_allclose(out["z_aux2"], mean["z_aux2_mean"], rtol=1e-5, atol=1e-6)
