@@ -136,15 +136,18 @@ def fitted_errors(run: Path, member: int | None, steps: int) -> dict:
 
 
 def collect(run_dirs, refine_steps: int = 0) -> list[dict]:
-    """The table's rows of run or sweep directories; with `refine_steps`, also "fitted_mae" (mean +- std over seeds)
-    with each member's code fitted to each test stride."""
+    """The table's rows of run or sweep directories; with `refine_steps`, also "fitted_mae", "fitted_rmse" and
+    "fitted_sse_per_seq" (mean +- std over seeds) with each member's code fitted to each test stride."""
     rows = []
     for run in map(Path, run_dirs):
         if (run / "sweep.json").is_file():
             rows.append(_sweep_row(run))
             if refine_steps:
-                fitted = [fitted_errors(run, m, refine_steps)["mae"] for m in range(rows[-1]["seeds"])]
-                rows[-1]["fitted_mae"], rows[-1]["fitted_mae_std"] = float(np.mean(fitted)), float(np.std(fitted))
+                fitted = [fitted_errors(run, m, refine_steps) for m in range(rows[-1]["seeds"])]
+                for key in fitted[0]:
+                    values = [f[key] for f in fitted]
+                    rows[-1].update({f"fitted_{key}": float(np.mean(values)),
+                                     f"fitted_{key}_std": float(np.std(values))})
             continue
         if not (run / "summary.json").is_file():
             print(f"skipping {run}: no summary.json or sweep.json", file=sys.stderr)
@@ -159,14 +162,22 @@ def collect(run_dirs, refine_steps: int = 0) -> list[dict]:
                      "train_seconds_per_epoch": summary.get("train_seconds_per_epoch"),
                      "valid_sse_per_seq": summary["valid"]["sse_per_seq"]})
         if refine_steps:
-            rows[-1]["fitted_mae"] = fitted_errors(run, None, refine_steps)["mae"]
+            rows[-1].update({f"fitted_{k}": v for k, v in fitted_errors(run, None, refine_steps).items()})
     return rows
 
 
 def markdown(ours: list[dict], base: list[dict]) -> str:
     lines = ["| model | code size | seeds | epochs (best per seed) | rollbacks | run ended | norm clip | valid squared "
-             "error per stride | test MAE | RMSE | squared error per stride | test MAE, fitted code |",
+             "error per stride | test MAE | RMSE | squared error per stride | fitted code: test MAE / RMSE / squared "
+             "error |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fitted(r):
+        if "fitted_mae" not in r:
+            return "-"
+        spread = lambda k: f" +- {r[f'fitted_{k}_std']:.4f}" if r["seeds"] > 1 else ""
+        return " / ".join(f"{r['fitted_' + k]:.4f}{spread(k)}" for k in ("mae", "rmse", "sse_per_seq"))
+
     for r in ours:
         ended = "completed" if r["status"] == "completed" else (
             r["status"] if r["seeds"] > 1 else f"{r['status']} after epoch {r['epochs']}")
@@ -179,7 +190,7 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
         lines.append(f"| **{r['model']}**{', ' + changed if changed else ''} | {r['code_size']} | {r['seeds']} | "
                      f"{r['epochs']} ({best}) | "
                      f"{sum(r['rollbacks'])} | {ended} | {clip} | {value('valid_sse_per_seq')} | {value('mae')} | "
-                     f"{value('rmse')} | {value('sse_per_seq')} | {value('fitted_mae') if 'fitted_mae' in r else '-'} |")
+                     f"{value('rmse')} | {value('sse_per_seq')} | {fitted(r)} |")
     for name, mae, rmse, sse, sec in PUBLISHED:
         lines.append(f"| {name} | - | 1 | - | - | - | - | - | {mae:.4f} | {rmse:.4f} | {sse:.4f} | - |")
     for r in base:

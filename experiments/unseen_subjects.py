@@ -165,7 +165,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
-    return {"refine_steps": refine_steps, "by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "source": strides.source,
+    return {"refine_steps": refine_steps, "by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed,
+            "source": strides.source,
             "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
 
 

@@ -179,7 +179,8 @@ def main(argv=None) -> dict:
     result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick,
                  tuple(args.set))
     text = markdown(result)
-    report.write(f"variants_{args.dataset}" + changed_suffix(args.set), result, text, [out] + ([RESULTS] if args.results else []),
+    report.write(f"variants_{args.dataset}" + changed_suffix(args.set), result, text,
+                 [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))
     print(text)
     return result

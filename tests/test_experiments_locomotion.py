@@ -68,5 +68,8 @@ def test_the_fitted_code_column_is_the_run_s_own_test_strides_refitted(tmp_path)
     x = splits["test"].x
     fitted = refine(model, params, x, steps=3, lr=locomotion.REFINE_LR)["x_PAB"]
     assert row["fitted_mae"] == pytest.approx(float(np.abs(fitted - x).mean()), rel=1e-6)
-    assert f"| {row['fitted_mae']:.4f} |" in locomotion.markdown([row], [])
+    assert row["fitted_rmse"] == pytest.approx(float(np.sqrt(((fitted - x) ** 2).mean())), rel=1e-6)
+    assert row["fitted_sse_per_seq"] == pytest.approx(float(((fitted - x) ** 2).sum((1, 2)).mean()), rel=1e-6)
+    cell = f"| {row['fitted_mae']:.4f} / {row['fitted_rmse']:.4f} / {row['fitted_sse_per_seq']:.4f} |"
+    assert cell in locomotion.markdown([row], [])
     assert "fitted_mae" not in locomotion.collect([run])[0]
