@@ -53,7 +53,9 @@ def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(m
 def test_the_batching_does_not_change_the_fit(model_and_params):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
-    whole, batched = refine(model, params, x, steps=20), refine(model, params, x, steps=20, batch_size=5)
+    # 200 steps at lr 3e-2: the program of the planted-code test, for the whole batch
+    whole, batched = refine(model, params, x, steps=200, lr=3e-2), refine(model, params, x, steps=200, lr=3e-2,
+                                                                          batch_size=5)
     for name in whole:
         np.testing.assert_allclose(batched[name], whole[name], rtol=1e-4, atol=1e-6)
 
