@@ -35,7 +35,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-nn-only", "locomotion-phys-vae", "locomotion-nf",
            "locomotion-attnf", "locomotion-attnf-seq", "locomotion-phys-vae-tuned", "locomotion-nf-tuned",
            "locomotion-attnf-tuned", "locomotion-attnf-seq-tuned")
-REFINE_LR = 1e-2  # Adam's step on the code (latents of about unit scale)
 PUBLISHED = [  # METHOD.md section 7: the published PyTorch code on this split
     ("published phys-VAE NN-only (3000 epochs, best 782)", 0.0143, 0.0190, 0.110, 0.10),
     ("published phys-VAE NN + Hamiltonian + R_ppc (3000, best 1535)", 0.0128, 0.0171, 0.0885, 0.94),
@@ -132,7 +131,7 @@ def fitted_errors(run: Path, member: int | None, steps: int) -> dict:
     from jaxphysvae.sweep import load_any
     _, _, model, _, params, splits, _ = load_any(run if member is None else f"{run}:{member}")
     x = splits["test"].x
-    return errors(refine(model, params, x, steps=steps, lr=REFINE_LR)["x_PAB"], x)
+    return errors(refine(model, params, x, steps=steps)["x_PAB"], x)
 
 
 def collect(run_dirs, refine_steps: int = 0) -> list[dict]:

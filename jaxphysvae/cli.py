@@ -184,8 +184,9 @@ def _predict(args) -> None:
                          z_phy=args.scale_z_phy * out["z_phy_mean"])
         out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
     if args.refine_steps:
-        fitted = refine(model, params, ds.x, steps=args.refine_steps, lr=args.refine_lr,
-                        batch_size=config.schedule.eval_batch_size)
+        step = {} if args.refine_lr is None else {"lr": args.refine_lr}
+        fitted = refine(model, params, ds.x, steps=args.refine_steps, batch_size=config.schedule.eval_batch_size,
+                        **step)
         out.update({f"fitted_{k}": v for k, v in fitted.items()})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
     save_npz(target, **arrays)
@@ -406,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--refine-steps", type=int, default=0, metavar="N",
                     help="also fit each sequence's code to it by N Adam steps, decoder fixed (fitted_*: the code, "
                          "its x_PAB, sse before and after; jaxphysvae.refine)")
-    pd.add_argument("--refine-lr", type=float, default=1e-2, metavar="LR", help="Adam's step for --refine-steps")
+    pd.add_argument("--refine-lr", type=float, default=None, metavar="LR",
+                    help="Adam's step for --refine-steps (default: jaxphysvae.refine's)")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
 

@@ -66,7 +66,7 @@ def test_the_fitted_code_column_is_the_run_s_own_test_strides_refitted(tmp_path)
     row, = locomotion.collect([run], refine_steps=3)
     _, _, model, _, params, splits, _ = load_run(run)
     x = splits["test"].x
-    fitted = refine(model, params, x, steps=3, lr=locomotion.REFINE_LR)["x_PAB"]
+    fitted = refine(model, params, x, steps=3, lr=0.01)["x_PAB"]
     assert row["fitted_mae"] == pytest.approx(float(np.abs(fitted - x).mean()), rel=1e-6)
     assert row["fitted_rmse"] == pytest.approx(float(np.sqrt(((fitted - x) ** 2).mean())), rel=1e-6)
     assert row["fitted_sse_per_seq"] == pytest.approx(float(((fitted - x) ** 2).sum((1, 2)).mean()), rel=1e-6)

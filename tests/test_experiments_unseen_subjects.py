@@ -105,7 +105,7 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     _, _, model, _, params, _, _ = load_member(sweep_dir / "fold1", 0, splits=datasets)
     for split, key in (("valid", "fitted_valid_mae"), ("test", "fitted_mae")):
         x = datasets[split].x
-        fitted = refine(model, params, x, steps=3, lr=unseen_subjects.REFINE_LR)["x_PAB"]
+        fitted = refine(model, params, x, steps=3, lr=0.01)["x_PAB"]
         assert row[key] == pytest.approx(np.abs(fitted - x).mean())
     assert all("fitted_mae" not in r for r in result["rows"] if "epochs" not in r)
     assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
