@@ -6,7 +6,8 @@
 A sweep directory is one row: the mean +- standard deviation over its members (seeds), with each member's best
 epoch and the rollbacks it needed; a run directory is a row of one seed. Each model is also scored with every test
 stride's code fitted to it by --refine-steps Adam steps (default 200; 0 skips it) on its reconstruction error, the
-decoder fixed (jaxphysvae.refine), as PCA's projection fits its code: "test MAE, fitted code".
+decoder fixed (jaxphysvae.refine), as PCA's projection fits its code: the "fitted code" column (MAE / RMSE /
+squared error).
 
 Baselines (all zeros, mean training stride, PCA with k components fitted on train) are recomputed here from the
 data; the published PyTorch figures are quoted from METHOD.md. Protocol: test split (344 strides), best-validation
