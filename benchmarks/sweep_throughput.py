@@ -92,9 +92,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
     common.before_jax(args.cores, args.host_devices)
-    from jaxphysvae.presets import TOY_WIDTHS  # no jax imported
-    quick = {**TOY_WIDTHS, **QUICK}
-    rows = [measure(args.preset, n, args.epochs, quick if args.quick else None) for n in args.members]
+    rows = [measure(args.preset, n, args.epochs, QUICK if args.quick else None) for n in args.members]
     return common.report(args, "sweep_throughput", rows, table)
 
 

@@ -17,10 +17,11 @@ import time
 
 from benchmarks import common
 from benchmarks.common import cores, first_call, ms_range, timed
+from jaxphysvae.presets import TOY_WIDTHS  # imports no jax
 
 DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
            "locomotion-attnf-seq", "pendulum-phys-vae")
-QUICK = dict(n_train=32, n_valid=16, n_test=16, batch_size=16)  # with presets.TOY_WIDTHS
+QUICK = {**TOY_WIDTHS, **dict(n_train=32, n_valid=16, n_test=16, batch_size=16)}  # tiny models on tiny splits
 
 
 def measure(name: str, repeats: int, changes: dict | None = None, overrides: list[str] = ()) -> dict:
@@ -83,9 +84,7 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration changes")
     args = parser.parse_args(argv)
     common.before_jax(args.cores, args.host_devices)
-    from jaxphysvae.presets import TOY_WIDTHS  # no jax imported
-    quick = {**TOY_WIDTHS, **QUICK}
-    rows = [measure(p, args.repeats, quick if args.quick else None, args.set) for p in (args.preset or DEFAULT)]
+    rows = [measure(p, args.repeats, QUICK if args.quick else None, args.set) for p in (args.preset or DEFAULT)]
     return common.report(args, "train_speed", rows, table)
 
 
