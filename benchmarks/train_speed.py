@@ -21,7 +21,7 @@ from jaxphysvae.presets import TOY_WIDTHS  # imports no jax
 
 DEFAULT = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
            "locomotion-attnf-seq", "pendulum-phys-vae")
-QUICK = {**TOY_WIDTHS, **dict(n_train=32, n_valid=16, n_test=16, batch_size=16)}  # tiny models on tiny splits
+QUICK = {**TOY_WIDTHS, "n_train": 32, "n_valid": 16, "n_test": 16, "batch_size": 16}  # tiny models on tiny splits
 
 
 def measure(name: str, repeats: int, changes: dict | None = None, overrides: list[str] = ()) -> dict:
