@@ -14,13 +14,14 @@ the two is the gap that unseen people open.
 Per fold and preset: one vectorised sweep over --seeds on that fold's splits (OUT/BY/PRESET/foldK, resumable: the
 command continues whatever it finds), its best-validation checkpoint scored on the fold's test people (posterior
 mean; a `batch` attention context sees the whole test fold in one batch). Per fold, beside the models: the mean
-training stride and PCA with k components fitted on that fold's training strides. A row is the mean +- std over
+training stride and PCA with k components fitted on that fold's training strides (k in PCA_COMPONENTS and each
+model's code size). A row is the mean +- std over
 folds of the per-fold figure (itself the mean over seeds), with its code size: the numbers per stride a model
 encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--set KEY=VALUE` (repeatable, as the
 CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
 their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
 on one fold's validation people first). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
-_KEY=VALUE... for such runs) and, with --results, experiments/results/ too.
+_KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/ too.
 
 Fitted code (--refine-steps N, default 200; 0 skips it): each model is also scored with every valid and test stride's
 code fitted to that stride by N Adam steps on its reconstruction error (jaxphysvae.refine), the decoder fixed, as
@@ -86,12 +87,18 @@ def fold_splits(strides: raw.Strides, folds: int, by: str = "subject", seed: int
     return out
 
 
-def fold_baselines(split: dict[str, raw.Strides]) -> list[dict]:
-    """The mean training stride and PCA (PCA_COMPONENTS) fitted on the fold's train strides, on its test strides
-    (and, as "valid_mae", the MAE on its valid strides)."""
-    test = locomotion.baselines(split["train"].x, split["test"].x, PCA_COMPONENTS)
-    valid = locomotion.baselines(split["train"].x, split["valid"].x, PCA_COMPONENTS)
+def fold_baselines(split: dict[str, raw.Strides], components=PCA_COMPONENTS) -> list[dict]:
+    """The mean training stride and PCA with each number of `components` fitted on the fold's train strides, on its
+    test strides (and, as "valid_mae", the MAE on its valid strides)."""
+    test = locomotion.baselines(split["train"].x, split["test"].x, components)
+    valid = locomotion.baselines(split["train"].x, split["valid"].x, components)
     return [{**t, "valid_mae": v["mae"]} for t, v in zip(test, valid) if t["model"] != "all zeros"]
+
+
+def preset_code_size(preset: str, sets: tuple[str, ...] = ()) -> int:
+    """The code size (locomotion.code_size) of `preset` changed by the `key=value` strings `sets`."""
+    config, _ = apply_overrides(*presets.get(preset), list(sets))
+    return locomotion.code_size(config.to_json())
 
 
 def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
@@ -137,7 +144,9 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     fold_ids = check_fold_ids(folds, only)
     splits = [fold_splits(strides, folds, by, split_seed)[k] for k in fold_ids]
     started = time.time()
-    baseline_folds = [fold_baselines(s) for s in splits]
+    # PCA at every model's code size too, so that each model has a linear baseline keeping as many numbers per stride
+    codes = {preset_code_size(preset, sets) for preset in model_presets}
+    baseline_folds = [fold_baselines(s, sorted(set(PCA_COMPONENTS) | codes)) for s in splits]
     rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
@@ -240,6 +249,9 @@ def main(argv=None) -> dict:
                         help="also score each model with every stride's code fitted by N Adam steps (0: skip)")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
+    parser.add_argument("--name", default=None,
+                        help="the tables' file name (default unseen_subjects_BY[_foldsK][_KEY=VALUE...]): to keep a "
+                             "run of other presets beside, not over, an earlier table")
     args = parser.parse_args(argv)
     if not Path(args.raw_dir).is_dir():
         parser.error(f"--raw-dir {args.raw_dir}: no such directory (`jaxphysvae data download` fetches the raw "
@@ -270,7 +282,7 @@ def main(argv=None) -> dict:
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)
-    report.write(table_name(args.by, args.folds, only, tuple(args.set)), result, text,
+    report.write(args.name or table_name(args.by, args.folds, only, tuple(args.set)), result, text,
                  [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))
     print(text)

@@ -94,6 +94,13 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     row = next(r for r in result["rows"] if "epochs" in r)
     assert row["model"] == "locomotion-phys-vae (dim_z_aux2=3, kl_weight=2.5)"
     assert row["code_size"] == 2 + 3 + 2 * 3  # z_P, the changed z_A2, the learned initial state
+    # PCA at that code size beside the model, fitted on the fold's own training strides
+    pca = next(r for r in result["rows"] if r["model"] == "PCA, 11 components (fitted on train)")
+    split = unseen_subjects.fold_splits(fake_strides(), 2)[1]
+    flat_train, flat_test = (split[k].x.reshape(split[k].num_sequences, -1) for k in ("train", "test"))
+    mean, vt = flat_train.mean(0), np.linalg.svd(flat_train - flat_train.mean(0), full_matrices=False)[2][:11]
+    assert pca["code_size"] == 11 and pca["mae"] == pytest.approx(
+        np.abs((flat_test - mean) @ vt.T @ vt + mean - flat_test).mean(), rel=1e-5)
     sweep_dir = tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=2.5"
     assert sorted(p.name for p in sweep_dir.iterdir()) == ["fold1"] and result["fold_ids"] == [1]
     stored = json.loads((sweep_dir / "fold1" / "sweep_config.json").read_text())
