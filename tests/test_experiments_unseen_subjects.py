@@ -122,3 +122,11 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     for bad in (["--set", "no_such=1"], ["--only-folds", "5"]):
         with pytest.raises(SystemExit):
             unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "sub/table", "", ".."])
+def test_a_name_with_a_directory_is_refused_before_anything_runs(tmp_path, capsys, name):
+    with pytest.raises(SystemExit):
+        unseen_subjects.main(["--raw-dir", str(tmp_path), "--name", name, "--out", str(tmp_path / "out")])
+    assert f"--name {name!r}: expected a file name without a directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
