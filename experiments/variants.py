@@ -145,7 +145,7 @@ def figure(result: dict, path: Path) -> None:
             ax.plot(r["curve"]["epoch"], r["curve"]["valid_sse_per_seq"], label=r["model"], lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation squared error per sequence (mean over seeds)")
+    ax.set_ylabel("validation squared error\nper sequence (mean over seeds)")
     ax.set_title(f"{result['dataset']}: learning curves")
     if ax.lines:
         ax.legend(fontsize=7)
