@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import report
 from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.files import atomic_path
@@ -212,7 +213,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     parser.add_argument("--refine-steps", type=int, default=200, metavar="N",
                         help="also score each model with every test stride's code fitted by N Adam steps (0: skip)")
-    parser.add_argument("--name", default="locomotion",
+    parser.add_argument("--name", default="locomotion", type=report.file_name,
                         help="the results' file name: experiments/results/NAME.{json,md} (one table per set of runs)")
     args = parser.parse_args(argv)
     chosen = args.presets.split(",")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Callable
 
 from jaxphysvae import files
+
+
+def file_name(text: str) -> str:
+    """An argparse `type` for a results' file name (NAME of NAME.json ...): refused with a one-line error when it is
+    empty or has a directory part, which would write the tables outside the directory they belong in."""
+    if not text or Path(text).name != text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a file name without a directory")
+    return text
 
 
 def write(name: str, result, text: str, targets, figure: Callable[[Path], None] | None = None) -> None:

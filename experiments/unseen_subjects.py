@@ -249,12 +249,10 @@ def main(argv=None) -> dict:
                         help="also score each model with every stride's code fitted by N Adam steps (0: skip)")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
-    parser.add_argument("--name", default=None,
+    parser.add_argument("--name", default=None, type=report.file_name,
                         help="the tables' file name (default unseen_subjects_BY[_foldsK][_KEY=VALUE...]): to keep a "
                              "run of other presets beside, not over, an earlier table")
     args = parser.parse_args(argv)
-    if args.name is not None and (not args.name or Path(args.name).name != args.name or args.name in (".", "..")):
-        parser.error(f"--name {args.name!r}: expected a file name without a directory (the tables go to --out)")
     if not Path(args.raw_dir).is_dir():
         parser.error(f"--raw-dir {args.raw_dir}: no such directory (`jaxphysvae data download` fetches the raw "
                      f"files)")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import unseen_subjects
+from experiments import locomotion, unseen_subjects
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
 from jaxphysvae.refine import refine
@@ -128,5 +128,9 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
 def test_a_name_with_a_directory_is_refused_before_anything_runs(tmp_path, capsys, name):
     with pytest.raises(SystemExit):
         unseen_subjects.main(["--raw-dir", str(tmp_path), "--name", name, "--out", str(tmp_path / "out")])
-    assert f"--name {name!r}: expected a file name without a directory" in capsys.readouterr().err
+    assert f"argument --name: {name!r}: expected a file name without a directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # the locomotion table's --name is the same argparse type
+    with pytest.raises(SystemExit):
+        locomotion.main(["--name", name, str(tmp_path / "no_run")])
+    assert f"argument --name: {name!r}: expected a file name without a directory" in capsys.readouterr().err
