@@ -42,6 +42,8 @@ class HParams(NamedTuple):
       warmup_steps, decay_steps, lr_floor: the learning-rate schedule (jaxphysvae.train.learning_rate): a linear
         warm-up over warmup_steps optimisation steps, then a half-cosine decay over decay_steps steps to
         lr * lr_floor (decay_steps = 0: no decay). An epoch takes ceil(n_train / batch_size) steps.
+      mix: the mixing augmentation's largest partner weight in [0, 1] (jaxphysvae.mixing; 0 = none): each training
+        sequence blended with a random other sequence of its batch, by a weight drawn from Uniform(0, mix).
     """
 
     kl_weight: Any = 1.0
@@ -54,6 +56,7 @@ class HParams(NamedTuple):
     warmup_steps: Any = 0.0
     decay_steps: Any = 0.0
     lr_floor: Any = 0.0
+    mix: Any = 0.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -69,6 +72,9 @@ class HParams(NamedTuple):
             raise ConfigError(f"noise level must lie in [0, 1], got {merged.noise}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
+        if np.any((np.asarray(merged.mix) < 0) | (np.asarray(merged.mix) > 1)):
+            raise ConfigError(f"mix (the largest partner weight of the mixing augmentation) must lie in [0, 1], "
+                              f"got {merged.mix}")
         if np.any((np.asarray(merged.lr_floor) < 0) | (np.asarray(merged.lr_floor) > 1)):
             raise ConfigError(f"lr_floor (the final fraction of lr) must lie in [0, 1], got {merged.lr_floor}")
         for name in ("kl_weight", "alpha", "beta", "gamma", "noise", "warmup_steps", "decay_steps"):
