@@ -44,6 +44,9 @@ class HParams(NamedTuple):
         lr * lr_floor (decay_steps = 0: no decay). An epoch takes ceil(n_train / batch_size) steps.
       mix: the mixing augmentation's largest partner weight in [0, 1] (jaxphysvae.mixing; 0 = none): each training
         sequence blended with a random other sequence of its batch, by a weight drawn from Uniform(0, mix).
+      decoder_decay: decoupled weight decay of the decoder alone (AdamW's, on the physics model's parameters and
+        the correction and residual networks; jaxphysvae.train.decoder_decay): each step also subtracts
+        lr * decoder_decay * p from those parameters p. 0 = none; independent of the L2 `weight_decay` option.
     """
 
     kl_weight: Any = 1.0
@@ -57,6 +60,7 @@ class HParams(NamedTuple):
     decay_steps: Any = 0.0
     lr_floor: Any = 0.0
     mix: Any = 0.0
+    decoder_decay: Any = 0.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -77,7 +81,7 @@ class HParams(NamedTuple):
                               f"got {merged.mix}")
         if np.any((np.asarray(merged.lr_floor) < 0) | (np.asarray(merged.lr_floor) > 1)):
             raise ConfigError(f"lr_floor (the final fraction of lr) must lie in [0, 1], got {merged.lr_floor}")
-        for name in ("kl_weight", "alpha", "beta", "gamma", "noise", "warmup_steps", "decay_steps"):
+        for name in ("kl_weight", "alpha", "beta", "gamma", "noise", "warmup_steps", "decay_steps", "decoder_decay"):
             if np.any(np.asarray(getattr(merged, name)) < 0):
                 raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
         import jax.numpy as jnp

@@ -26,6 +26,10 @@ class Reconstructions(NamedTuple):
     x_PAB: jax.Array
 
 
+# the decoder's own networks (with the physics model's parameters, what jaxphysvae.train.decoder_decay shrinks)
+DECODER_NETWORKS = ("correction", "residual")
+
+
 class GreyBoxDecoder:
     """(latents, initial states) -> Reconstructions: ds/dt = f_P(t, s; z_P) + f_A(s, z_A1) (f_A an MLP acting on the
     physics' correction_index components) from s0 at times t (T,), observed by the physics model, plus the residual

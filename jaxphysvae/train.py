@@ -25,6 +25,7 @@ import optax
 
 from jaxphysvae import programs
 from jaxphysvae.config import Config, HParams, OptimisationConfig
+from jaxphysvae.decoder import DECODER_NETWORKS
 from jaxphysvae.evaluation import as_float32, evaluate, physics_errors  # noqa: F401 (documented as train.evaluate)
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.mixing import mix_sequences
@@ -61,12 +62,27 @@ def learning_rate(step: jax.Array, hparams: HParams) -> jax.Array:
     return hparams.lr * warm * jnp.where(hparams.decay_steps > 0, cosine, 1.0)
 
 
+def decoder_decay(params: dict, rate) -> dict:
+    """The decoupled weight-decay term of the decoder: rate * p for the physics model's parameters and the
+    decoder's networks (jaxphysvae.decoder.DECODER_NETWORKS), zeros for every other parameter (encoder, flows,
+    attention, a learned x_lnvar). `params` as PhysVAE.init makes them; rate a float32 scalar."""
+    zero = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+    decay = lambda tree: jax.tree.map(lambda p: rate * p, tree)
+    terms = {key: zero(value) for key, value in params.items() if key not in ("nets", "physics")}
+    terms["nets"] = {name: decay(net) if name in DECODER_NETWORKS else zero(net)
+                     for name, net in params["nets"].items()}
+    terms["physics"] = decay(params["physics"])
+    return terms
+
+
 def apply_gradients(optimizer: optax.GradientTransformation, state: "TrainState", grads, hparams: HParams):
-    """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`.
+    """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`, plus
+    the decoder's decoupled weight decay (`decoder_decay` at hparams.decoder_decay): p <- p - lr (u + d).
     Returns (the new TrainState, the learning rate used)."""
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     lr = learning_rate(state.step, hparams)
-    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+    decay = decoder_decay(state.params, hparams.decoder_decay)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u, d: -lr * (u + d), updates, decay))
     return TrainState(params, opt_state, state.step + 1), lr
 
 

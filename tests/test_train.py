@@ -215,3 +215,28 @@ def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_r
         state, _ = fns.train_epoch(state, x, jax.random.fold_in(run_key, epoch), hp._replace(lr=jnp.float32(1e-3)))
     last, _ = checkpoint.load(tmp_path / "last.ckpt", state)
     assert_trees_close(last.params, state.params, rtol=1e-5, atol=1e-7)
+
+
+def test_decoder_decay_shrinks_the_decoder_alone():
+    """One step with hparams.decoder_decay = d against the same step without: the decoder's parameters (the learned
+    Hamiltonian, the residual network) move by -lr d p more, every other parameter not at all."""
+    from jaxphysvae import presets
+    config, _ = presets.get("locomotion-phys-vae")
+    config = config.replace(**presets.TOY_WIDTHS, batch_size=4)
+    model = PhysVAE(config, 3, 20, 0.01)
+    fns = make_functions(model, config)
+    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, lr=1e-2)
+    state = fns.init(jax.random.key(0), hp)
+    x = jax.random.normal(jax.random.key(1), (4, 3, 20)) * 0.1
+    batch, key = (x, jnp.ones(4, bool)), jax.random.key(2)
+    plain, _ = fns.train_step(state, batch, key, hp)
+    decayed, _ = fns.train_step(state, batch, key, hp._replace(decoder_decay=jnp.float32(5.0)))
+    assert fns.train_step.cache_size() == 1
+    decoder = {"physics": state.params["physics"], "residual": state.params["nets"]["residual"]}
+    moved = {"physics": decayed.params["physics"], "residual": decayed.params["nets"]["residual"]}
+    without = {"physics": plain.params["physics"], "residual": plain.params["nets"]["residual"]}
+    expected = jax.tree.map(lambda w, p: w - 1e-2 * 5.0 * p, without, decoder)
+    assert_trees_close(moved, expected, rtol=1e-5, atol=1e-7)
+    assert max(float(jnp.max(jnp.abs(p))) for p in jax.tree.leaves(decoder)) > 0.1  # the decay is visible
+    others = {k: v for k, v in decayed.params["nets"].items() if k != "residual"}
+    assert_trees_close(others, {k: v for k, v in plain.params["nets"].items() if k != "residual"}, rtol=0, atol=0)
