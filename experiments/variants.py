@@ -17,7 +17,8 @@ fell over the last fifth of the epochs (the flattening the protocol asks for whe
 references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Writes OUT/variants_DATASET.{json,md,png}
 and, with --results, experiments/results/ too. `--set KEY=VALUE` (as `jaxphysvae train --set`) changes every listed
 variant: its rows read "PRESET (KEY=VALUE, ...)", its sweeps live in OUT/DATASET/VARIANT+KEY=VALUE+..., and its tables
-in variants_DATASET_KEY=VALUE+..., beside (never over) those of the presets as they are.
+in variants_DATASET_KEY=VALUE+..., beside (never over) those of the presets as they are; --name NAME names the tables
+instead (a table holds the variants of its call only, so a call for one more variant needs its own name).
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="runs/variants", help="directory of the sweeps and the tables")
     parser.add_argument("--quick", action="store_true", help="toy widths, small splits, 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/variants_DATASET.*")
+    parser.add_argument("--name", type=report.file_name, default=None,
+                        help="the tables' file name (NAME.json, .md, .png; default variants_DATASET[_KEY=VALUE...])")
     args = parser.parse_args(argv)
     variants = [] if args.baselines_only else [v for v in args.variants.split(",") if v]
     for v in variants:
@@ -179,7 +182,7 @@ def main(argv=None) -> dict:
     result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick,
                  tuple(args.set))
     text = markdown(result)
-    report.write(f"variants_{args.dataset}" + changed_suffix(args.set), result, text,
+    report.write(args.name or f"variants_{args.dataset}" + changed_suffix(args.set), result, text,
                  [out] + ([RESULTS] if args.results else []),
                  lambda path: figure(result, path))
     print(text)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import locomotion, unseen_subjects
+from experiments import locomotion, unseen_subjects, variants
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
 from jaxphysvae.refine import refine
@@ -130,7 +130,11 @@ def test_a_name_with_a_directory_is_refused_before_anything_runs(tmp_path, capsy
         unseen_subjects.main(["--raw-dir", str(tmp_path), "--name", name, "--out", str(tmp_path / "out")])
     assert f"argument --name: {name!r}: expected a file name without a directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    # the locomotion table's --name is the same argparse type
+    # the locomotion and variants tables' --name is the same argparse type
     with pytest.raises(SystemExit):
         locomotion.main(["--name", name, str(tmp_path / "no_run")])
     assert f"argument --name: {name!r}: expected a file name without a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        variants.main(["--baselines-only", "--quick", "--name", name, "--out", str(tmp_path / "out")])
+    assert f"argument --name: {name!r}: expected a file name without a directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

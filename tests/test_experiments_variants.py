@@ -56,5 +56,11 @@ def test_set_changes_every_variant_into_its_own_sweep_and_table(tmp_path):
     assert not (tmp_path / "pendulum" / "phys-only").exists()
     assert (tmp_path / "variants_pendulum_kl_weight=2.5+alpha=0.5.md").is_file()
     assert not (tmp_path / "variants_pendulum.md").exists()
+    # --name: the same sweep (continued, nothing to train) tabulated under a name of one's own
+    again = variants.main(["--dataset", "pendulum", "--variants", "phys-only", "--seeds", "0", "--quick",
+                           "--set", "kl_weight=2.5", "--set", "alpha=0.5", "--out", str(tmp_path), "--name", "mine"])
+    assert again["rows"][0]["mae"] == pytest.approx(result["rows"][0]["mae"])
+    assert json.loads((tmp_path / "mine.json").read_text())["rows"][0]["model"] == result["rows"][0]["model"]
+    assert (tmp_path / "mine.md").is_file() and (tmp_path / "mine.png").is_file()
     with pytest.raises(SystemExit):
         variants.main(["--variants", "phys-only", "--set", "no_such=1", "--out", str(tmp_path)])
