@@ -72,16 +72,13 @@ class HParams(NamedTuple):
         for name, v in merged._asdict().items():
             if not np.all(np.isfinite(np.asarray(v, np.float64))):
                 raise ConfigError(f"hyper-parameter {name} must be finite, got {v}")
-        if np.any((np.asarray(merged.noise) < 0) | (np.asarray(merged.noise) > 1)):
-            raise ConfigError(f"noise level must lie in [0, 1], got {merged.noise}")
+        for name, what in _UNIT_INTERVAL.items():
+            v = np.asarray(getattr(merged, name))
+            if np.any((v < 0) | (v > 1)):
+                raise ConfigError(f"{what} must lie in [0, 1], got {getattr(merged, name)}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
-        if np.any((np.asarray(merged.mix) < 0) | (np.asarray(merged.mix) > 1)):
-            raise ConfigError(f"mix (the largest partner weight of the mixing augmentation) must lie in [0, 1], "
-                              f"got {merged.mix}")
-        if np.any((np.asarray(merged.lr_floor) < 0) | (np.asarray(merged.lr_floor) > 1)):
-            raise ConfigError(f"lr_floor (the final fraction of lr) must lie in [0, 1], got {merged.lr_floor}")
-        for name in ("kl_weight", "alpha", "beta", "gamma", "noise", "warmup_steps", "decay_steps", "decoder_decay"):
+        for name in ("kl_weight", "alpha", "beta", "gamma", "warmup_steps", "decay_steps", "decoder_decay"):
             if np.any(np.asarray(getattr(merged, name)) < 0):
                 raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
         import jax.numpy as jnp
@@ -89,6 +86,11 @@ class HParams(NamedTuple):
 
     def to_json(self) -> dict:
         return {k: np.asarray(v).tolist() for k, v in self._asdict().items()}
+
+
+# the hyper-parameters that are fractions, with what an error calls them
+_UNIT_INTERVAL = {"noise": "noise level", "mix": "mix (the largest partner weight of the mixing augmentation)",
+                  "lr_floor": "lr_floor (the final fraction of lr)"}
 
 
 def stack(hparams: list[HParams]) -> HParams:

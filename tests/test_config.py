@@ -1,11 +1,12 @@
 """Config is four parts that validate themselves, addressed by flat names; the parts decide what is compiled."""
 
 import json
+import re
 
 import pytest
 
 from jaxphysvae.config import (FIELD_GROUPS, FIELDS, RUN_ONLY, Config, DataConfig, ModelConfig, OptimisationConfig,
-                               ScheduleConfig, SolverConfig)
+                               HParams, ScheduleConfig, SolverConfig)
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.train import make_functions
@@ -63,3 +64,13 @@ def test_only_the_model_and_optimisation_parts_change_the_compiled_programs():
         model = PhysVAE(config, 1, 50, 0.05)
         assert (model.identity() == model_identity) == (FIELDS[name] != "model"), name
         assert (make_functions(model, config).identity == program_identity) == (name in RUN_ONLY), name
+
+
+@pytest.mark.parametrize("name, what", [("noise", "noise level"), ("mix", "mix (the largest partner weight"),
+                                        ("lr_floor", "lr_floor (the final fraction of lr)")])
+def test_fraction_hyper_parameters_must_lie_in_the_unit_interval(name, what):
+    for bad in (-0.1, 1.5, [0.5, 1.2]):
+        with pytest.raises(ConfigError, match=re.escape(f"{what}") + r".* must lie in \[0, 1\], got"):
+            HParams.create(**{name: bad})
+    for edge in (0.0, 1.0):
+        assert float(getattr(HParams.create(**{name: edge}), name)) == edge

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from jaxphysvae.config import HParams
-from jaxphysvae.errors import ConfigError
 from jaxphysvae.mixing import mix_sequences
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.train import make_functions
@@ -78,13 +77,6 @@ def test_draws_come_from_each_sequences_key():
                 assert lf == pytest.approx(lb, abs=1e-5) and jf == b - 1 - jb
                 compared += 1
     assert compared >= 10
-
-
-def test_mix_level_is_checked():
-    with pytest.raises(ConfigError, match="mix"):
-        HParams.create(mix=1.5)
-    with pytest.raises(ConfigError, match="mix"):
-        HParams.create(mix=-0.1)
 
 
 def test_train_step_differentiates_the_mixed_batch():
