@@ -1,7 +1,7 @@
 """Plant realistic bugs one at a time in a copy of the repository and check that the test suite catches each.
 
     python -m tests.planted_bugs                 # every bug; writes docs/planted_bugs.md
-    python -m tests.planted_bugs --only kl_sign  # some of them
+    python -m tests.planted_bugs --only kl_sign  # some of them (their rows of docs/planted_bugs.md replaced)
 
 Each bug is a textual replacement in one file (it must match exactly once, so the list cannot silently go stale)
 and the test files that should catch it. A bug is caught when those tests fail on the planted copy; the copy is
@@ -93,6 +93,18 @@ BUGS = [
     Bug("file_params_unpermuted", "a data file's parameters left in file order while its sequences are shuffled",
         "jaxphysvae/data/arrays.py", "{k: v[index] for k, v in params.items()}",
         "{k: v[:len(index)] for k, v in params.items()}", ("tests/test_user_data.py",)),
+    Bug("mix_not_applied", "the mixing augmentation never applied in the training step", "jaxphysvae/train.py",
+        "        x = mix_sequences(x, mask, keys, hparams.mix)\n", "", ("tests/test_mixing.py",)),
+    Bug("mix_mask_ignored", "padding rows chosen as mixing partners", "jaxphysvae/mixing.py",
+        "logits = jnp.where(mask, 0.0, -jnp.inf)", "logits = jnp.zeros(mask.shape)", ("tests/test_mixing.py",)),
+    Bug("mix_one_key", "every sequence's mixing draws from the batch's first key", "jaxphysvae/mixing.py",
+        "partner, lam = jax.vmap(draws)(keys)", "partner, lam = jax.vmap(lambda k: draws(keys[0]))(keys)",
+        ("tests/test_mixing.py",)),
+    Bug("decay_everywhere", "the decoder's weight decay applied to every network", "jaxphysvae/train.py",
+        "decay(net) if name in DECODER_NETWORKS else zero(net)", "decay(net)", ("tests/test_train.py",)),
+    Bug("decay_not_physics", "the decoder's weight decay leaving the physics model's parameters out",
+        "jaxphysvae/train.py", '    terms["physics"] = decay(params["physics"])\n',
+        '    terms["physics"] = zero(params["physics"])\n', ("tests/test_train.py",)),
 ]
 
 
@@ -122,11 +134,40 @@ def run(bug: Bug) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
+HEADER = ["# Planted bugs and the tests that catch them", "",
+          "`python -m tests.planted_bugs` plants each bug below, one at a time, in a copy of the repository and runs "
+          "the named test files against it (`tests/planted_bugs.py` holds the exact replacements).", "",
+          "| bug | what | caught | failing test | seconds |", "|---|---|---|---|---|"]
+
+
+def table_row(r: dict) -> str:
+    return (f"| `{r['name']}` | {r['what']} | {'yes' if r['caught'] else '**no**'} | "
+            f"{'<br>'.join(f'`{t}`' for t in r['by']) or '-'} | {r['seconds']:.0f} |")
+
+
+def write_table(rows: list[dict], out: Path) -> None:
+    """Write the rows of the bugs just planted into `out`'s table: a row of a bug planted now replaces its old row,
+    the rows of the bugs not planted this time and any text after the table are kept, and the table follows the
+    order of BUGS (a bug no longer in BUGS loses its row)."""
+    old_rows, trailer = {}, []
+    if out.exists():
+        lines = out.read_text().splitlines()
+        table = [i for i, line in enumerate(lines) if line.startswith("| `")]
+        old_rows = {lines[i].split("`")[1]: lines[i] for i in table}
+        trailer = lines[table[-1] + 1:] if table else []
+    new_rows = {r["name"]: table_row(r) for r in rows}
+    body = [new_rows.get(b.name) or old_rows.get(b.name) for b in BUGS]
+    out.write_text("\n".join(HEADER + [line for line in body if line] + trailer) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="names of the bugs to plant")
     parser.add_argument("--out", default=str(ROOT / "docs" / "planted_bugs.md"))
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - {b.name for b in BUGS})
+    if unknown:
+        parser.error(f"no planted bug named {', '.join(unknown)}")
     bugs = [b for b in BUGS if args.only is None or b.name in args.only]
     rows = []
     for bug in bugs:
@@ -134,15 +175,7 @@ def main(argv=None) -> int:
         r = rows[-1]
         print(f"{r['name']:<22} {'caught' if r['caught'] else 'MISSED':<7} {r['seconds']:6.1f} s  "
               f"{', '.join(r['by'])}", flush=True)
-    if args.only is None:
-        lines = ["# Planted bugs and the tests that catch them", "",
-                 "`python -m tests.planted_bugs` plants each bug below, one at a time, in a copy of the repository and "
-                 "runs the named test files against it (`tests/planted_bugs.py` holds the exact replacements).", "",
-                 "| bug | what | caught | failing test | seconds |", "|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| `{r['name']}` | {r['what']} | {'yes' if r['caught'] else '**no**'} | "
-                         f"{'<br>'.join(f'`{t}`' for t in r['by']) or '-'} | {r['seconds']:.0f} |")
-        Path(args.out).write_text("\n".join(lines) + "\n")
+        write_table(rows, Path(args.out))
     return 0 if all(r["caught"] for r in rows) else 1
 
 
