@@ -452,8 +452,13 @@ def use_host_devices(count: int) -> None:
     bridge = sys.modules.get("jax._src.xla_bridge")
     if bridge is not None and getattr(bridge, "backends_are_initialized", lambda: False)():
         raise ConfigError("--host-devices must be set before jax starts its backends")
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-    os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={count}"])
+    os.environ["XLA_FLAGS"] = host_device_flags(os.environ.get("XLA_FLAGS", ""), count)
+
+
+def host_device_flags(xla_flags: str, count: int) -> str:
+    """`xla_flags` (an XLA_FLAGS value) with its host device count, if any, replaced by `count`; the rest kept."""
+    kept = [f for f in xla_flags.split() if "xla_force_host_platform_device_count" not in f]
+    return " ".join(kept + [f"--xla_force_host_platform_device_count={count}"])
 
 
 def enable_compilation_cache() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxphysvae.cli import main
+from jaxphysvae.cli import host_device_flags, main
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
@@ -129,8 +129,8 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_sweep_equals_unsharded_on_two_host_devices():
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"  # keep conftest's
-    env = {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
+    flags = host_device_flags(os.environ.get("XLA_FLAGS", ""), 2)  # conftest's flags kept
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", SHARDED.format(root=str(ROOT))], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
