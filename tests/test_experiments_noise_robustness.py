@@ -54,6 +54,21 @@ def test_the_table_states_the_trend(tmp_path):
     json.dumps(results)
 
 
+def test_the_table_and_figure_keep_the_kinds_given(tmp_path, capsys):
+    curve = [{"level": lv, "mae": 0.01 - lv / 100, "mae_std": 0.0, "per_seed": [0.01 - lv / 100]}
+             for lv in noise_robustness.LEVELS]
+    results = [{"model": "m", "seeds": 1, "curves": {"feature": curve},
+                "feature_noise_trend": noise_robustness.feature_trend(curve)}]
+    text = noise_robustness.markdown(results)
+    assert "| m | 1 | feature | 0.0100 +- 0.0000 |" in text and "0.0075 +- 0.0000 |\n" in text
+    assert "gaussian" not in text and "m falls" in text
+    noise_robustness.figure(results, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        noise_robustness.main(["--train", "locomotion-nf", "--kinds", "feature,salt"])
+    assert "salt: not a noise kind" in capsys.readouterr().err
+
+
 def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
     from jaxphysvae.presets import TOY_WIDTHS
     changes = {**TOY_WIDTHS, "batch_size": 8, "eval_batch_size": 16, "n_train": 32, "n_valid": 16, "n_test": 16}
