@@ -26,6 +26,7 @@ from jaxphysvae.errors import ConfigError
 UNMIXERS = ("none", "residual", "linear")
 PPC = ("all", "residual")
 FLOW_KL = ("exact", "published_base_kl")
+Z_PHY_SPACES = ("physical", "logit")
 
 
 class HParams(NamedTuple):
@@ -204,6 +205,11 @@ class ModelConfig:
       correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
       clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
         z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).
+      z_phy_space: where z_P's base Gaussian, flows and prior live. "physical" (as published): in the physical
+        units, the encoder's mean through softplus for positive physics, samples clipped per clip_z_phy (a flow can
+        carry a sample out of the range, where the clip passes no gradient back). "logit": an unconstrained u with
+        prior N(0, (pi / sqrt 3)^2) (the variance of the logistic, which the range's uniform pulls back to), decoded
+        as z_P = lo + (hi - lo) sigmoid(u), so every sample lies in the range with a gradient; needs a z_range.
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
@@ -241,6 +247,7 @@ class ModelConfig:
     init: str = "lecun"
     correction_time: bool = False
     clip_z_phy: bool = True
+    z_phy_space: str = "physical"
     solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
@@ -253,7 +260,8 @@ class ModelConfig:
                               f"flat names solver, substeps, rtol, atol and max_steps set its fields)")
         check_spec(self.physics)
         choices = {"unmixer": UNMIXERS, "ppc": PPC, "flow_kl": FLOW_KL, "attention_phy": CONTEXTS,
-                   "attention_aux1": CONTEXTS, "attention_aux2": CONTEXTS, "noise": NOISE, "init": INITS}
+                   "attention_aux1": CONTEXTS, "attention_aux2": CONTEXTS, "noise": NOISE, "init": INITS,
+                   "z_phy_space": Z_PHY_SPACES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(allowed)}")

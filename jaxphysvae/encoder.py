@@ -104,7 +104,7 @@ class Encoder:
         mean, lnvar = self._apply(params, f"mean_{name}", h), self._apply(params, f"lnvar_{name}", h)
         if self.config.lnvar_min is not None:  # a smooth lower bound: the posterior cannot collapse to a point
             lnvar = self.config.lnvar_min + nn.softplus(lnvar - self.config.lnvar_min)
-        if name == "phy" and self.physics.positive:
+        if name == "phy" and self.physics.positive and self.config.z_phy_space == "physical":
             mean = nn.softplus(mean)
         flow = self._apply(params, f"flow_{name}", h) if steps else jnp.zeros((b, 0), x.dtype)
         return mean, lnvar, flow

@@ -82,6 +82,9 @@ class PhysVAE:
         if c.use_physics and c.dim_z_phy != p.dim_z:
             raise ConfigError(f"physics {c.physics!r} has {p.dim_z} parameter(s): set dim_z_phy={p.dim_z}, "
                               f"got {c.dim_z_phy}")
+        if c.z_phy_space == "logit" and self.dims.phy and p.z_range is None:
+            raise ConfigError(f"z_phy_space='logit' maps z_P into its physical range, but {type(p).__name__} has "
+                              f"none (z_range): use z_phy_space='physical'")
         if c.unmixer == "linear" and self.dims.aux1 + self.dims.aux2 == 0:
             raise ConfigError("the linear unmixer needs z_A1 or z_A2 (it maps their means to a correction)")
         x = jax.ShapeDtypeStruct((self.num_channels, self.num_steps), jnp.float32)
@@ -131,8 +134,10 @@ class PhysVAE:
         return self.encoder(params, x, noise)
 
     def physics_mean(self, params, u: Float[Array, "B C T"]) -> Float[Array, "B dP"]:
-        """The physics encoder's base mean of z_P from a (cleaned) input u."""
-        return self.encoder.branch(params, "phy", u, None)[0]
+        """The physics encoder's base mean of z_P from a (cleaned) input u, in physical units (mapped into the
+        range for a model whose z_P lives in logit space)."""
+        mean = self.encoder.branch(params, "phy", u, None)[0]
+        return self.physics.to_range(mean) if self.config.z_phy_space == "logit" else mean
 
     def latents(self, params, posterior: Posterior, keys: jax.Array | None, mask: jax.Array | None = None):
         """(z, kl): latents (samples with per-sequence keys (B,), or the posterior mean for None) and the KL per

@@ -19,8 +19,9 @@ from jaxphysvae.physics import PhysicsModel
 
 class LatentPosterior:
     """Posterior -> (latents, KL). z_P's prior is the physics model's (N(m, s^2) from its range, or N(0, I)); the
-    auxiliary groups' prior is N(0, I). Samples of z_P are clipped to its physical range
-    (config.clip_z_phy)."""
+    auxiliary groups' prior is N(0, I). Samples of z_P are clipped to its physical range (config.clip_z_phy).
+    With config.z_phy_space == "logit", z_P's group lives in logit space instead: prior N(0, (pi / sqrt 3)^2), and
+    its samples are mapped into the range (PhysicsModel.to_range), not clipped."""
 
     def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel):
         self.config, self.layout, self.physics = config, layout, physics
@@ -30,8 +31,11 @@ class LatentPosterior:
 
     def priors(self) -> list[distrax.Normal]:
         """The prior of each group, in GROUPS order."""
-        pm, ps = (self.physics.prior() if self.layout.dims.phy
-                  else (np.zeros(0, np.float32), np.ones(0, np.float32)))
+        d = self.layout.dims.phy
+        if d and self.config.z_phy_space == "logit":
+            pm, ps = np.zeros(d, np.float32), np.full(d, np.pi / np.sqrt(3.0), np.float32)
+        else:
+            pm, ps = self.physics.prior() if d else (np.zeros(0, np.float32), np.ones(0, np.float32))
         return [distrax.Normal(jnp.asarray(pm), jnp.asarray(ps)), distrax.Normal(0.0, 1.0), distrax.Normal(0.0, 1.0)]
 
     def __call__(self, params, posterior: Posterior, keys: jax.Array | None,
@@ -44,7 +48,7 @@ class LatentPosterior:
           mask: (B,) valid rows, excluded from the keys of a "batch" attention context.
 
         Returns:
-          (z, kl): Latents (B, d) after flows, attention and clipping of z_P to its range; kl (B,) is
+          (z, kl): Latents (B, d) after flows, attention and clipping (or mapping) of z_P to its range; kl (B,) is
           log q_0(z_0) - sum_k log|det J_k| - log p(z_K) for a flowed group (a one-sample estimate), and the closed
           form KL(q_0 || p) for a group without flow or when config.flow_kl == "published_base_kl".
         """
@@ -70,7 +74,9 @@ class LatentPosterior:
                 zk = self.networks[name][0].apply(params["nets"][name], zk, mask)
             z.append(zk)
             kl = kl + group_kl
-        if self.config.clip_z_phy:
+        if self.config.z_phy_space == "logit" and self.layout.dims.phy:
+            z_phy = self.physics.to_range(z[0])
+        elif self.config.clip_z_phy:
             z_phy = self.physics.clip(z[0])
         else:
             z_phy = jnp.maximum(z[0], 0.0) if self.physics.positive else z[0]

@@ -105,6 +105,11 @@ BUGS = [
     Bug("decay_not_physics", "the decoder's weight decay leaving the physics model's parameters out",
         "jaxphysvae/train.py", '    terms["physics"] = decay(params["physics"])\n',
         '    terms["physics"] = zero(params["physics"])\n', ("tests/test_train.py",)),
+    Bug("logit_clipped", "z_P in logit space clipped to the range instead of mapped into it", "jaxphysvae/posterior.py",
+        "z_phy = self.physics.to_range(z[0])", "z_phy = self.physics.clip(z[0])", ("tests/test_posteriors.py",)),
+    Bug("logit_da2_raw", "R_DA2 comparing the logit-space mean with the physical parameter",
+        "jaxphysvae/model.py", 'return self.physics.to_range(mean) if self.config.z_phy_space == "logit" else mean',
+        "return mean", ("tests/test_posteriors.py",)),
 ]
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from jaxphysvae.config import HParams, stack
 from jaxphysvae.data import Dataset
+from jaxphysvae.errors import ConfigError
+from jaxphysvae.flows import chain, split_params
 from jaxphysvae.model import Noise, PhysVAE
 from jaxphysvae.noise import feature_noise, input_noise
 from jaxphysvae.train import evaluate, make_functions
@@ -77,6 +79,73 @@ def test_batch_independence(context, independent):
         assert all(same)
     else:
         assert not same[2] and not same[3]  # replacing the other sequences changes sequence 0's output
+
+
+def _with_phy_mean(post, m):
+    return post._replace(mean=post.mean._replace(phy=m))
+
+
+def _squash(u, lo, hi):
+    """lo + (hi - lo) sigmoid(u) in float64."""
+    return lo + (hi - lo) / (1.0 + np.exp(-np.asarray(u, np.float64)))
+
+
+def test_logit_space_keeps_flowed_z_phy_in_its_range():
+    """Whatever the flow does to z_P, in logit space the decoder gets lo + (hi - lo) sigmoid(z_K), z_K recomputed
+    here with distrax's chain of planar steps: inside the range, never clipped."""
+    model = PhysVAE(light("none", z_phy_space="logit"), 1, T, 0.05)
+    params = model.init(jax.random.key(0))
+    post = _with_phy_mean(model.encode(params, _x(c=1)), jnp.linspace(-30.0, 30.0, 8)[:, None])
+    z, _ = model.latents(params, post, None)
+    z_k, _ = chain(split_params(post.flows.phy, 3, 1)).forward_and_log_det(post.mean.phy)
+    lo, hi = (float(b[0]) for b in model.physics.z_range)
+    np.testing.assert_allclose(z.phy, _squash(z_k, lo, hi), rtol=1e-5)
+    samples, _ = model.latents(params, post, jax.random.split(jax.random.key(3), 8))
+    assert np.all((np.asarray(samples.phy) >= lo) & (np.asarray(samples.phy) <= hi))
+
+
+def _phy_only(space):
+    return PhysVAE(small_config(dim_z_aux1=-1, dim_z_aux2=-1, unmixer="none", z_phy_space=space), 1, T, 0.05)
+
+
+def test_logit_space_passes_the_gradient_that_the_clip_cuts():
+    """d z_P / d(mean) of the posterior mean: 1 inside the range and 0 beyond it where z_P is clipped (a sample
+    that leaves the range teaches the encoder nothing); (hi - lo) s (1 - s), s = sigmoid(mean), in logit space."""
+    m = jnp.array([[-2.0], [0.5], [1.0], [4.0], [6.0]])
+    grads = {}
+    for space in ("physical", "logit"):
+        model = _phy_only(space)
+        params = model.init(jax.random.key(0))
+        post = model.encode(params, _x(b=5, c=1))
+        grads[space] = jax.grad(lambda m: model.latents(params, _with_phy_mean(post, m), None)[0].phy.sum())(m)
+    lo, hi = (float(b[0]) for b in model.physics.z_range)
+    assert (lo, hi) == pytest.approx((0.392, 3.53))
+    np.testing.assert_array_equal(grads["physical"][:, 0], [0.0, 1.0, 1.0, 0.0, 0.0])
+    s = 1.0 / (1.0 + np.exp(-np.asarray(m[:, 0], np.float64)))
+    np.testing.assert_allclose(grads["logit"][:, 0], (hi - lo) * s * (1 - s), rtol=1e-4)
+
+
+def test_logit_space_prior_and_physics_mean():
+    """In logit space z_P's KL is against N(0, pi^2 / 3) (the closed form, recomputed here), and the augmentation
+    term R_DA2 compares the encoder's mean mapped into the range with the simulated parameter."""
+    model = _phy_only("logit")
+    params = model.init(jax.random.key(0))
+    x = _x(b=6, c=1)
+    post = model.encode(params, x)
+    _, kl = model.latents(params, post, jax.random.split(jax.random.key(1), 6))
+    m, v = np.asarray(post.mean.phy[:, 0], np.float64), np.asarray(post.lnvar.phy[:, 0], np.float64)
+    prior_var = np.pi ** 2 / 3
+    expected = 0.5 * (np.log(prior_var) - v + (np.exp(v) + m ** 2) / prior_var - 1.0)
+    np.testing.assert_allclose(kl, expected, rtol=1e-4)
+    lo, hi = (float(b[0]) for b in model.physics.z_range)
+    np.testing.assert_allclose(model.physics_mean(params, x)[:, 0], _squash(m, lo, hi), rtol=1e-5)
+
+
+def test_logit_space_needs_a_physical_range():
+    with pytest.raises(ConfigError, match="z_range"):
+        PhysVAE(attentive("none", z_phy_space="logit"), C, T, 0.05)
+    with pytest.raises(ConfigError, match="z_phy_space"):
+        small_config(z_phy_space="log")
 
 
 def test_input_noise_fractions():

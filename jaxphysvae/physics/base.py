@@ -46,7 +46,7 @@ class PhysicsModel(abc.ABC):
       state_size: size S of the ODE state.
       z_range: ((lo_1, ...), (hi_1, ...)) physical range of z_P, or None when z_P has no physical units (its prior
         is then N(0, I)). With a range the prior is N(m, s^2), m = (lo + hi) / 2, s = max(1e-3, 0.866 (hi - lo)), and
-        posterior samples are clipped to the range.
+        posterior samples are clipped to the range (or, with ModelConfig.z_phy_space "logit", mapped into it).
       positive: the parameters are positive (the encoder's mean goes through softplus).
       param_names: names of the true parameters in a `Dataset.params` that z_P estimates, for evaluation.
       correction_index: the state components that the in-ODE neural correction f_A acts on (zero-padded to the
@@ -103,6 +103,14 @@ class PhysicsModel(abc.ABC):
     def clip(self, z: Float[Array, "... dim_z"]) -> Float[Array, "... dim_z"]:
         """Clip z_P to the physical range (identity without one)."""
         return z if self.z_range is None else jnp.clip(z, self.z_range[0], self.z_range[1])
+
+    def to_range(self, u: Float[Array, "... dim_z"]) -> Float[Array, "... dim_z"]:
+        """lo + (hi - lo) sigmoid(u): an unconstrained u (..., dim_z) mapped into the physical range, for a model
+        whose z_P lives in logit space (ModelConfig.z_phy_space). Needs a z_range."""
+        if self.z_range is None:
+            raise ConfigError(f"{type(self).__name__} has no physical range (z_range) to map z_P into")
+        lo, hi = self.z_range
+        return lo + (hi - lo) * jax.nn.sigmoid(u)
 
     def sample_augmentation(self, key: jax.Array, n: int) -> Float[Array, "n dim_z"]:
         """n draws (n, dim_z) of z~_P for physics data augmentation (R_DA2): uniform over the physical range, else
