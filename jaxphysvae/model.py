@@ -23,6 +23,7 @@ from jaxphysvae.config import Config, HParams, ModelConfig
 from jaxphysvae.decoder import GreyBoxDecoder, Reconstructions
 from jaxphysvae.encoder import Encoder, Noise, Posterior
 from jaxphysvae.errors import ConfigError
+from jaxphysvae.flows import flow_forward, stack_params
 from jaxphysvae.latents import GROUPS, Latents, Layout, applier
 from jaxphysvae.objective import masked_mean
 from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, make_physics
@@ -134,9 +135,12 @@ class PhysVAE:
         return self.encoder(params, x, noise)
 
     def physics_mean(self, params, u: Float[Array, "B C T"]) -> Float[Array, "B dP"]:
-        """The physics encoder's base mean of z_P from a (cleaned) input u, in physical units (mapped into the
-        range for a model whose z_P lives in logit space)."""
-        mean = self.encoder.branch(params, "phy", u, None)[0]
+        """The physics encoder's base mean of z_P from a (cleaned) input u, pushed through z_P's flow where
+        config.da2_flowed, in physical units (mapped into the range for a model whose z_P lives in logit space)."""
+        mean, _, flow = self.encoder.branch(params, "phy", u, None)
+        if self.config.da2_flowed and self.flow_steps.phy:
+            params_flow = stack_params(flow, self.flow_steps.phy, self.dims.phy)
+            mean, _ = flow_forward(mean, params_flow, self.config.flow_margin)
         return self.physics.to_range(mean) if self.config.z_phy_space == "logit" else mean
 
     def latents(self, params, posterior: Posterior, keys: jax.Array | None, mask: jax.Array | None = None):

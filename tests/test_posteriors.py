@@ -141,6 +141,24 @@ def test_logit_space_prior_and_physics_mean():
     np.testing.assert_allclose(model.physics_mean(params, x)[:, 0], _squash(m, lo, hi), rtol=1e-5)
 
 
+def test_da2_flowed_anchors_the_flowed_mean():
+    """With da2_flowed, R_DA2's estimate is the base mean pushed through z_P's flow (recomputed with distrax's chain),
+    in physical units or mapped into the range in logit space; without it, the base mean (as published)."""
+    x = _x(c=1)
+    for space in ("physical", "logit"):
+        model = PhysVAE(light("none", z_phy_space=space, da2_flowed=True), 1, T, 0.05)
+        params = model.init(jax.random.key(0))
+        mean, _, flow = model.encoder.branch(params, "phy", x, None)
+        z_k, _ = chain(split_params(flow, 3, 1)).forward_and_log_det(mean)
+        assert not np.allclose(z_k, mean, atol=1e-3)  # the flow moves the mean
+        lo, hi = (float(b[0]) for b in model.physics.z_range)
+        expected = _squash(z_k, lo, hi) if space == "logit" else z_k
+        np.testing.assert_allclose(model.physics_mean(params, x), expected, rtol=1e-5, atol=1e-6)
+    published = PhysVAE(light("none"), 1, T, 0.05)
+    params = published.init(jax.random.key(0))
+    np.testing.assert_allclose(published.physics_mean(params, x), published.encoder.branch(params, "phy", x, None)[0])
+
+
 def test_logit_space_needs_a_physical_range():
     with pytest.raises(ConfigError, match="z_range"):
         PhysVAE(attentive("none", z_phy_space="logit"), C, T, 0.05)
