@@ -205,15 +205,15 @@ class ModelConfig:
       correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
       clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
         z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).
-      da2_flowed: R_DA2 compares the simulated parameter with the encoder's base mean pushed through z_P's planar
-        flow (the z_P the decoder gets from the posterior mean, before any batch attention) instead of the base mean
-        (False, as published: the flow is then free to move z_P away from what R_DA2 anchors); the same without a
-        z_P flow.
       z_phy_space: where z_P's base Gaussian, flows and prior live. "physical" (as published): in the physical
         units, the encoder's mean through softplus for positive physics, samples clipped per clip_z_phy (a flow can
         carry a sample out of the range, where the clip passes no gradient back). "logit": an unconstrained u with
         prior N(0, (pi / sqrt 3)^2) (the variance of the logistic, which the range's uniform pulls back to), decoded
         as z_P = lo + (hi - lo) sigmoid(u), so every sample lies in the range with a gradient; needs a z_range.
+      da2_flowed: R_DA2 compares the simulated parameter with the encoder's base mean pushed through z_P's planar
+        flow (the z_P the decoder gets from the posterior mean, before any batch attention) instead of the base mean
+        (False, as published: the flow is then free to move z_P away from what R_DA2 anchors); the same without a
+        z_P flow.
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
