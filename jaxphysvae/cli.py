@@ -172,8 +172,8 @@ def _predict(args) -> None:
     target = Path(args.out) if args.out else run_dir / f"{name}.npz"
     if target.suffix != ".npz" or target.is_dir():
         raise ConfigError(f"--out {target}: give a file name ending in .npz")
-    rundir.prepare(target.parent, "directory of --out")
     config, hparams, model, fns, params, splits, _ = load_any(args.run_dir, other_data=args.data is not None)
+    rundir.prepare(target.parent, "directory of --out")
     ds = splits[args.split] if args.data is None else read_sequences(args.data, args.split, dt=None)
     if args.data is not None and not np.isclose(ds.dt, model.dt, rtol=1e-6, atol=0):
         raise ConfigError(f"{args.data}: time step {ds.dt:g} differs from the {model.dt:g} the run was trained on")

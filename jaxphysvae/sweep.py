@@ -291,11 +291,16 @@ def parse_member(path: str | os.PathLike) -> tuple[Path, int | None]:
 
 
 def load_any(path: str | os.PathLike, physics=None, other_data: bool = False):
-    """`load_run(path)` for a run directory, or `load_member(dir, m)` for "SWEEP_DIR:m" (member m of a sweep)."""
+    """`load_run(path)` for a run directory, or `load_member(dir, m)` for "SWEEP_DIR:m" (member m of a finished
+    sweep); a sweep that has not finished (or a member of one) is refused by name."""
     from jaxphysvae.fit import load_run
     directory, member = parse_member(path)
     if member is not None:
         return load_member(directory, member, physics, other_data)
+    unfinished = Path(str(path).rpartition(":")[0] or path)
+    if (unfinished / CONFIG_FILE).is_file() and not (unfinished / "sweep.json").is_file():
+        raise ConfigError(f"{unfinished} is an unfinished sweep (no sweep.json yet, its state is in {STATE_FILE}): "
+                          f"finish it with --resume before loading its members")
     if (directory / "sweep.json").is_file():
         raise ConfigError(f"{path} is a sweep: name one of its members as {path}:M (M = its row in sweep.json, from 0)")
     return load_run(path, other_data, physics)

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ from jaxphysvae.fit import fit
 from jaxphysvae.predict import predict
 from jaxphysvae.refine import refine
 from jaxphysvae.evaluation import evaluate, physics_errors
-from jaxphysvae.sweep import grid_members, load_member, sweep
+from jaxphysvae.sweep import grid_members, load_any, load_member, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
 
 BASE = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
@@ -175,5 +176,15 @@ def test_cli_sweep(tmp_path, capsys):
         np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
     assert "code fitted (4 steps)" in capsys.readouterr().out
     assert main(["predict", f"{tmp_path}:3", "--refine-steps", "-1"]) == 2
+    # a sweep stopped before its end (its state saved, no sweep.json yet): refused by name, and nothing is created
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tmp_path, unfinished, ignore=shutil.ignore_patterns("sweep.json", "*.npz", "unfinished"))
+    for path in (f"{unfinished}:0", str(unfinished)):
+        with pytest.raises(ConfigError, match=f"{unfinished} is an unfinished sweep .* with --resume"):
+            load_any(path)
+    capsys.readouterr()
+    assert main(["predict", f"{unfinished}:0"]) == 2
+    assert "is an unfinished sweep" in capsys.readouterr().err
+    assert not Path(f"{unfinished}:0").exists()
     assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
     assert "expected comma-separated numbers" in capsys.readouterr().err
