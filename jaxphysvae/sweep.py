@@ -264,6 +264,7 @@ def load_member(out: str | os.PathLike, member: int, physics=None, other_data: b
     recorded description, and the parameters are the member's best-validation ones (best_members.ckpt). `splits`:
     the datasets to use instead (those the sweep was given in memory)."""
     out = Path(out)
+    require_finished(out)
     result = files.read_json(out / "sweep.json", "sweep results (sweep.json)")
     try:
         config = Config.from_json(result["config"])
@@ -282,10 +283,20 @@ def load_member(out: str | os.PathLike, member: int, physics=None, other_data: b
     return config, hparams, model, fns, jax.tree.map(lambda a: jnp.asarray(a[member]), stacked), splits, row
 
 
+def require_finished(out: str | os.PathLike) -> None:
+    """Refuse a sweep that was stopped before its end (its configuration and state saved, no sweep.json yet) by name,
+    with the way to finish it."""
+    out = Path(out)
+    if (out / CONFIG_FILE).is_file() and not (out / "sweep.json").is_file():
+        raise ConfigError(f"{out} is an unfinished sweep (no sweep.json yet, its state is in {STATE_FILE}): "
+                          f"finish it with --resume before loading its members")
+
+
 def parse_member(path: str | os.PathLike) -> tuple[Path, int | None]:
-    """(sweep directory, member index) of "SWEEP_DIR:M" where SWEEP_DIR holds a sweep.json; (path, None) otherwise."""
+    """(sweep directory, member index) of "SWEEP_DIR:M" where SWEEP_DIR holds a sweep, finished (sweep.json) or not
+    (sweep_config.json); (path, None) otherwise."""
     directory, _, index = str(path).rpartition(":")
-    if directory and index.isdigit() and (Path(directory) / "sweep.json").is_file():
+    if directory and index.isdigit() and any((Path(directory) / f).is_file() for f in ("sweep.json", CONFIG_FILE)):
         return Path(directory), int(index)
     return Path(path), None
 
@@ -297,10 +308,7 @@ def load_any(path: str | os.PathLike, physics=None, other_data: bool = False):
     directory, member = parse_member(path)
     if member is not None:
         return load_member(directory, member, physics, other_data)
-    unfinished = Path(str(path).rpartition(":")[0] or path)
-    if (unfinished / CONFIG_FILE).is_file() and not (unfinished / "sweep.json").is_file():
-        raise ConfigError(f"{unfinished} is an unfinished sweep (no sweep.json yet, its state is in {STATE_FILE}): "
-                          f"finish it with --resume before loading its members")
+    require_finished(directory)
     if (directory / "sweep.json").is_file():
         raise ConfigError(f"{path} is a sweep: name one of its members as {path}:M (M = its row in sweep.json, from 0)")
     return load_run(path, other_data, physics)

@@ -113,10 +113,10 @@ BUGS = [
     Bug("da2_flowed_ignored", "R_DA2 on the base mean although da2_flowed asks for the flowed one",
         "jaxphysvae/model.py", "if self.config.da2_flowed and self.flow_steps.phy:", "if False:",
         ("tests/test_posteriors.py",)),
-    Bug("unfinished_sweep_unnamed", "a member of an unfinished sweep sent to load_run (no config.json, no hint)",
-        "jaxphysvae/sweep.py", "and not (unfinished / \"sweep.json\").is_file():", "and False:",
+    Bug("unfinished_sweep_unnamed", "an unfinished sweep not named as one (a missing sweep.json, no --resume hint)",
+        "jaxphysvae/sweep.py", "and not (out / \"sweep.json\").is_file():", "and False:",
         ("tests/test_sweep.py::test_cli_sweep",)),
-    Bug("predict_dir_first", "predict creating its output directory before the run loads (a stray SWEEP_DIR:M)",
+    Bug("predict_dir_first", "predict creating its output directory before the run loads (a stray directory)",
         "jaxphysvae/cli.py",
         "    config, hparams, model, fns, params, splits, _ = load_any(args.run_dir, other_data=args.data is not None)\n"
         "    rundir.prepare(target.parent, \"directory of --out\")\n",

@@ -177,15 +177,24 @@ def test_cli_sweep(tmp_path, capsys):
         np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
     assert "code fitted (4 steps)" in capsys.readouterr().out
     assert main(["predict", f"{tmp_path}:3", "--refine-steps", "-1"]) == 2
-    # a sweep stopped before its end (its state saved, no sweep.json yet): refused by name, and nothing is created
+    # a sweep stopped before its end (its state saved, no sweep.json yet): refused by name, however it is loaded
     unfinished = tmp_path / "unfinished"
     shutil.copytree(tmp_path, unfinished, ignore=shutil.ignore_patterns("sweep.json", "*.npz", "unfinished"))
+    refused = re.escape(str(unfinished)) + " is an unfinished sweep .* with --resume"
     for path in (f"{unfinished}:0", str(unfinished)):
-        with pytest.raises(ConfigError, match=re.escape(str(unfinished)) + " is an unfinished sweep .* with --resume"):
+        with pytest.raises(ConfigError, match=refused):
             load_any(path)
+    with pytest.raises(ConfigError, match=refused):
+        load_member(unfinished, 0)
     capsys.readouterr()
     assert main(["predict", f"{unfinished}:0"]) == 2
     assert "is an unfinished sweep" in capsys.readouterr().err
-    assert not Path(f"{unfinished}:0").exists()
+    assert sorted(p.name for p in unfinished.iterdir()) == sorted(p.name for p in tmp_path.iterdir()
+                                                                  if p.name not in ("sweep.json", "unfinished")
+                                                                  and p.suffix != ".npz")
+    # a run directory that does not exist: an error, and predict creates nothing (not even the directory)
+    assert main(["predict", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
     assert main(["sweep", "--preset", "pendulum-phys-vae", "--grid", "alpha=a,b"]) == 2
     assert "expected comma-separated numbers" in capsys.readouterr().err
