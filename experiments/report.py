@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from jaxphysvae import files
+from jaxphysvae.errors import ConfigError
 
 
 def file_name(text: str) -> str:
@@ -26,6 +27,30 @@ def write(name: str, result, text: str, targets, figure: Callable[[Path], None] 
             tmp.write_text(text)
         if figure is not None:
             figure(target / f"{name}.png")
+
+
+def check_same_models(name: str, targets, models: list[str], is_model: Callable[[dict], bool] = lambda row: True
+                      ) -> None:
+    """Refuse (ConfigError), before any training, a call whose table NAME.json would replace one in a directory of
+    `targets` that holds the rows of other models: a table holds the models of the call that wrote it, so another
+    call's (other variants, other presets, the baselines alone) would drop those rows. `models`: this call's row
+    labels; `is_model(row)`: whether a stored row is a model's (not a baseline's). The same models again (more
+    seeds, more epochs) replace their table."""
+    def listing(labels):
+        return ", ".join(labels) if labels else "no model (the baselines alone)"
+    for target in map(Path, targets):
+        path = target / f"{name}.json"
+        if not path.is_file():
+            continue
+        stored = files.read_json(path, "an experiment's table")
+        try:
+            held = [row["model"] for row in stored["rows"] if is_model(row)]
+        except (KeyError, TypeError):
+            raise ConfigError(f"{path}: not an experiment's table (no rows of models); give --name NAME to write "
+                              f"this call's beside it") from None
+        if sorted(held) != sorted(models):
+            raise ConfigError(f"{path} holds the table of {listing(held)}; this call's is of {listing(models)}: "
+                              f"give --name NAME to keep both, or remove {path.name} to replace it")
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> None:

@@ -21,7 +21,9 @@ encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--se
 CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
 their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
 on one fold's validation people first). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
-_KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/ too.
+_KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/ too. The table's name
+does not say which presets it holds: a call for other presets (or --baselines-only) under the name of a table of
+others is refused before it trains; give it a --name of its own.
 
 Fitted code (--refine-steps N, default 200; 0 skips it): each model is also scored with every valid and test stride's
 code fitted to that stride by N Adam steps on its reconstruction error (jaxphysvae.refine), the decoder fixed, as
@@ -273,6 +275,10 @@ def main(argv=None) -> dict:
         parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
+    name, targets = (args.name or table_name(args.by, args.folds, only, tuple(args.set)),
+                     [out] + ([RESULTS] if args.results else []))
+    report.check_same_models(name, targets, [changed_label(p, args.set) for p in model_presets],
+                             lambda row: "seeds" in row)
     strides = raw.read_strides(args.raw_dir)
     strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
     try:
@@ -282,9 +288,7 @@ def main(argv=None) -> dict:
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)
-    report.write(args.name or table_name(args.by, args.folds, only, tuple(args.set)), result, text,
-                 [out] + ([RESULTS] if args.results else []),
-                 lambda path: figure(result, path))
+    report.write(name, result, text, targets, lambda path: figure(result, path))
     print(text)
     return result
 

@@ -18,7 +18,8 @@ references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Write
 and, with --results, experiments/results/ too. `--set KEY=VALUE` (as `jaxphysvae train --set`) changes every listed
 variant: its rows read "PRESET (KEY=VALUE, ...)", its sweeps live in OUT/DATASET/VARIANT+KEY=VALUE+..., and its tables
 in variants_DATASET_KEY=VALUE+..., beside (never over) those of the presets as they are; --name NAME names the tables
-instead (a table holds the variants of its call only, so a call for one more variant needs its own name).
+instead. A table holds the variants of its call only: a call for other variants (or --baselines-only) under the name
+of a table of others is refused before it trains, so that a call for one more variant needs its own --name.
 """
 
 from __future__ import annotations
@@ -179,12 +180,13 @@ def main(argv=None) -> dict:
             parser.error(f"--set: {e}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
+    name, targets = args.name or f"variants_{args.dataset}" + changed_suffix(args.set), [out] + ([RESULTS] if
+                                                                                                 args.results else [])
+    report.check_same_models(name, targets, [changed_label(f"{args.dataset}-{v}", args.set) for v in variants])
     result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick,
                  tuple(args.set))
     text = markdown(result)
-    report.write(args.name or f"variants_{args.dataset}" + changed_suffix(args.set), result, text,
-                 [out] + ([RESULTS] if args.results else []),
-                 lambda path: figure(result, path))
+    report.write(name, result, text, targets, lambda path: figure(result, path))
     print(text)
     return result
 

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import locomotion, unseen_subjects, variants
 from jaxphysvae.data import raw
-from jaxphysvae.errors import DataError
+from jaxphysvae.errors import ConfigError, DataError
 from jaxphysvae.refine import refine
 from jaxphysvae.sweep import load_member
 
@@ -122,6 +122,24 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     for bad in (["--set", "no_such=1"], ["--only-folds", "5"]):
         with pytest.raises(SystemExit):
             unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
+
+
+def test_a_table_of_other_presets_is_refused_before_anything_runs(tmp_path):
+    # a stored table of the NF-VAE with its baselines' rows: a call for the phys-VAE under its name would drop the
+    # NF-VAE's row; the same presets again (more seeds, more folds) replace it. The raw directory is empty: the
+    # refusal comes before the data are read.
+    out, raw_dir = tmp_path / "out", tmp_path / "raw"
+    out.mkdir(), raw_dir.mkdir()
+    table = {"rows": [{"model": "PCA, 23 components (fitted on train)", "code_size": 23},
+                      {"model": "locomotion-nf-tuned", "code_size": 23, "seeds": 1}]}
+    (out / "mine.json").write_text(json.dumps(table))
+    call = ["--raw-dir", str(raw_dir), "--name", "mine", "--out", str(out)]
+    with pytest.raises(ConfigError, match="mine.json holds the table of locomotion-nf-tuned; this call's is of "
+                                          "locomotion-phys-vae-tuned: give --name NAME to keep both"):
+        unseen_subjects.main([*call, "--presets", "locomotion-phys-vae-tuned"])
+    with pytest.raises(DataError, match="raw"):  # past the check: the same preset goes on to read the data
+        unseen_subjects.main([*call, "--presets", "locomotion-nf-tuned"])
+    assert json.loads((out / "mine.json").read_text()) == table
 
 
 @pytest.mark.parametrize("name", ["../elsewhere", "sub/table", "", ".."])

@@ -7,6 +7,7 @@ import pytest
 
 from experiments import variants
 from jaxphysvae.data import pendulum
+from jaxphysvae.errors import ConfigError
 
 
 def test_the_learning_curve_averages_members_and_measures_the_last_fifth(tmp_path):
@@ -62,5 +63,17 @@ def test_set_changes_every_variant_into_its_own_sweep_and_table(tmp_path):
     assert again["rows"][0]["mae"] == pytest.approx(result["rows"][0]["mae"])
     assert json.loads((tmp_path / "mine.json").read_text())["rows"][0]["model"] == result["rows"][0]["model"]
     assert (tmp_path / "mine.md").is_file() and (tmp_path / "mine.png").is_file()
+    # another call's table under that name (another variant, the baselines alone) is refused before it trains, and
+    # the table stays as it was
+    stored = (tmp_path / "mine.json").read_bytes()
+    held = r"mine.json holds the table of pendulum-phys-only \(kl_weight=2.5, alpha=0.5\); this call's is of "
+    for call, listed in ((["--variants", "nn-only", "--set", "kl_weight=2.5", "--set", "alpha=0.5"],
+                          r"pendulum-nn-only \(kl_weight=2.5, alpha=0.5\)"),
+                         (["--baselines-only"], r"no model \(the baselines alone\)")):
+        with pytest.raises(ConfigError, match=held + listed + ": give --name NAME to keep both"):
+            variants.main(["--dataset", "pendulum", "--seeds", "0", "--quick", "--out", str(tmp_path),
+                           "--name", "mine", *call])
+    assert (tmp_path / "mine.json").read_bytes() == stored
+    assert not (tmp_path / "pendulum" / "nn-only+kl_weight=2.5+alpha=0.5").exists()
     with pytest.raises(SystemExit):
         variants.main(["--variants", "phys-only", "--set", "no_such=1", "--out", str(tmp_path)])
