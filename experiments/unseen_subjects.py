@@ -275,8 +275,8 @@ def main(argv=None) -> dict:
         parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
-    name, targets = (args.name or table_name(args.by, args.folds, only, tuple(args.set)),
-                     [out] + ([RESULTS] if args.results else []))
+    name = args.name or table_name(args.by, args.folds, only, tuple(args.set))
+    targets = [out] + ([RESULTS] if args.results else [])
     report.check_same_models(name, targets, [changed_label(p, args.set) for p in model_presets],
                              lambda row: "seeds" in row)
     strides = raw.read_strides(args.raw_dir)

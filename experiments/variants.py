@@ -180,8 +180,8 @@ def main(argv=None) -> dict:
             parser.error(f"--set: {e}")
     epochs = 2 if args.quick and args.epochs is None else args.epochs
     out = Path(args.out)
-    name, targets = args.name or f"variants_{args.dataset}" + changed_suffix(args.set), [out] + ([RESULTS] if
-                                                                                                 args.results else [])
+    name = args.name or f"variants_{args.dataset}" + changed_suffix(args.set)
+    targets = [out] + ([RESULTS] if args.results else [])
     report.check_same_models(name, targets, [changed_label(f"{args.dataset}-{v}", args.set) for v in variants])
     result = run(args.dataset, out, variants, [int(s) for s in args.seeds.split(",")], epochs, args.quick,
                  tuple(args.set))
