@@ -3,6 +3,7 @@
     python -m experiments.noise_robustness SWEEP_DIR... [RUN_DIR...]          # noise at evaluation only
     python -m experiments.noise_robustness --train PRESET [--seeds 0,1,2] [--epochs N]   # noise in training too
     python -m experiments.noise_robustness --train PRESET --kinds feature --seeds 0    # the paper's claim only
+    python -m experiments.noise_robustness SWEEPS/PRESET/KIND OTHER/PRESET/KIND       # --train seeds pooled
 
 Every noise model of jaxphysvae.noise (Gaussian, impulse, missing segment, the NF paper's feature noise, feature
 dropout) at LEVELS (0 to 25 %, the attentive NF-VAE paper's range); targets are the clean strides; posterior mean;
@@ -12,7 +13,9 @@ noise drawn per sequence from a fixed key. A sweep directory is one model whose 
 feature noise grows (the paper's claim). With --train PRESET (repeatable), the preset is also trained with each
 noise kind, one vectorised sweep over level x seed per kind (SWEEPS/PRESET/KIND, resumable; long: a GPU's job for
 the locomotion models), and each member is evaluated with the noise it was trained with: the "noise in training
-and evaluation" rows. --kinds K,... keeps the listed noise kinds only (training and evaluation). Writes
+and evaluation" rows. A --train sweep given as a directory is evaluated the same way, and the sweeps of one model
+pool their seeds: seeds trained in separate calls (`--seeds 1 --sweeps OTHER`, on another machine or in another
+session) make one row. --kinds K,... keeps the listed noise kinds only (training and evaluation). Writes
 OUT.{json,md,png} (default experiments/results/noise_robustness).
 """
 
@@ -29,6 +32,8 @@ from experiments import report
 from experiments.locomotion import sweep_label
 from experiments.sweeps import preset_sweep
 from jaxphysvae import presets
+from jaxphysvae.config import HParams
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
 from jaxphysvae.sweep import load_any
 from jaxphysvae.train import evaluate
@@ -72,6 +77,73 @@ def model_curves(directory: str, levels=LEVELS, kinds=KINDS) -> dict:
             "feature_noise_trend": feature_trend(curves.get("feature"))}
 
 
+def trained_with_noise(directory: str) -> bool:
+    """Whether `directory` is a sweep whose members were trained at several noise levels (a --train sweep, over
+    level x seed): each member is then evaluated with the noise it was trained with, not at every level."""
+    path = Path(directory) / "sweep.json"
+    return path.is_file() and len({m["noise"] for m in json.loads(path.read_text())["members"]}) > 1
+
+
+def trained_label(result: dict) -> str:
+    """The model of a --train sweep: its preset and what else differs from it (the noise and the seed aside)."""
+    preset = result.get("preset") or "?"
+    changes = {}
+    if preset in presets.PRESETS:
+        config = {k: v for k, v in result["config"].items() if k != "noise"}
+        member = {k: v for k, v in result["members"][0].items() if k in HParams._fields and k not in ("noise", "seed")}
+        changes = presets.differences(preset, config, member)
+    return ", ".join([f"{preset}, trained with the noise it is evaluated with"] +
+                     [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
+
+
+def _trained_errors(target: Path, result: dict, kind: str, levels) -> dict:
+    """{level: {seed: test MAE}}: each member of --train sweep `target` evaluated with the noise it was trained
+    with."""
+    errors = {level: {} for level in levels}
+    for m, row in enumerate(result["members"]):
+        level = next((lv for lv in levels if np.isclose(row["noise"], lv, rtol=1e-6, atol=1e-9)), None)
+        if level is None:
+            raise ConfigError(f"{target}: member {m} was trained at noise {row['noise']:g}, not one of the levels "
+                              f"{', '.join(f'{lv:g}' for lv in levels)}")
+        errors[level][row["seed"]] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
+    return errors
+
+
+def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) -> list[dict]:
+    """The "noise in training and evaluation" rows of --train sweeps given as directories: sweeps of one model (the
+    same preset and changes) pool their seeds, so seeds trained in separate calls (on other machines, in other
+    sessions: `--train P --seeds 1 --sweeps OTHER`) make one mean +- std. A seed twice at one level, a model whose
+    kinds or levels lack some seeds, or a sweep of a kind not in `kinds` is refused by name."""
+    models: dict[str, dict] = {}
+    for d in directories:
+        result = json.loads((Path(d) / "sweep.json").read_text())
+        kind = result["config"]["noise"]
+        if kind not in kinds:
+            raise ConfigError(f"{d}: trained with {kind} noise, not one of the kinds asked for ({', '.join(kinds)})")
+        model = models.setdefault(trained_label(result), {"runs": [], "errors": {}})
+        model["runs"].append(str(d))
+        pooled = model["errors"].setdefault(kind, {level: {} for level in levels})
+        for level, by_seed in _trained_errors(Path(d), result, kind, levels).items():
+            twice = sorted(set(by_seed) & set(pooled[level]))
+            if twice:
+                raise ConfigError(f"{d}: seed {twice[0]} at {kind} noise {level:g} is also in another of the sweeps "
+                                  f"given ({', '.join(model['runs'][:-1])}): give each seed once")
+            pooled[level].update(by_seed)
+    rows = []
+    for name, model in models.items():
+        seeds = {s for by_level in model["errors"].values() for by_seed in by_level.values() for s in by_seed}
+        for kind, by_level in model["errors"].items():
+            for level, by_seed in by_level.items():
+                if set(by_seed) != seeds:
+                    raise ConfigError(f"{name}: {kind} noise {level:g} has seeds {sorted(by_seed)}, the model "
+                                      f"has {sorted(seeds)} ({', '.join(model['runs'])}): train the missing ones")
+        curves = {kind: [_point(level, [by_level[level][s] for s in sorted(seeds)]) for level in levels]
+                  for kind, by_level in model["errors"].items()}
+        rows.append({"model": name, "run": ", ".join(model["runs"]), "seeds": len(seeds), "curves": curves,
+                     "feature_noise_trend": feature_trend(curves.get("feature"))})
+    return rows
+
+
 def _point(level: float, values: list[float]) -> dict:
     return {"level": level, "mae": float(np.mean(values)), "mae_std": float(np.std(values)), "per_seed": values}
 
@@ -86,11 +158,8 @@ def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | No
         target = sweeps / preset / kind
         result = preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
                               {"noise": kind, **(changes or {})}, progress=progress)
-        by_level = {level: [] for level in levels}
-        for m, row in enumerate(result["members"]):
-            level = next(lv for lv in levels if np.isclose(row["noise"], lv, rtol=1e-6, atol=1e-9))
-            by_level[level].append(seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0])
-        curves[kind] = [_point(level, by_level[level]) for level in levels]
+        errors = _trained_errors(target, result, kind, levels)
+        curves[kind] = [_point(level, [errors[level][s] for s in seeds]) for level in levels]
     return {"model": f"{preset}, trained with the noise it is evaluated with", "run": str(sweeps / preset),
             "seeds": len(seeds), "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))}
 
@@ -154,7 +223,9 @@ def markdown(results: list[dict]) -> str:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", help="sweep directories (their members are the seeds) or run directories")
+    parser.add_argument("runs", nargs="*",
+                        help="sweep directories (their members are the seeds; a --train sweep's, level x seed) "
+                        "or run directories")
     parser.add_argument("--train", action="append", default=[], metavar="PRESET",
                         help="also train PRESET with each noise kind at every level, and evaluate it with that noise")
     parser.add_argument("--seeds", default="0,1,2", help="the seeds of --train")
@@ -177,7 +248,8 @@ def main(argv=None) -> list[dict]:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"--kinds: {', '.join(unknown) or 'none given'}: not a noise kind (known: {', '.join(KINDS)})")
-    results = [model_curves(d, kinds=kinds) for d in args.runs]
+    results = [model_curves(d, kinds=kinds) for d in args.runs if not trained_with_noise(d)]
+    results += pooled_trained_curves([d for d in args.runs if trained_with_noise(d)], kinds=kinds)
     seeds = [int(s) for s in args.seeds.split(",")]
     results += [trained_curves(name, seeds, Path(args.sweeps), args.epochs, kinds=kinds) for name in args.train]
     out = Path(args.out)

@@ -1,5 +1,5 @@
 """experiments/noise_robustness.py: a sweep's members are the seeds, the clean error is each member's own test error,
-and the feature-noise trend is called only beyond the seeds' spread."""
+and the feature-noise trend is called only beyond the seeds' spread; --train sweeps of one model pool their seeds."""
 
 import json
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import noise_robustness
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.sweep import sweep
 from tests.helpers import small_config
 
@@ -83,3 +84,25 @@ def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
                                          ("gaussian",))["gaussian"]
     assert alone[0] == pytest.approx(result["members"][1]["test"]["mae"], rel=1e-5)
     assert noisy["per_seed"] == [alone[1]] and alone[1] != alone[0]
+    assert noise_robustness.trained_with_noise(str(tmp_path / "pendulum-phys-vae" / "gaussian"))
+
+    # seed 1 trained in another call, elsewhere: the two sweeps given as directories pool into one row
+    more = noise_robustness.trained_curves("pendulum-phys-vae", [1], tmp_path / "more", epochs=1, levels=(0.0, 0.3),
+                                           kinds=("gaussian",), changes=changes, progress=False)
+    sweeps = [str(tmp_path / d / "pendulum-phys-vae" / "gaussian") for d in (".", "more")]
+    (pooled,) = noise_robustness.pooled_trained_curves(sweeps, levels=(0.0, 0.3))
+    assert pooled["seeds"] == 2 and pooled["run"] == ", ".join(sweeps)
+    assert pooled["model"].startswith("pendulum-phys-vae, trained with the noise it is evaluated with, ")
+    other = json.loads((tmp_path / "more" / "pendulum-phys-vae" / "gaussian" / "sweep.json").read_text())
+    assert [m["seed"] for m in other["members"]] == [1, 1]
+    clean, noisy = pooled["curves"]["gaussian"]
+    assert clean["per_seed"] == pytest.approx([result["members"][0]["test"]["mae"],
+                                               other["members"][0]["test"]["mae"]], rel=1e-5)
+    assert noisy["per_seed"] == [alone[1], more["curves"]["gaussian"][1]["per_seed"][0]]
+    assert noisy["mae"] == pytest.approx((alone[1] + more["curves"]["gaussian"][1]["per_seed"][0]) / 2)
+    with pytest.raises(ConfigError, match="seed 0 at gaussian noise 0 is also in another"):
+        noise_robustness.pooled_trained_curves([sweeps[0], sweeps[0]], levels=(0.0, 0.3))
+    with pytest.raises(ConfigError, match=r"gaussian noise 0.5 has seeds \[\], the model has \[0\]"):
+        noise_robustness.pooled_trained_curves(sweeps[:1], levels=(0.0, 0.3, 0.5))
+    with pytest.raises(ConfigError, match="trained with gaussian noise, not one of the kinds asked for"):
+        noise_robustness.main([sweeps[0], "--kinds", "feature", "--out", str(tmp_path / "table")])
