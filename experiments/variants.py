@@ -6,8 +6,9 @@ over seeds, beside the trivial and the least-squares baselines, with the learnin
     python -m experiments.variants --dataset pendulum --baselines-only          # no training: the baselines (seconds)
     python -m experiments.variants --dataset pendulum --variants nf --set lr=3e-4 --set grad_clip_norm=50
 
-Per variant (the preset DATASET-VARIANT, VARIANTS below): one vectorised sweep over the seeds in OUT/DATASET/VARIANT,
-continued when it exists (--epochs may grow between calls: a sweep trained for 2000 epochs continues to 5000). Test
+Per variant (the preset DATASET-VARIANT: VARIANTS below by default, or another such as advdif's nf-tuned): one
+vectorised sweep over the seeds in OUT/DATASET/VARIANT, continued when it exists (--epochs may grow between calls: a
+sweep trained for 2000 epochs continues to 5000). Test
 split, posterior mean of every latent, best-validation checkpoint (docs/protocol.md). Baselines for the physics
 parameter (omega in rad/s; the diffusion coefficient D): the prior mean (the centre of the model's range), the
 training split's mean, and the same incomplete physics fitted to each test sequence by least squares
@@ -158,7 +159,9 @@ def figure(result: dict, path: Path) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=tuple(PARAMETER), default="pendulum")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated (default {','.join(VARIANTS)}; any preset DATASET-VARIANT, "
+                        "e.g. nf-tuned on advdif)")
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines only")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per variant (default: the preset's)")
@@ -172,8 +175,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     variants = [] if args.baselines_only else [v for v in args.variants.split(",") if v]
     for v in variants:
-        if v not in VARIANTS:
-            parser.error(f"--variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+        if f"{args.dataset}-{v}" not in presets.PRESETS:
+            known = [n.removeprefix(f"{args.dataset}-") for n in presets.PRESETS if n.startswith(f"{args.dataset}-")]
+            parser.error(f"--variants: unknown variant {v!r} of {args.dataset}; expected some of {', '.join(known)}")
         try:
             apply_overrides(*presets.get(f"{args.dataset}-{v}"), args.set)
         except ConfigError as e:

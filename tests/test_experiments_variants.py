@@ -77,3 +77,14 @@ def test_set_changes_every_variant_into_its_own_sweep_and_table(tmp_path):
     assert not (tmp_path / "pendulum" / "nn-only+kl_weight=2.5+alpha=0.5").exists()
     with pytest.raises(SystemExit):
         variants.main(["--variants", "phys-only", "--set", "no_such=1", "--out", str(tmp_path)])
+
+
+def test_a_variant_is_any_preset_of_the_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        variants.main(["--dataset", "pendulum", "--variants", "nf-tuned", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "unknown variant 'nf-tuned' of pendulum; expected some of nn-only," in err and "attnf-seq" in err
+    assert "attnf-seq-tuned" not in err and not any(tmp_path.iterdir())  # refused before anything is written
+    with pytest.raises(SystemExit):  # advdif has it: the call goes on to --set, which refuses the unknown key
+        variants.main(["--dataset", "advdif", "--variants", "nf-tuned", "--set", "no_such=1", "--out", str(tmp_path)])
+    assert "--set:" in capsys.readouterr().err
