@@ -96,16 +96,24 @@ def trained_label(result: dict) -> str:
                      [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
 
 
-def _trained_errors(target: Path, result: dict, kind: str, levels) -> dict:
-    """{level: {seed: test MAE}}: each member of --train sweep `target` evaluated with the noise it was trained
-    with."""
-    errors = {level: {} for level in levels}
+def _trained_members(target: Path, result: dict, levels) -> list[tuple[int, float, int]]:
+    """(member, the level of LEVELS it was trained at, its seed) of each member of --train sweep `target`."""
+    members = []
     for m, row in enumerate(result["members"]):
         level = next((lv for lv in levels if np.isclose(row["noise"], lv, rtol=1e-6, atol=1e-9)), None)
         if level is None:
             raise ConfigError(f"{target}: member {m} was trained at noise {row['noise']:g}, not one of the levels "
                               f"{', '.join(f'{lv:g}' for lv in levels)}")
-        errors[level][row["seed"]] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
+        members.append((m, level, row["seed"]))
+    return members
+
+
+def _trained_errors(target: Path, members: list[tuple[int, float, int]], kind: str, levels) -> dict:
+    """{level: {seed: test MAE}}: each member of --train sweep `target` evaluated with the noise it was trained
+    with."""
+    errors = {level: {} for level in levels}
+    for m, level, seed in members:
+        errors[level][seed] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
     return errors
 
 
@@ -113,34 +121,40 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
     """The "noise in training and evaluation" rows of --train sweeps given as directories: sweeps of one model (the
     same preset and changes) pool their seeds, so seeds trained in separate calls (on other machines, in other
     sessions: `--train P --seeds 1 --sweeps OTHER`) make one mean +- std. A seed twice at one level, a model whose
-    kinds or levels lack some seeds, or a sweep of a kind not in `kinds` is refused by name."""
+    kinds or levels lack some seeds, or a sweep of a kind not in `kinds` is refused by name, before any evaluation."""
     models: dict[str, dict] = {}
     for d in directories:
         result = json.loads((Path(d) / "sweep.json").read_text())
         kind = result["config"]["noise"]
         if kind not in kinds:
             raise ConfigError(f"{d}: trained with {kind} noise, not one of the kinds asked for ({', '.join(kinds)})")
-        model = models.setdefault(trained_label(result), {"runs": [], "errors": {}})
-        model["runs"].append(str(d))
-        pooled = model["errors"].setdefault(kind, {level: {} for level in levels})
-        for level, by_seed in _trained_errors(Path(d), result, kind, levels).items():
-            twice = sorted(set(by_seed) & set(pooled[level]))
-            if twice:
-                raise ConfigError(f"{d}: seed {twice[0]} at {kind} noise {level:g} is also in another of the sweeps "
-                                  f"given ({', '.join(model['runs'][:-1])}): give each seed once")
-            pooled[level].update(by_seed)
+        model = models.setdefault(trained_label(result), {"sweeps": [], "seeds": {}})
+        seeds = model["seeds"].setdefault(kind, {level: set() for level in levels})
+        members = _trained_members(Path(d), result, levels)
+        for _, level, seed in members:
+            if seed in seeds[level]:
+                raise ConfigError(f"{d}: seed {seed} at {kind} noise {level:g} is also in another of the sweeps "
+                                  f"given ({', '.join(str(s) for s, _, _ in model['sweeps']) or d}): give each "
+                                  "seed once")
+            seeds[level].add(seed)
+        model["sweeps"].append((Path(d), kind, members))
     rows = []
     for name, model in models.items():
-        seeds = {s for by_level in model["errors"].values() for by_seed in by_level.values() for s in by_seed}
-        for kind, by_level in model["errors"].items():
-            for level, by_seed in by_level.items():
-                if set(by_seed) != seeds:
-                    raise ConfigError(f"{name}: {kind} noise {level:g} has seeds {sorted(by_seed)}, the model "
-                                      f"has {sorted(seeds)} ({', '.join(model['runs'])}): train the missing ones")
-        curves = {kind: [_point(level, [by_level[level][s] for s in sorted(seeds)]) for level in levels]
-                  for kind, by_level in model["errors"].items()}
-        rows.append({"model": name, "run": ", ".join(model["runs"]), "seeds": len(seeds), "curves": curves,
-                     "feature_noise_trend": feature_trend(curves.get("feature"))})
+        every = set().union(*(s for by_level in model["seeds"].values() for s in by_level.values()))
+        for kind, by_level in model["seeds"].items():
+            for level, seeds in by_level.items():
+                if seeds != every:
+                    raise ConfigError(f"{name}: {kind} noise {level:g} has seeds {sorted(seeds)}, the model has "
+                                      f"{sorted(every)} ({', '.join(str(s) for s, _, _ in model['sweeps'])}): "
+                                      "train the missing ones")
+        errors = {kind: {level: {} for level in levels} for kind in model["seeds"]}
+        for target, kind, members in model["sweeps"]:
+            for level, by_seed in _trained_errors(target, members, kind, levels).items():
+                errors[kind][level].update(by_seed)
+        curves = {kind: [_point(level, [by_level[level][s] for s in sorted(every)]) for level in levels]
+                  for kind, by_level in errors.items()}
+        rows.append({"model": name, "run": ", ".join(str(s) for s, _, _ in model["sweeps"]), "seeds": len(every),
+                     "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))})
     return rows
 
 
@@ -158,7 +172,7 @@ def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | No
         target = sweeps / preset / kind
         result = preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
                               {"noise": kind, **(changes or {})}, progress=progress)
-        errors = _trained_errors(target, result, kind, levels)
+        errors = _trained_errors(target, _trained_members(target, result, levels), kind, levels)
         curves[kind] = [_point(level, [errors[level][s] for s in seeds]) for level in levels]
     return {"model": f"{preset}, trained with the noise it is evaluated with", "run": str(sweeps / preset),
             "seeds": len(seeds), "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))}
