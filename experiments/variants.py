@@ -8,19 +8,19 @@ over seeds, beside the trivial and the least-squares baselines, with the learnin
 
 Per variant (the preset DATASET-VARIANT: VARIANTS below by default, or another such as advdif's nf-tuned): one
 vectorised sweep over the seeds in OUT/DATASET/VARIANT, continued when it exists (--epochs may grow between calls: a
-sweep trained for 2000 epochs continues to 5000). Test
-split, posterior mean of every latent, best-validation checkpoint (docs/protocol.md). Baselines for the physics
-parameter (omega in rad/s; the diffusion coefficient D): the prior mean (the centre of the model's range), the
-training split's mean, and the same incomplete physics fitted to each test sequence by least squares
-(`jaxphysvae.physics.least_squares`, with its reconstruction RMSE). Learning curves: each sweep's metrics.jsonl, the
-validation error averaged over seeds per epoch (figure), and in the table how much the best validation error still
-fell over the last fifth of the epochs (the flattening the protocol asks for when a budget is shorter than the
-references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Writes OUT/variants_DATASET.{json,md,png}
-and, with --results, experiments/results/ too. `--set KEY=VALUE` (as `jaxphysvae train --set`) changes every listed
-variant: its rows read "PRESET (KEY=VALUE, ...)", its sweeps live in OUT/DATASET/VARIANT+KEY=VALUE+..., and its tables
-in variants_DATASET_KEY=VALUE+..., beside (never over) those of the presets as they are; --name NAME names the tables
-instead. A table holds the variants of its call only: a call for other variants (or --baselines-only) under the name
-of a table of others is refused before it trains, so that a call for one more variant needs its own --name.
+sweep trained for 2000 epochs continues to 5000). Test split, posterior mean of every latent, best-validation
+checkpoint (docs/protocol.md). Baselines for the physics parameter (omega in rad/s; the diffusion coefficient D): the
+prior mean (the centre of the model's range), the training split's mean, and the same incomplete physics fitted to
+each test sequence by least squares (`jaxphysvae.physics.least_squares`, with its reconstruction RMSE). Learning
+curves: each sweep's metrics.jsonl, the validation error averaged over seeds per epoch (figure), and in the table how
+much the best validation error still fell over the last fifth of the epochs (the flattening the protocol asks for
+when a budget is shorter than the references': 5000 epochs for the pendulum, 20000 for advection-diffusion). Writes
+OUT/variants_DATASET.{json,md,png} and, with --results, experiments/results/ too. `--set KEY=VALUE` (as
+`jaxphysvae train --set`) changes every listed variant: its rows read "PRESET (KEY=VALUE, ...)", its sweeps live in
+OUT/DATASET/VARIANT+KEY=VALUE+..., and its tables in variants_DATASET_KEY=VALUE+..., beside (never over) those of the
+presets as they are; --name NAME names the tables instead. A table holds the variants of its call only: a call for
+other variants (or --baselines-only) under the name of a table of others is refused before it trains, so that a call
+for one more variant needs its own --name.
 """
 
 from __future__ import annotations
