@@ -108,15 +108,6 @@ def _trained_members(target: Path, result: dict, levels) -> list[tuple[int, floa
     return members
 
 
-def _trained_errors(target: Path, members: list[tuple[int, float, int]], kind: str, levels) -> dict:
-    """{level: {seed: test MAE}}: each member of --train sweep `target` evaluated with the noise it was trained
-    with."""
-    errors = {level: {} for level in levels}
-    for m, level, seed in members:
-        errors[level][seed] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
-    return errors
-
-
 def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) -> list[dict]:
     """The "noise in training and evaluation" rows of --train sweeps given as directories: sweeps of one model (the
     same preset and changes) pool their seeds, so seeds trained in separate calls (on other machines, in other
@@ -130,14 +121,14 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
             raise ConfigError(f"{d}: trained with {kind} noise, not one of the kinds asked for ({', '.join(kinds)})")
         model = models.setdefault(trained_label(result), {"sweeps": [], "seeds": {}})
         seeds = model["seeds"].setdefault(kind, {level: set() for level in levels})
-        members = _trained_members(Path(d), result, levels)
-        for _, level, seed in members:
+        entries = _trained_members(Path(d), result, levels)
+        for _, level, seed in entries:
             if seed in seeds[level]:
                 raise ConfigError(f"{d}: seed {seed} at {kind} noise {level:g} is also in another of the sweeps "
                                   f"given ({', '.join(str(s) for s, _, _ in model['sweeps']) or d}): give each "
                                   "seed once")
             seeds[level].add(seed)
-        model["sweeps"].append((Path(d), kind, members))
+        model["sweeps"].append((Path(d), kind, entries))
     rows = []
     for name, model in models.items():
         every = set().union(*(s for by_level in model["seeds"].values() for s in by_level.values()))
@@ -148,9 +139,9 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
                                       f"{sorted(every)} ({', '.join(str(s) for s, _, _ in model['sweeps'])}): "
                                       "train the missing ones")
         errors = {kind: {level: {} for level in levels} for kind in model["seeds"]}
-        for target, kind, members in model["sweeps"]:
-            for level, by_seed in _trained_errors(target, members, kind, levels).items():
-                errors[kind][level].update(by_seed)
+        for target, kind, entries in model["sweeps"]:  # each member with the noise it was trained with
+            for m, level, seed in entries:
+                errors[kind][level][seed] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
         curves = {kind: [_point(level, [by_level[level][s] for s in sorted(every)]) for level in levels]
                   for kind, by_level in errors.items()}
         rows.append({"model": name, "run": ", ".join(str(s) for s, _, _ in model["sweeps"]), "seeds": len(every),
@@ -164,18 +155,15 @@ def _point(level: float, values: list[float]) -> dict:
 
 def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | None = None, levels=LEVELS,
                    kinds=KINDS, changes: dict | None = None, progress: bool = True) -> dict:
-    """Per noise kind, `preset` trained at every level (one sweep over level x seed) and each member evaluated on
-    the test split with the noise it was trained with; mean and std over seeds per level. `changes`: Config
-    changes (the tests' small models)."""
-    curves = {}
-    for kind in kinds:
-        target = sweeps / preset / kind
-        result = preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
-                              {"noise": kind, **(changes or {})}, progress=progress)
-        errors = _trained_errors(target, _trained_members(target, result, levels), kind, levels)
-        curves[kind] = [_point(level, [errors[level][s] for s in seeds]) for level in levels]
-    return {"model": f"{preset}, trained with the noise it is evaluated with", "run": str(sweeps / preset),
-            "seeds": len(seeds), "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))}
+    """Per noise kind, `preset` trained at every level (one sweep over level x seed, SWEEPS/PRESET/KIND) and each
+    member evaluated on the test split with the noise it was trained with (`pooled_trained_curves` of those
+    sweeps); mean and std over seeds per level. `changes`: Config changes (the tests' small models)."""
+    targets = [sweeps / preset / kind for kind in kinds]
+    for kind, target in zip(kinds, targets):
+        preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
+                     {"noise": kind, **(changes or {})}, progress=progress)
+    (row,) = pooled_trained_curves([str(t) for t in targets], levels, kinds)
+    return row
 
 
 def feature_trend(points: list[dict] | None) -> str | None:
@@ -262,8 +250,9 @@ def main(argv=None) -> list[dict]:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"--kinds: {', '.join(unknown) or 'none given'}: not a noise kind (known: {', '.join(KINDS)})")
-    results = [model_curves(d, kinds=kinds) for d in args.runs if not trained_with_noise(d)]
-    results += pooled_trained_curves([d for d in args.runs if trained_with_noise(d)], kinds=kinds)
+    trained = [d for d in args.runs if trained_with_noise(d)]
+    results = [model_curves(d, kinds=kinds) for d in args.runs if d not in trained]
+    results += pooled_trained_curves(trained, kinds=kinds)
     seeds = [int(s) for s in args.seeds.split(",")]
     results += [trained_curves(name, seeds, Path(args.sweeps), args.epochs, kinds=kinds) for name in args.train]
     out = Path(args.out)

@@ -120,16 +120,15 @@ PRESETS.update({
 TUNED = {"batch_size": 50, "epochs": 2000}, {"lr": 3e-4}
 
 
-def _tuned(base: str):
-    """Preset `base` with the TUNED settings."""
+def _tuned(base: str, settings: tuple[dict, dict], summary: str):
+    """Preset `base` with `settings` (configuration changes, hyper-parameter changes), described by `summary`."""
     text, config, hparams = PRESETS[base]
-    changes, tuned = TUNED
-    return (f"{text}; tuned on validation: lr {tuned['lr']:g}, batches of {changes['batch_size']}",
-            {**config, **changes}, {**hparams, **tuned})
+    changes, tuned = settings
+    return f"{text}; tuned on validation: {summary}", {**config, **changes}, {**hparams, **tuned}
 
 
-PRESETS.update({f"{base}-tuned": _tuned(base) for base in (
-    "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf", "locomotion-attnf-seq")})
+PRESETS.update({f"{base}-tuned": _tuned(base, TUNED, f"lr {TUNED[1]['lr']:g}, batches of {TUNED[0]['batch_size']}")
+                for base in ("locomotion-phys-vae", "locomotion-nf", "locomotion-attnf", "locomotion-attnf-seq")})
 
 # The advection-diffusion flow models tuned on the validation split (2000 epochs, 3 seeds each): lr 3e-4 and the
 # norm clip at 50 (no rollback where the preset rolled back 7-9 times), no flow on z_P and z_P in logit space (the
@@ -138,17 +137,9 @@ PRESETS.update({f"{base}-tuned": _tuned(base) for base in (
 # (experiments/results/variants_advdif_*; README, "Every variant"). With the physics flow, or clipped, z_P leaves
 # its range and the decoder stops using D.
 ADVDIF_TUNED = {"grad_clip_norm": 50.0, "flow_phy": 0, "z_phy_space": "logit"}, {"lr": 3e-4}
-
-
-def _advdif_tuned(base: str):
-    """Preset `base` with the ADVDIF_TUNED settings."""
-    text, config, hparams = PRESETS[base]
-    changes, tuned = ADVDIF_TUNED
-    return (f"{text}; tuned on validation: lr {tuned['lr']:g}, norm clip {changes['grad_clip_norm']:g}, no flow "
-            "on z_P, z_P in logit space", {**config, **changes}, {**hparams, **tuned})
-
-
-PRESETS.update({f"{base}-tuned": _advdif_tuned(base) for base in ("advdif-nf", "advdif-attnf-seq")})
+PRESETS.update({f"{base}-tuned": _tuned(base, ADVDIF_TUNED, f"lr {ADVDIF_TUNED[1]['lr']:g}, norm clip "
+                                        f"{ADVDIF_TUNED[0]['grad_clip_norm']:g}, no flow on z_P, z_P in logit space")
+                for base in ("advdif-nf", "advdif-attnf-seq")})
 
 
 def get(name: str) -> tuple[Config, dict]:
