@@ -1,5 +1,5 @@
 """Run the whole benchmark suite: one JSON per benchmark (with the machine, versions and settings), a Markdown
-summary, and the README's benchmark table.
+summary, and the benchmark tables of docs/results/speed.md.
 
     python -m benchmarks.run             # the full suite, ~20 minutes on 2 CPU cores
     python -m benchmarks.run --quick     # tiny models, one repeat: checks that every benchmark runs
@@ -11,7 +11,8 @@ its batches split over two host devices; sweep throughput for 1 to 64 members, s
 cores, on one core and sharded over two host devices, and for the locomotion model; step-time scaling; and where
 the Takeishi preset's step spends its time on one core; and start-up (cold compilation of every preset's epoch, and
 whole CLI processes with empty and warm caches).
-Results go to benchmarks/results/ (or --out); the README's table between its `benchmarks` markers is rewritten.
+Results go to benchmarks/results/ (or --out); the tables between the `benchmarks` markers of docs/results/speed.md
+(or --report) are rewritten.
 """
 
 from __future__ import annotations
@@ -100,12 +101,12 @@ def summary(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, text: str) -> None:
-    content = readme.read_text()
+def update_report(report: Path, text: str) -> None:
+    content = report.read_text()
     if BEGIN not in content or END not in content:
-        raise SystemExit(f"{readme} has no {BEGIN} ... {END} block to rewrite")
+        raise SystemExit(f"{report} has no {BEGIN} ... {END} block to rewrite")
     block = f"{BEGIN}\n{text}\n{END}"
-    readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, content, flags=re.S))
+    report.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, content, flags=re.S))
 
 
 def main(argv=None):
@@ -114,16 +115,17 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (repeatable); the summary takes the others from their JSON")
-    parser.add_argument("--readme", default=None,
-                        help="README whose benchmark table to rewrite (default: README.md, except with --quick)")
+    parser.add_argument("--report", default=None,
+                        help="Markdown file whose benchmark tables to rewrite (default: docs/results/speed.md, "
+                             "except with --quick)")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else RESULTS
     results = run_jobs(QUICK if args.quick else FULL, out, args.only)
     text = summary(results)
     (out / "summary.md").write_text(text + "\n")
-    readme = Path(args.readme) if args.readme else (None if args.quick else ROOT / "README.md")
-    if readme is not None:
-        update_readme(readme, text)
+    report = Path(args.report) if args.report else (None if args.quick else ROOT / "docs" / "results" / "speed.md")
+    if report is not None:
+        update_report(report, text)
     print(text)
     return results
 

@@ -29,7 +29,8 @@ from benchmarks import common
 
 LOCOMOTION = ("locomotion-phys-vae-takeishi", "locomotion-phys-vae", "locomotion-nf", "locomotion-attnf",
               "locomotion-attnf-seq", "locomotion-nn-only")
-# the epochs of the side-by-side comparison with the published code (README): 100 for the Takeishi preset, 50 else
+# the epochs of the side-by-side comparison with the published code (docs/results/speed.md): 100 for the Takeishi
+# preset, 50 else
 EPOCHS = {"locomotion-phys-vae-takeishi": 100}
 QUICK_SET = ["feat_hidden=[16]", "feat_dim=16", "unmixer_hidden=[16]", "residual_hidden=[16]", "init_hidden=[16]",
              "hamiltonian_hidden=[16]"]

@@ -134,8 +134,8 @@ PRESETS.update({f"{base}-tuned": _tuned(base, TUNED, f"lr {TUNED[1]['lr']:g}, ba
 # norm clip at 50 (no rollback where the preset rolled back 7-9 times), no flow on z_P and z_P in logit space (the
 # decoder gets lo + (hi - lo) sigmoid(z), never a clipped value): the best mean validation squared error per
 # sequence fell from 0.390 to 0.032 (NF-VAE) and from 0.190 to 0.021 (attentive), and with it the test D error
-# (experiments/results/variants_advdif_*; README, "Every variant"). With the physics flow, or clipped, z_P leaves
-# its range and the decoder stops using D.
+# (experiments/results/variants_advdif_*; docs/results/variants.md). With the physics flow, or clipped, z_P
+# leaves its range and the decoder stops using D.
 ADVDIF_TUNED = {"grad_clip_norm": 50.0, "flow_phy": 0, "z_phy_space": "logit"}, {"lr": 3e-4}
 PRESETS.update({f"{base}-tuned": _tuned(base, ADVDIF_TUNED, f"lr {ADVDIF_TUNED[1]['lr']:g}, norm clip "
                                         f"{ADVDIF_TUNED[0]['grad_clip_norm']:g}, no flow on z_P, z_P in logit space")

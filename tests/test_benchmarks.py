@@ -9,10 +9,10 @@ import pytest
 from benchmarks import common, run
 
 
-def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{run.BEGIN}\nold table\n{run.END}\n\nafter\n")
-    results = run.main(["--quick", "--out", str(tmp_path / "results"), "--readme", str(readme)])
+def test_quick_suite_writes_every_record_the_summary_and_the_report_tables(tmp_path):
+    report = tmp_path / "speed.md"
+    report.write_text(f"# title\n\n{run.BEGIN}\nold table\n{run.END}\n\nafter\n")
+    results = run.main(["--quick", "--out", str(tmp_path / "results"), "--report", str(report)])
     assert set(results) == {name for name, _, _ in run.QUICK}
     for name in results:
         record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
@@ -36,17 +36,17 @@ def test_quick_suite_writes_every_record_the_summary_and_the_readme_table(tmp_pa
         phases = sum(v for k, v in run_.items() if k.endswith("_s") and k not in ("process_s", "first_epoch_end_s"))
         assert 0 < run_["first_epoch_end_s"] < run_["process_s"] and phases < run_["process_s"]
     assert [c["command"] for c in commands] == ["--help", "presets", "data info locomotion", "eval RUN"]
-    text = readme.read_text()
+    text = report.read_text()
     assert "old table" not in text and "Sweep throughput" in text and "time goes" in text and "Start-up" in text
     assert text.endswith(f"{run.END}\n\nafter\n")
     assert (tmp_path / "results" / "summary.md").read_text().strip() in text
 
 
-def test_readme_without_markers_is_refused(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("no block\n")
+def test_report_without_markers_is_refused(tmp_path):
+    report = tmp_path / "speed.md"
+    report.write_text("no block\n")
     with pytest.raises(SystemExit, match="no <!-- benchmarks:begin -->"):
-        run.update_readme(readme, "table")
+        run.update_report(report, "table")
 
 
 def test_results_record_the_machine(tmp_path):
