@@ -85,8 +85,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args(argv)
     common.before_jax(args.cores, args.host_devices)
-    from benchmarks.train_speed import QUICK
-    rows = parts(args.preset, 1 if args.quick else args.repeats, QUICK if args.quick else None)
+    from benchmarks.train_speed import quick
+    rows = parts(args.preset, 1 if args.quick else args.repeats, quick(args.preset) if args.quick else None)
     return common.report(args, "breakdown", rows, table)
 
 

@@ -15,7 +15,7 @@ import time
 
 from benchmarks import common
 from benchmarks.common import cores, first_call
-from benchmarks.train_speed import QUICK
+from benchmarks.train_speed import quick
 
 
 def measure(preset: str, members: int, epochs: int, changes: dict | None = None) -> dict:
@@ -92,7 +92,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
     common.before_jax(args.cores, args.host_devices)
-    rows = [measure(args.preset, n, args.epochs, QUICK if args.quick else None) for n in args.members]
+    rows = [measure(args.preset, n, args.epochs, quick(args.preset) if args.quick else None) for n in args.members]
     return common.report(args, "sweep_throughput", rows, table)
 
 

@@ -2,6 +2,7 @@
 
     python -m experiments.locomotion --train [--presets P,...]   # sweep presets over 3 seeds (long), then collect
     python -m experiments.locomotion runs/locomotion/*       # collect run or sweep directories into the table
+    python -m experiments.locomotion --train --quick --sweeps /tmp/loco --out /tmp/loco   # a smoke run (the test's)
 
 A sweep directory is one row: the mean +- standard deviation over its members (seeds), with each member's best
 epoch and the rollbacks it needed; a run directory is a row of one seed. Each model is also scored with every test
@@ -12,21 +13,22 @@ squared error).
 Baselines (all zeros, mean training stride, PCA with k components fitted on train) are recomputed here from the
 data; the published PyTorch figures are quoted from METHOD.md. Protocol: test split (344 strides), best-validation
 checkpoint, posterior mean of every latent, errors in radians; a "batch" attention context is evaluated in batches
-of 344 (the whole test split) in file order. Writes experiments/results/locomotion.{json,md} (--name: another
-name, for another set of runs).
+of 344 (the whole test split) in file order. --train sweeps each preset into SWEEPS/PRESET (--sweeps, default
+runs/locomotion), continuing a sweep that is there. Writes OUT/NAME.{json,md} (default
+experiments/results/locomotion; --name: another name, for another set of runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from experiments import report
+from experiments.sweeps import preset_sweep
 from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.files import atomic_path
@@ -37,6 +39,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-nn-only", "locomotion-phys-vae", "locomotion-nf",
            "locomotion-attnf", "locomotion-attnf-seq", "locomotion-phys-vae-tuned", "locomotion-nf-tuned",
            "locomotion-attnf-tuned", "locomotion-attnf-seq-tuned")
+QUICK = presets.TOY_WIDTHS  # --quick: the presets with toy widths
+QUICK_EPOCHS, QUICK_REFINE_STEPS = 2, 5
 PUBLISHED = [  # METHOD.md section 7: the published PyTorch code on this split
     ("published phys-VAE NN-only (3000 epochs, best 782)", 0.0143, 0.0190, 0.110, 0.10),
     ("published phys-VAE NN + Hamiltonian + R_ppc (3000, best 1535)", 0.0128, 0.0171, 0.0885, 0.94),
@@ -200,47 +204,56 @@ def markdown(ours: list[dict], base: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*",
-                        help="run or sweep directories to collect (default: runs/locomotion/PRESET for each preset)")
+                        help="run or sweep directories to collect (default: SWEEPS/PRESET for each preset)")
     parser.add_argument("--train", action="store_true",
                         help="first sweep each of --presets over --seeds (resumes existing sweeps)")
     parser.add_argument("--presets", default=",".join(PRESETS),
-                        help="comma-separated presets to train and collect from runs/locomotion/PRESET when no run "
+                        help="comma-separated presets to train and collect from SWEEPS/PRESET when no run "
                              "directories are given (default: the published and the tuned)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
-    parser.add_argument("--refine-steps", type=int, default=200, metavar="N",
-                        help="also score each model with every test stride's code fitted by N Adam steps (0: skip)")
+    parser.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                        help="also score each model with every test stride's code fitted by N Adam steps (0: skip; "
+                             f"default 200, {QUICK_REFINE_STEPS} with --quick)")
+    parser.add_argument("--sweeps", default="runs/locomotion", help="directory of the --train sweeps")
+    parser.add_argument("--out", default=str(RESULTS), help="directory of the table (default experiments/results)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"toy widths, {QUICK_EPOCHS} epochs (the test's; keep its --sweeps apart)")
     parser.add_argument("--name", default="locomotion", type=report.file_name,
-                        help="the results' file name: experiments/results/NAME.{json,md} (one table per set of runs)")
+                        help="the results' file name: OUT/NAME.{json,md} (one table per set of runs)")
     args = parser.parse_args(argv)
     chosen = args.presets.split(",")
     unknown = [p for p in chosen if p not in presets.PRESETS]
     if unknown:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; `jaxphysvae presets` lists them")
-    if args.refine_steps < 0:
-        parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
+    refine_steps = args.refine_steps if args.refine_steps is not None else QUICK_REFINE_STEPS if args.quick else 200
+    if refine_steps < 0:
+        parser.error(f"--refine-steps {refine_steps}: expected a number of steps >= 0")
+    if args.quick and not args.train:
+        parser.error("--quick makes --train's models small; give --train")
     if args.train and args.runs:
-        parser.error("--train trains into runs/locomotion/PRESET for each of --presets; give no run directories")
-    run_dirs = args.runs or [f"runs/locomotion/{p}" for p in chosen]
+        parser.error("--train trains into SWEEPS/PRESET for each of --presets; give no run directories")
+    run_dirs = args.runs or [str(Path(args.sweeps) / p) for p in chosen]
     if args.train:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        epochs = QUICK_EPOCHS if args.quick and args.epochs is None else args.epochs
         for preset, run in zip(chosen, run_dirs):
-            command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", preset, "--grid",
-                       f"seed={args.seeds}", "--out", run]
-            if args.epochs:
-                command += ["--epochs", str(args.epochs)]
-            if (Path(run) / "sweep_config.json").exists():
-                command.append("--resume")
-            subprocess.run(command, check=True)
-    ours, base = collect(run_dirs, args.refine_steps), baselines()
+            preset_sweep(preset, {"seed": seeds}, Path(run), epochs, QUICK if args.quick else None,
+                         progress=not args.quick)
+    ours, base = collect(run_dirs, refine_steps), baselines()
     table = markdown(ours, base)
-    with atomic_path(RESULTS / f"{args.name}.json") as tmp:
-        tmp.write_text(json.dumps({"ours": ours, "baselines": base, "published": PUBLISHED}, indent=2) + "\n")
-    with atomic_path(RESULTS / f"{args.name}.md") as tmp:
+    result = {"ours": ours, "baselines": base, "published": PUBLISHED}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / f"{args.name}.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_path(out / f"{args.name}.md") as tmp:
         tmp.write_text(table + "\n")
     print(table)
+    return result
 
 
 if __name__ == "__main__":

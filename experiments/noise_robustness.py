@@ -4,6 +4,7 @@
     python -m experiments.noise_robustness --train PRESET [--seeds 0,1,2] [--epochs N]   # noise in training too
     python -m experiments.noise_robustness --train PRESET --kinds feature --seeds 0    # the paper's claim only
     python -m experiments.noise_robustness SWEEPS/PRESET/KIND OTHER/PRESET/KIND       # --train seeds pooled
+    python -m experiments.noise_robustness --train PRESET --quick --sweeps /tmp/n --out /tmp/n/table   # smoke run
 
 Every noise model of jaxphysvae.noise (Gaussian, impulse, missing segment, the NF paper's feature noise, feature
 dropout) at LEVELS (0 to 25 %, the attentive NF-VAE paper's range); targets are the clean strides; posterior mean;
@@ -41,6 +42,7 @@ from jaxphysvae.train import evaluate
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 KINDS = (*INPUT_NOISE, *FEATURE_NOISE)
+QUICK_EPOCHS = 2  # --quick
 
 
 def seed_curves(path: str, levels=LEVELS, kinds=KINDS, split: str = "test") -> dict:
@@ -189,19 +191,24 @@ def figure(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     kinds = kinds_of(results)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(max(3.3 * len(kinds), 4.5), 3.0), sharey=True, squeeze=False)
+    ncol = max(1, min(len(results), len(kinds) - 1))  # legend columns under the panels
+    fig, axes = plt.subplots(1, len(kinds), figsize=(max(3.3 * len(kinds), 4.5), 3.0 + 0.2 * -(-len(results) // ncol)),
+                             sharey=True, squeeze=False, layout="constrained")
     axes = axes[0]
+    handles = {}  # one legend entry and one colour per model, whichever kinds it has
     for ax, kind in zip(axes, kinds):
-        for r in (r for r in results if kind in r["curves"]):
+        for i, r in enumerate(results):
+            if kind not in r["curves"]:
+                continue
             pts = r["curves"][kind]
-            ax.errorbar([100 * p["level"] for p in pts], [p["mae"] for p in pts], yerr=[p["mae_std"] for p in pts],
-                        fmt="o-", ms=3, capsize=2, label=f"{r['model']} ({r['seeds']} seeds)")
+            label = f"{r['model']} ({r['seeds']} seeds)"
+            handles[label] = ax.errorbar([100 * p["level"] for p in pts], [p["mae"] for p in pts],
+                                         yerr=[p["mae_std"] for p in pts], fmt="o-", ms=3, capsize=2, color=f"C{i}")
         ax.set_title(kind)
         ax.set_xlabel("noise level (%)")
         ax.set_yscale("log")
     axes[0].set_ylabel("test MAE (rad)")
-    axes[-1].legend(fontsize=6)
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=ncol, fontsize=6)
     report.save_figure(fig, path)
 
 
@@ -235,6 +242,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"comma-separated noise kinds, of {', '.join(KINDS)} (default: all)")
     parser.add_argument("--sweeps", default="runs/noise_training", help="directory of the --train sweeps")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"--train with toy widths, {QUICK_EPOCHS} epochs (the test's; keep its --sweeps apart)")
     parser.add_argument("--out", default=str(RESULTS / "noise_robustness"),
                         help="the results' path without its suffix (default experiments/results/noise_robustness)")
     args = parser.parse_args(argv)
@@ -243,6 +252,8 @@ def main(argv=None) -> list[dict]:
     for d in args.runs:
         if not ((Path(d) / "sweep.json").is_file() or (Path(d) / "config.json").is_file()):
             parser.error(f"{d}: neither a finished sweep (sweep.json) nor a run directory (config.json)")
+    if args.quick and not args.train:
+        parser.error("--quick makes --train's models small; give --train PRESET")
     for name in args.train:
         if name not in presets.PRESETS:
             parser.error(f"--train: unknown preset {name!r}")
@@ -254,7 +265,10 @@ def main(argv=None) -> list[dict]:
     results = [model_curves(d, kinds=kinds) for d in args.runs if d not in trained]
     results += pooled_trained_curves(trained, kinds=kinds)
     seeds = [int(s) for s in args.seeds.split(",")]
-    results += [trained_curves(name, seeds, Path(args.sweeps), args.epochs, kinds=kinds) for name in args.train]
+    epochs = QUICK_EPOCHS if args.quick and args.epochs is None else args.epochs
+    results += [trained_curves(name, seeds, Path(args.sweeps), epochs, kinds=kinds,
+                               changes=presets.TOY_WIDTHS if args.quick else None, progress=not args.quick)
+                for name in args.train]
     out = Path(args.out)
     text = markdown(results)
     report.write(out.name, results, text, [out.parent], lambda path: figure(results, path))

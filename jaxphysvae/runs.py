@@ -42,6 +42,10 @@ def load_splits(config: Config) -> dict[str, data.Dataset]:
         out = load_file(d.dataset, tuple(sizes.values()), seed=d.data_seed, dt=d.data_dt)
         _check_batch_size(config, out["train"])
         return out
+    given = [f"n_{split}" for split, n in sizes.items() if n is not None]
+    if given and config.data.dataset not in data.GENERATED:
+        raise ConfigError(f"{', '.join(given)}: the {config.data.dataset} data set's splits are fixed; split sizes "
+                          f"apply to the generated sets ({', '.join(data.GENERATED)}) and to your own file's x")
     out = {}
     for split in data.SPLITS:
         options = {}

@@ -130,6 +130,14 @@ BUGS = [
     Bug("seed_counted_twice", "a seed in two of a model's --train sweeps counted twice in its mean +- std",
         "experiments/noise_robustness.py", "            if seed in seeds[level]:", "            if False:",
         ("tests/test_experiments_noise_robustness.py::test_a_preset_trained_with_each_noise_is_evaluated_with_it",)),
+    Bug("locomotion_sizes_ignored", "split sizes for the packaged locomotion split silently ignored",
+        "jaxphysvae/runs.py",
+        "    if given and config.data.dataset not in data.GENERATED:", "    if False:",
+        ("tests/test_user_data.py::test_split_sizes_for_the_packaged_locomotion_split_are_refused_not_ignored",)),
+    Bug("quick_full_size", "noise_robustness --quick training the preset at full size",
+        "experiments/noise_robustness.py",
+        "changes=presets.TOY_WIDTHS if args.quick else None", "changes=None",
+        ("tests/test_experiments_noise_robustness.py::test_quick_train_runs_the_command_end_to_end",)),
 ]
 
 

@@ -73,3 +73,21 @@ def test_the_fitted_code_column_is_the_run_s_own_test_strides_refitted(tmp_path)
     cell = f"| {row['fitted_mae']:.4f} / {row['fitted_rmse']:.4f} / {row['fitted_sse_per_seq']:.4f} |"
     assert cell in locomotion.markdown([row], [])
     assert "fitted_mae" not in locomotion.collect([run])[0]
+
+
+def test_quick_run_trains_each_preset_and_tabulates_its_sweep(tmp_path, capsys):
+    sweeps, out = tmp_path / "sweeps", tmp_path / "tables"
+    result = locomotion.main(["--train", "--quick", "--presets", "locomotion-phys-vae", "--seeds", "0,1",
+                              "--sweeps", str(sweeps), "--out", str(out), "--name", "quick"])
+    sweep = json.loads((sweeps / "locomotion-phys-vae" / "sweep.json").read_text())
+    assert sweep["epochs"] == locomotion.QUICK_EPOCHS and [m["seed"] for m in sweep["members"]] == [0, 1]
+    (row,) = result["ours"]
+    maes = [m["test"]["mae"] for m in sweep["members"]]
+    assert row["model"] == "locomotion-phys-vae" and row["seeds"] == 2
+    assert row["mae"] == pytest.approx(np.mean(maes)) and row["mae_std"] == pytest.approx(np.std(maes))
+    assert row["changes"]["feat_dim"] == 16 and "fitted_mae" in row  # toy widths; refined codes (5 steps)
+    assert json.loads((out / "quick.json").read_text())["ours"] == json.loads(json.dumps(result["ours"]))
+    assert f"{row['mae']:.4f} +- {row['mae_std']:.4f}" in (out / "quick.md").read_text()
+    with pytest.raises(SystemExit):
+        locomotion.main(["--quick", str(sweeps / "locomotion-phys-vae")])
+    assert "--quick makes --train's models small" in capsys.readouterr().err

@@ -106,3 +106,20 @@ def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
         noise_robustness.pooled_trained_curves(sweeps[:1], levels=(0.0, 0.3, 0.5))
     with pytest.raises(ConfigError, match="trained with gaussian noise, not one of the kinds asked for"):
         noise_robustness.main([sweeps[0], "--kinds", "feature", "--out", str(tmp_path / "table")])
+
+
+def test_quick_train_runs_the_command_end_to_end(tmp_path, capsys):
+    sweeps, out = tmp_path / "sweeps", tmp_path / "table"
+    (row,) = noise_robustness.main(["--train", "locomotion-phys-vae", "--quick", "--kinds", "feature", "--seeds", "0",
+                                    "--sweeps", str(sweeps), "--out", str(out)])
+    sweep = json.loads((sweeps / "locomotion-phys-vae" / "feature" / "sweep.json").read_text())
+    assert sweep["epochs"] == noise_robustness.QUICK_EPOCHS and sweep["config"]["noise"] == "feature"
+    assert sweep["config"]["feat_dim"] == 16  # the toy widths
+    assert [m["noise"] for m in sweep["members"]] == pytest.approx(noise_robustness.LEVELS)
+    assert [p["level"] for p in row["curves"]["feature"]] == list(noise_robustness.LEVELS)
+    clean = row["curves"]["feature"][0]["per_seed"]  # the member trained and evaluated without noise: its own row
+    assert clean == pytest.approx([sweep["members"][0]["test"]["mae"]], rel=1e-5)
+    assert json.loads(out.with_suffix(".json").read_text()) == json.loads(json.dumps([row]))
+    with pytest.raises(SystemExit):
+        noise_robustness.main([str(sweeps / "locomotion-phys-vae" / "feature"), "--quick"])
+    assert "--quick makes --train's models small" in capsys.readouterr().err

@@ -114,3 +114,9 @@ def test_a_locomotion_split_directory_is_a_data_path(tmp_path):
     np.testing.assert_allclose(splits["test"].x, strides["test"].x.astype(np.float32))
     with pytest.raises(DataError, match="has its own splits and time step"):
         load_splits(Config(dataset=str(directory), batch_size=2, n_test=1))
+
+
+def test_split_sizes_for_the_packaged_locomotion_split_are_refused_not_ignored():
+    assert load_splits(Config(dataset="locomotion", batch_size=2))["train"].num_sequences == 400
+    with pytest.raises(ConfigError, match="n_train, n_test: the locomotion data set's splits are fixed"):
+        load_splits(Config(dataset="locomotion", batch_size=2, n_train=50, n_test=10))
