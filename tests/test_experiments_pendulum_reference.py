@@ -8,7 +8,6 @@ import pytest
 from experiments import pendulum_reference
 from jaxphysvae.data.arrays import load_file
 from tests.conftest import SHARED_DATA
-from tests.helpers import CLI_SMALL
 
 
 def _source():
@@ -33,18 +32,16 @@ def test_converted_file_holds_the_reference_values(tmp_path):
 @pytest.mark.reference_data
 def test_train_and_tabulate_on_a_tiny_budget(tmp_path):
     _source()
-    # the toy widths of the other tests; the file's own splits and a batch that divides them
-    sets = [v for v in CLI_SMALL[1::2] if not v.startswith(("n_", "batch_size"))] + ["batch_size=200"]
-    table = pendulum_reference.main(["--train", "--epochs", "1", "--seeds", "0", "--out", str(tmp_path),
-                                     *[a for s in sets for a in ("--set", s)]])
-    pendulum_reference.main(["--train", "--epochs", "1", "--seeds", "0", "--out", str(tmp_path), "--arm", "tanh",
-                             *[a for s in sets + ["activation=tanh"] for a in ("--set", s)]])
+    table = pendulum_reference.main(["--train", "--quick", "--epochs", "1", "--seeds", "0", "--out", str(tmp_path)])
+    pendulum_reference.main(["--train", "--quick", "--epochs", "1", "--seeds", "0", "--out", str(tmp_path), "--arm",
+                             "tanh", "--set", "activation=tanh"])
     written = json.loads((tmp_path / "pendulum_reference.json").read_text())
     assert list(written["arms"]) == ["phys-vae", "tanh"]  # the preset's own arm first
     first = written["arms"]["phys-vae"]
     assert first["members"][0]["best_epoch"] == 1 and np.isfinite(first["members"][0]["omega_corr"])
     assert first == json.loads(json.dumps(table["arms"]["phys-vae"]))
     assert written["arms"]["tanh"]["changes"]["activation"] == "tanh" and "activation" not in first["changes"]
+    assert first["changes"]["feat_dim"] == 16  # --quick's toy widths
     text = (tmp_path / "pendulum_reference.md").read_text()
     assert "reference code (NOTE.md, one run) | 5000 (4187) | 0.0710" in text
     assert 'activation="tanh"' in text and "arm tanh" in text
