@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from jaxphysvae import files
+from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data import advdif, pendulum
 from jaxphysvae.predict import predict
@@ -74,12 +74,28 @@ SYSTEMS = {"pendulum": System("omega", 4, (1, 2, 3, 4), _pendulum_truth, "rad", 
 
 
 def member_label(run: str) -> str:
-    """"SWEEP_DIR_NAME, key=value, ..." for member "SWEEP_DIR:M": the hyper-parameters that vary across the sweep's
-    members, the seed aside, so that a sweep over alpha gives one model per alpha and its seeds group together."""
+    """"MODEL, key=value, ..." for member "SWEEP_DIR:M": the hyper-parameters that vary across the sweep's members,
+    the seed aside, so that a sweep over alpha gives one model per alpha and its seeds group together. MODEL is the
+    preset the sweep's configuration and fixed hyper-parameters equal, else its preset and what differs from it
+    ("advdif-nf, lr=0.0003, ..."), else the directory's name."""
     directory, member = parse_member(run)
-    members = json.loads((directory / "sweep.json").read_text())["members"]
+    result = json.loads((directory / "sweep.json").read_text())
+    members = result["members"]
     varying = [k for k in HParams._fields if len({m.get(k) for m in members}) > 1]
-    return ", ".join([directory.name] + [f"{k}={members[member][k]:.3g}" for k in varying])
+    fixed = {k: v for k, v in members[0].items() if k in HParams._fields and k not in varying}
+    return ", ".join([_sweep_model(result, fixed) or directory.name] +
+                     [f"{k}={members[member][k]:.3g}" for k in varying])
+
+
+def _sweep_model(result: dict, hparams: dict) -> str | None:
+    preset = result.get("preset")
+    if preset not in presets.PRESETS or "config" not in result:
+        return None
+    for name in (preset, *presets.PRESETS):
+        if not presets.differences(name, result["config"], hparams):
+            return name
+    changes = presets.differences(preset, result["config"], hparams)
+    return ", ".join([preset] + [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
 
 
 def probe(run: str, n: int = 100) -> dict:

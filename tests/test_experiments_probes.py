@@ -43,6 +43,19 @@ def test_a_sweep_members_label_names_what_varies_but_the_seed(tmp_path):
     (tmp_path / "alpha-sweep" / "sweep.json").write_text(json.dumps({"members": members}))
     labels = [probes.member_label(f"{tmp_path / 'alpha-sweep'}:{m}") for m in range(4)]
     assert labels == ["alpha-sweep, alpha=0", "alpha-sweep, alpha=0", "alpha-sweep, alpha=0.1", "alpha-sweep, alpha=0.1"]
+    # a sweep that records its preset: named by the preset its configuration equals (the base's --set changes made
+    # it the tuned preset), else by the base preset and what differs from it
+    from jaxphysvae import presets
+    from jaxphysvae.config import HParams
+    config, hparams = presets.get("advdif-nf-tuned")
+    member = {**HParams.create(**hparams).to_json(), "seed": 0}
+    for name, config in (("tuned", config), ("other", config.replace(flow_aux2=3))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "sweep.json").write_text(json.dumps(
+            {"preset": "advdif-nf", "config": config.replace(epochs=7).to_json(), "members": [member]}))
+    assert probes.member_label(f"{tmp_path / 'tuned'}:0") == "advdif-nf-tuned"
+    assert probes.member_label(f"{tmp_path / 'other'}:0") == ("advdif-nf, flow_phy=0, flow_aux2=3, z_phy_space=logit, "
+                                                             "grad_clip_norm=50, lr=0.0003")
 
 
 def test_advection_diffusion_probes_scale_D_and_extrapolate_to_1000_steps(tmp_path):
