@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
-from experiments.sweeps import preset_sweep
+from experiments.sweeps import QUICK_EPOCHS, preset_sweep, quick_epochs
 from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.files import atomic_path
@@ -39,8 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = ("locomotion-phys-vae-takeishi", "locomotion-nn-only", "locomotion-phys-vae", "locomotion-nf",
            "locomotion-attnf", "locomotion-attnf-seq", "locomotion-phys-vae-tuned", "locomotion-nf-tuned",
            "locomotion-attnf-tuned", "locomotion-attnf-seq-tuned")
-QUICK = presets.TOY_WIDTHS  # --quick: the presets with toy widths
-QUICK_EPOCHS, QUICK_REFINE_STEPS = 2, 5
+QUICK_REFINE_STEPS = 5  # --quick
 PUBLISHED = [  # METHOD.md section 7: the published PyTorch code on this split
     ("published phys-VAE NN-only (3000 epochs, best 782)", 0.0143, 0.0190, 0.110, 0.10),
     ("published phys-VAE NN + Hamiltonian + R_ppc (3000, best 1535)", 0.0128, 0.0171, 0.0885, 0.94),
@@ -96,13 +95,13 @@ def preset_of(config: dict) -> str | None:
     return None
 
 
-def sweep_label(result: dict, fallback: str) -> str:
-    """A sweep's model as "PRESET, key=value, ..." (what its configuration and first member change from the preset),
-    or `fallback` when no preset has its configuration."""
+def sweep_label(result: dict, fallback: str, hparams: dict | None = None) -> str:
+    """A sweep's model as "PRESET, key=value, ..." (what its configuration and hyper-parameters change from the
+    preset; `hparams` default: its first member's), or `fallback` when no preset has its configuration."""
     preset = result.get("preset") or preset_of(result["config"])
     if preset not in presets.PRESETS:
         return fallback
-    member = {k: v for k, v in result["members"][0].items() if k in HParams._fields}
+    member = {k: v for k, v in result["members"][0].items() if k in HParams._fields} if hparams is None else hparams
     changes = presets.differences(preset, result["config"], member)
     return ", ".join([preset] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
 
@@ -239,9 +238,9 @@ def main(argv=None) -> dict:
     run_dirs = args.runs or [str(Path(args.sweeps) / p) for p in chosen]
     if args.train:
         seeds = [int(s) for s in args.seeds.split(",")]
-        epochs = QUICK_EPOCHS if args.quick and args.epochs is None else args.epochs
+        epochs = quick_epochs(args.quick, args.epochs)
         for preset, run in zip(chosen, run_dirs):
-            preset_sweep(preset, {"seed": seeds}, Path(run), epochs, QUICK if args.quick else None,
+            preset_sweep(preset, {"seed": seeds}, Path(run), epochs, presets.TOY_WIDTHS if args.quick else None,
                          progress=not args.quick)
     ours, base = collect(run_dirs, refine_steps), baselines()
     table = markdown(ours, base)

@@ -31,7 +31,7 @@ import numpy as np
 
 from experiments import report
 from experiments.locomotion import sweep_label
-from experiments.sweeps import preset_sweep
+from experiments.sweeps import QUICK_EPOCHS, preset_sweep, quick_epochs
 from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
@@ -42,7 +42,6 @@ from jaxphysvae.train import evaluate
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 KINDS = (*INPUT_NOISE, *FEATURE_NOISE)
-QUICK_EPOCHS = 2  # --quick
 
 
 def seed_curves(path: str, levels=LEVELS, kinds=KINDS, split: str = "test") -> dict:
@@ -265,7 +264,7 @@ def main(argv=None) -> list[dict]:
     results = [model_curves(d, kinds=kinds) for d in args.runs if d not in trained]
     results += pooled_trained_curves(trained, kinds=kinds)
     seeds = [int(s) for s in args.seeds.split(",")]
-    epochs = QUICK_EPOCHS if args.quick and args.epochs is None else args.epochs
+    epochs = quick_epochs(args.quick, args.epochs)
     results += [trained_curves(name, seeds, Path(args.sweeps), epochs, kinds=kinds,
                                changes=presets.TOY_WIDTHS if args.quick else None, progress=not args.quick)
                 for name in args.train]

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
+from experiments.sweeps import QUICK_EPOCHS
 from jaxphysvae import presets
 from jaxphysvae.data.cache import save_npz
 from jaxphysvae.errors import DataError
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pendulum_reference"
-QUICK_EPOCHS = 2  # --quick: toy widths (as --set strings, for the sweep command)
 QUICK_SETS = [f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in presets.TOY_WIDTHS.items()]
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = "pendulum-phys-vae-takeishi"  # the published settings: what the reference code is compared with
@@ -131,7 +131,7 @@ def main(argv=None):
         print(f"written {data_file}")
     if args.train:
         sweep_dir = out / args.arm
-        epochs = args.epochs or (QUICK_EPOCHS if args.quick else 5000)
+        epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else 5000
         sets = (QUICK_SETS if args.quick else []) + args.set
         command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", BASE, "--data",
                    str(data_file), "--grid", f"seed={args.seeds}", "--epochs", str(epochs), "--out",

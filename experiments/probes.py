@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from experiments.locomotion import sweep_label
 from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data import advdif, pendulum
@@ -83,19 +84,11 @@ def member_label(run: str) -> str:
     members = result["members"]
     varying = [k for k in HParams._fields if len({m.get(k) for m in members}) > 1]
     fixed = {k: v for k, v in members[0].items() if k in HParams._fields and k not in varying}
-    return ", ".join([_sweep_model(result, fixed) or directory.name] +
-                     [f"{k}={members[member][k]:.3g}" for k in varying])
-
-
-def _sweep_model(result: dict, hparams: dict) -> str | None:
-    preset = result.get("preset")
-    if preset not in presets.PRESETS or "config" not in result:
-        return None
-    for name in (preset, *presets.PRESETS):
-        if not presets.differences(name, result["config"], hparams):
-            return name
-    changes = presets.differences(preset, result["config"], hparams)
-    return ", ".join([preset] + [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items()])
+    model = directory.name
+    if result.get("preset") in presets.PRESETS and "config" in result:
+        equal = (n for n in (result["preset"], *presets.PRESETS) if not presets.differences(n, result["config"], fixed))
+        model = next(equal, None) or sweep_label(result, directory.name, fixed)
+    return ", ".join([model] + [f"{k}={members[member][k]:.3g}" for k in varying])
 
 
 def probe(run: str, n: int = 100) -> dict:

@@ -11,6 +11,15 @@ from jaxphysvae import presets
 from jaxphysvae.config import HParams, apply_overrides
 
 
+QUICK_EPOCHS = 2  # an experiment's --quick budget
+
+
+def quick_epochs(quick: bool, epochs: int | None) -> int | None:
+    """The epochs an experiment trains: `epochs` if given, else QUICK_EPOCHS with --quick, else None (the
+    preset's)."""
+    return QUICK_EPOCHS if quick and epochs is None else epochs
+
+
 def changed_label(preset: str, sets: Sequence[str]) -> str:
     """A table row's name for `preset` changed by the `key=value` strings `sets`: "PRESET (k=v, ...)"."""
     return f"{preset} ({', '.join(sets)})" if sets else preset

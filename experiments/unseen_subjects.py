@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import locomotion, report
-from experiments.sweeps import changed_label, changed_suffix, preset_sweep
+from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
 from jaxphysvae import presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
@@ -273,7 +273,7 @@ def main(argv=None) -> dict:
         parser.error(f"--only-folds {args.only_folds}: {e}")
     if args.refine_steps < 0:
         parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
-    epochs = 2 if args.quick and args.epochs is None else args.epochs
+    epochs = quick_epochs(args.quick, args.epochs)
     out = Path(args.out)
     name = args.name or table_name(args.by, args.folds, only, tuple(args.set))
     targets = [out] + ([RESULTS] if args.results else [])

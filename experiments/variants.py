@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
-from experiments.sweeps import changed_label, changed_suffix, preset_sweep
+from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
 from jaxphysvae import data, presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.errors import ConfigError
@@ -182,7 +182,7 @@ def main(argv=None) -> dict:
             apply_overrides(*presets.get(f"{args.dataset}-{v}"), args.set)
         except ConfigError as e:
             parser.error(f"--set: {e}")
-    epochs = 2 if args.quick and args.epochs is None else args.epochs
+    epochs = quick_epochs(args.quick, args.epochs)
     out = Path(args.out)
     name = args.name or f"variants_{args.dataset}" + changed_suffix(args.set)
     targets = [out] + ([RESULTS] if args.results else [])

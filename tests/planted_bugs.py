@@ -139,7 +139,8 @@ BUGS = [
         "changes=presets.TOY_WIDTHS if args.quick else None", "changes=None",
         ("tests/test_experiments_noise_robustness.py::test_quick_train_runs_the_command_end_to_end",)),
     Bug("probe_label_base_only", "a probed sweep named by its base preset even when it equals another preset",
-        "experiments/probes.py", "    for name in (preset, *presets.PRESETS):", "    for name in (preset,):",
+        "experiments/probes.py", '(n for n in (result["preset"], *presets.PRESETS) if',
+        '(n for n in (result["preset"],) if',
         ("tests/test_experiments_probes.py::test_a_sweep_members_label_names_what_varies_but_the_seed",)),
 ]
 
