@@ -4,6 +4,7 @@ summary, and the benchmark tables of docs/results/speed.md.
     python -m benchmarks.run             # the full suite, ~20 minutes on 2 CPU cores
     python -m benchmarks.run --quick     # tiny models, one repeat: checks that every benchmark runs
     python -m benchmarks.run --only breakdown_1core --only train_speed   # re-run these; the rest from their JSON
+    python -m benchmarks.run --accelerator   # on a GPU or TPU: training speed and sweep throughput
 
 Each benchmark runs in its own process, because the CPU set-up (cores, host devices) must be fixed before jax
 starts: training speed of the locomotion and pendulum presets; the Takeishi locomotion preset on one core and with
@@ -12,7 +13,10 @@ cores, on one core and sharded over two host devices, and for the locomotion mod
 the Takeishi preset's step spends its time on one core; and start-up (cold compilation of every preset's epoch, and
 whole CLI processes with empty and warm caches).
 Results go to benchmarks/results/ (or --out); the tables between the `benchmarks` markers of docs/results/speed.md
-(or --report) are rewritten.
+(or --report) are rewritten. `--accelerator` runs the suite that measures an accelerator (its jobs need no CPU
+set-up: training speed of three presets, and sweep throughput up to 256 members, where a GPU's width is what a
+vmapped sweep fills); its results go to benchmarks/results/accelerator/ and the tables between the
+`benchmarks-accelerator` markers.
 """
 
 from __future__ import annotations
@@ -51,7 +55,15 @@ QUICK = [
     ("breakdown", "breakdown", ["--quick"]),
     ("startup", "startup", ["--quick", "--cores", "1"]),
 ]
+ACCELERATOR = [
+    ("train_speed", "train_speed", ["--preset", TAKEISHI, "--preset", "locomotion-attnf-seq", "--preset",
+                                    "pendulum-phys-vae", "--repeats", "5"]),
+    ("sweep_throughput_locomotion", "sweep_throughput", ["--preset", TAKEISHI, "--members", "1", "16", "64",
+                                                         "--epochs", "2"]),
+    ("sweep_throughput", "sweep_throughput", ["--members", "1", "16", "64", "256", "--epochs", "3"]),
+]
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+ACCELERATOR_MARKERS = "<!-- benchmarks-accelerator:begin -->", "<!-- benchmarks-accelerator:end -->"
 
 
 def run_jobs(jobs, out: Path, only: list[str] | None = None) -> dict[str, dict]:
@@ -79,13 +91,16 @@ def run_jobs(jobs, out: Path, only: list[str] | None = None) -> dict[str, dict]:
 
 def summary(results: dict[str, dict]) -> str:
     first = next(iter(results.values()))["machine"]
+    on_cpu = first["device"] == "cpu"
+    command = "python -m benchmarks.run" + ("" if on_cpu else " --accelerator")
     lines = [f"Machine: {first['cpu_count']} CPU cores, {first['device']}; Python {first['python']}, jax "
              f"{first['jax']}, flax {first['flax']}, diffrax {first['diffrax']}. Medians over repeats after a warm-up "
-             f"(min-max in brackets). `python -m benchmarks.run` wrote this table.", ""]
+             f"(min-max in brackets). `{command}` wrote this table.", ""]
     train = [r for rec in results.values() if rec["benchmark"] == "train_speed" for r in rec["results"]]
     lines += ["Training speed (an epoch is every full batch of the training split in one compiled scan):", "",
               train_speed.table(train), ""]
-    sweeps = [{**r, "preset": f"{r['preset']} ({r['cores']} core{'s' if r['cores'] > 1 else ''})"}
+    where = lambda r: f"{r['cores']} core{'s' if r['cores'] > 1 else ''}" if on_cpu else first["device"]
+    sweeps = [{**r, "preset": f"{r['preset']} ({where(r)})"}
               for rec in results.values() if rec["benchmark"] == "sweep_throughput" for r in rec["results"]]
     lines += ["Sweep throughput (N members trained by one vmapped, compiled epoch against N sequential runs, both "
               "after compilation; members sharded over the devices):", "", sweep_throughput.table(sweeps), ""]
@@ -101,31 +116,37 @@ def summary(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def update_report(report: Path, text: str) -> None:
+def update_report(report: Path, text: str, markers: tuple[str, str] = (BEGIN, END)) -> None:
+    """Replace what lies between the two marker lines of `report` with `text`."""
+    begin, end = markers
     content = report.read_text()
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{report} has no {BEGIN} ... {END} block to rewrite")
-    block = f"{BEGIN}\n{text}\n{END}"
-    report.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, content, flags=re.S))
+    if begin not in content or end not in content:
+        raise SystemExit(f"{report} has no {begin} ... {end} block to rewrite")
+    block = f"{begin}\n{text}\n{end}"
+    report.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, content, flags=re.S))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny models, one repeat (checks the code, not speed)")
-    parser.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    suite = parser.add_mutually_exclusive_group()
+    suite.add_argument("--quick", action="store_true", help="tiny models, one repeat (checks the code, not speed)")
+    suite.add_argument("--accelerator", action="store_true",
+                       help="the suite for a GPU or TPU (results in benchmarks/results/accelerator/)")
+    parser.add_argument("--out", default=None,
+                        help="results directory (default benchmarks/results, or its accelerator/ with --accelerator)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (repeatable); the summary takes the others from their JSON")
     parser.add_argument("--report", default=None,
                         help="Markdown file whose benchmark tables to rewrite (default: docs/results/speed.md, "
                              "except with --quick)")
     args = parser.parse_args(argv)
-    out = Path(args.out) if args.out else RESULTS
-    results = run_jobs(QUICK if args.quick else FULL, out, args.only)
+    out = Path(args.out) if args.out else RESULTS / "accelerator" if args.accelerator else RESULTS
+    results = run_jobs(QUICK if args.quick else ACCELERATOR if args.accelerator else FULL, out, args.only)
     text = summary(results)
     (out / "summary.md").write_text(text + "\n")
     report = Path(args.report) if args.report else (None if args.quick else ROOT / "docs" / "results" / "speed.md")
     if report is not None:
-        update_report(report, text)
+        update_report(report, text, ACCELERATOR_MARKERS if args.accelerator else (BEGIN, END))
     print(text)
     return results
 

@@ -79,3 +79,52 @@ def test_only_reruns_the_named_benchmarks_and_reads_the_others(tmp_path, monkeyp
     assert [c[2] for c in commands] == ["benchmarks.breakdown"] and "--quick" in commands[0]
     assert results["breakdown"]["benchmark"] == "rerun"  # run again
     assert {results[n]["benchmark"] for n in ("train_speed", "sweep_throughput", "scaling")} == {"probe"}  # read
+
+
+class _Parsed(Exception):
+    """Raised where a benchmark, its arguments parsed, would set up the CPU and start."""
+
+
+@pytest.mark.parametrize("suite", ["FULL", "QUICK", "ACCELERATOR"])
+def test_every_suite_passes_each_benchmark_arguments_it_accepts(suite, monkeypatch, tmp_path):
+    """A misspelt option in a suite's job list fails here, not after the jobs before it have run for minutes."""
+    import importlib
+
+    def parsed(cores, host_devices):
+        raise _Parsed
+
+    monkeypatch.setattr(common, "before_jax", parsed)
+    for name, module, args in getattr(run, suite):
+        with pytest.raises(_Parsed):
+            importlib.import_module(f"benchmarks.{module}").main([*args, "--name", name, "--out", str(tmp_path)])
+
+
+def test_accelerator_suite_writes_its_own_block_and_names_the_device(tmp_path, monkeypatch):
+    """--accelerator runs its own jobs and rewrites the accelerator block of the report, not the CPU suite's; its
+    sweeps are labelled by the device instead of CPU cores. The records stand for a GPU run (committed CPU rows
+    relabelled), so that nothing here needs an accelerator."""
+    out = tmp_path / "results"
+    commands = []
+
+    def fake_run(command, cwd):
+        commands.append(command)
+        name = command[command.index("--name") + 1]
+        record = json.loads((common.RESULTS / f"{'train_speed' if name == 'train_speed' else 'sweep_throughput'}"
+                             ".json").read_text())
+        record["machine"]["device"] = "NVIDIA H200"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(record))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(run, "subprocess", types.SimpleNamespace(run=fake_run))
+    begin, end = run.ACCELERATOR_MARKERS
+    report = tmp_path / "speed.md"
+    report.write_text(f"{run.BEGIN}\ncpu tables\n{run.END}\n\n{begin}\nold\n{end}\n")
+    run.main(["--accelerator", "--out", str(out), "--report", str(report)])
+    assert [c[2] for c in commands] == [f"benchmarks.{module}" for _, module, _ in run.ACCELERATOR]
+    text = report.read_text()
+    assert text.startswith(f"{run.BEGIN}\ncpu tables\n{run.END}\n") and "\nold\n" not in text
+    accelerator_block = text[text.index(begin):]
+    assert "`python -m benchmarks.run --accelerator` wrote this table" in accelerator_block
+    assert "| pendulum-phys-vae (NVIDIA H200) | 16 |" in accelerator_block and "core" not in accelerator_block.split(
+        "Sweep throughput")[1]
