@@ -142,6 +142,12 @@ BUGS = [
         "experiments/probes.py", '(n for n in (result["preset"], *presets.PRESETS) if',
         '(n for n in (result["preset"],) if',
         ("tests/test_experiments_probes.py::test_a_sweep_members_label_names_what_varies_but_the_seed",)),
+    Bug("suite_option_misspelt", "an option of the accelerator suite's sweep job misspelt (its job would fail after the "
+        "others had run)", "benchmarks/run.py", '"256", "--epochs", "3"]', '"256", "--epochz", "3"]',
+        ("tests/test_benchmarks.py::test_every_suite_passes_each_benchmark_arguments_it_accepts",)),
+    Bug("accelerator_rows_by_cores", "the accelerator suite's sweep rows labelled by CPU cores instead of the device",
+        "benchmarks/run.py", 'if on_cpu else first["device"]', 'if True else first["device"]',
+        ("tests/test_benchmarks.py::test_accelerator_suite_writes_its_own_block_and_names_the_device",)),
 ]
 
 
