@@ -14,8 +14,8 @@ the Takeishi preset's step spends its time on one core; and start-up (cold compi
 whole CLI processes with empty and warm caches).
 Results go to benchmarks/results/ (or --out); the tables between the `benchmarks` markers of docs/results/speed.md
 (or --report) are rewritten. `--accelerator` runs the suite that measures an accelerator (its jobs need no CPU
-set-up: training speed of three presets, and sweep throughput up to 256 members, where a GPU's width is what a
-vmapped sweep fills); its results go to benchmarks/results/accelerator/ and the tables between the
+set-up: training speed of three presets, and sweep throughput up to 256 members, where a vmapped sweep can use
+a GPU's width); its results go to benchmarks/results/accelerator/ and the tables between the
 `benchmarks-accelerator` markers.
 """
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
-from experiments.sweeps import QUICK_EPOCHS
+from experiments.sweeps import QUICK_EPOCHS, quick_epochs
 from jaxphysvae import presets
 from jaxphysvae.data.cache import save_npz
 from jaxphysvae.errors import DataError
@@ -131,7 +131,7 @@ def main(argv=None):
         print(f"written {data_file}")
     if args.train:
         sweep_dir = out / args.arm
-        epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else 5000
+        epochs = quick_epochs(args.quick, args.epochs, default=REFERENCE["epochs"])
         sets = (QUICK_SETS if args.quick else []) + args.set
         command = [sys.executable, "-m", "jaxphysvae.cli", "sweep", "--preset", BASE, "--data",
                    str(data_file), "--grid", f"seed={args.seeds}", "--epochs", str(epochs), "--out",

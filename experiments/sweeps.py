@@ -14,10 +14,12 @@ from jaxphysvae.config import HParams, apply_overrides
 QUICK_EPOCHS = 2  # an experiment's --quick budget
 
 
-def quick_epochs(quick: bool, epochs: int | None) -> int | None:
-    """The epochs an experiment trains: `epochs` if given, else QUICK_EPOCHS with --quick, else None (the
+def quick_epochs(quick: bool, epochs: int | None, default: int | None = None) -> int | None:
+    """The epochs an experiment trains: `epochs` if given, else QUICK_EPOCHS with --quick, else `default` (None: the
     preset's)."""
-    return QUICK_EPOCHS if quick and epochs is None else epochs
+    if epochs is not None:
+        return epochs
+    return QUICK_EPOCHS if quick else default
 
 
 def changed_label(preset: str, sets: Sequence[str]) -> str:
