@@ -65,12 +65,39 @@ def test_diffusion_on_a_log_grid_gives_back_D():
     assert np.allclose(fit.grid[[0, -1], 0], [5e-3, 0.2])
 
 
+def test_given_parameters_fit_the_physics_through_a_trained_observation_map():
+    """States from modes 1 and 3 (closed form), frames 1.. seen through a known W y + b (frame 0 is the state the fit
+    starts from, as a trained model reads it): with that W and b the fit gives D back; with init's identity map D
+    comes out elsewhere (so the parameters are used)."""
+    n, dx, dt, steps = 20, 0.1, 0.02, 50
+    j, t = np.arange(1, n + 1), np.arange(steps) * dt
+    d = np.array([0.02, 0.05, 0.12])
+    y = np.zeros((3, n, steps))
+    for m, amplitude in ((1, 1.0), (3, 0.5)):
+        rate = 4 / dx**2 * np.sin(np.pi * m / (2 * (n + 1))) ** 2
+        y += amplitude * np.sin(np.pi * m * j / (n + 1))[None, :, None] * np.exp(-d[:, None, None] * rate * t)
+    W = 1.2 * np.eye(n) + 0.15 * np.eye(n, k=1) + 0.15 * np.eye(n, k=-1)
+    b = np.linspace(-0.05, 0.05, n)
+    x = np.concatenate([y[..., :1], np.einsum("ij,bjt->bit", W, y[..., 1:]) + b[:, None]], axis=-1)
+    physics = Diffusion(num_points=n, dx=dx, observation_map=True)
+    ratio = (0.2 / 5e-3) ** (1 / 399)
+    fit = least_squares(physics, x, dt, points=400, spacing="log", params={"W": W, "b": b})
+    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=np.log(ratio))
+    np.testing.assert_allclose(fit.x_hat[..., 1:], x[..., 1:], atol=0.02)
+    identity = least_squares(physics, x, dt, points=400, spacing="log")
+    assert np.all(np.abs(np.log(identity.z[:, 0] / d)) > 10 * np.log(ratio))
+
+
 @pytest.mark.parametrize("physics, x, options, error, match", [
     (Hamiltonian(channels=1, dim_z=0), np.zeros((2, 1, 5)), {}, ConfigError, "no physical range"),
     (Pendulum(), np.zeros((2, 5)), {}, DataError, r"shape \(N, C, T\)"),
     (Pendulum(), np.full((2, 1, 5), np.nan), {}, DataError, "NaN or Inf"),
     (Pendulum(), np.zeros((2, 1, 5)), {"points": 1}, ConfigError, "grid points"),
     (Pendulum(), np.zeros((2, 1, 5)), {"spacing": "cubic"}, ConfigError, "unknown grid spacing"),
+    (Diffusion(observation_map=True), np.zeros((2, 20, 5)), {"params": {"W": np.eye(20)}}, ConfigError,
+     "must be shaped as its init gives"),
+    (Diffusion(observation_map=True), np.zeros((2, 20, 5)), {"params": {"W": np.eye(3), "b": np.zeros(3)}},
+     ConfigError, "must be shaped as its init gives"),
 ])
 def test_bad_input_is_named(physics, x, options, error, match):
     with pytest.raises(error, match=match):

@@ -3,9 +3,10 @@ parameters should beat.
 
 For every sequence, the z_P on a grid over the model's physical range (`z_range`) whose solution from
 `initial_state(x)` is closest to the observed sequence in squared error. The physics model's own parameters are
-those `init` returns (for `Diffusion(observation_map=True)` the identity observation map), and its initial state
-must be read from the data: models that learn it (`learned_initial_state`, such as the learned Hamiltonians) are
-refused.
+those `init` returns (for `Diffusion(observation_map=True)` the identity observation map) unless given: a trained
+model's `params["physics"]` fits the physics path it learned (its observation map W, b), which is the inverse its
+encoder is trained towards. The initial state must be read from the data: models that learn it
+(`learned_initial_state`, such as the learned Hamiltonians) are refused.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def candidate_grid(physics: PhysicsModel, points: int, spacing: str = "linear") 
 
 def least_squares(physics: PhysicsModel, x, dt: float, points: int = 1000, spacing: str = "linear",
                   solver: SolverConfig = ACCURATE, key: jax.Array | None = None,
-                  chunk: int = 64) -> LeastSquaresFit:
+                  chunk: int = 64, params=None) -> LeastSquaresFit:
     """Fit z_P to each sequence of x by a grid search over the physical range.
 
     Args:
@@ -79,13 +80,16 @@ def least_squares(physics: PhysicsModel, x, dt: float, points: int = 1000, spaci
       solver: how each candidate's trajectory is integrated (default: adaptive Tsit5 at tight tolerances).
       key: the key of `physics.init` (default key 0), for models with parameters.
       chunk: candidates integrated at once (memory N x chunk x S x T).
+      params: the physics model's parameters (default: `physics.init(key)`); a trained model's `params["physics"]`
+        fits its learned physics. Must have the structure and shapes that `init` gives.
 
     Returns:
       A LeastSquaresFit.
 
     Raises:
       DataError: x not (N, C, T) with T >= 2, or not finite.
-      ConfigError: a physics model without z_range or with a learned initial state, or a bad grid.
+      ConfigError: a physics model without z_range or with a learned initial state, a bad grid, or `params` not
+        shaped as the model's.
     """
     x = np.asarray(x, np.float32)
     if x.ndim != 3 or x.shape[-1] < 2:
@@ -93,7 +97,7 @@ def least_squares(physics: PhysicsModel, x, dt: float, points: int = 1000, spaci
     if not np.all(np.isfinite(x)):
         raise DataError("x holds NaN or Inf values")
     grid = candidate_grid(physics, points, spacing)
-    params = physics.init(jax.random.key(0) if key is None else key)
+    params = _checked_params(physics, physics.init(jax.random.key(0) if key is None else key), params)
     t = np.arange(x.shape[-1], dtype=np.float64) * dt
     s0 = jax.vmap(physics.initial_state)(jnp.asarray(x))  # (N, S)
     field = lambda tt, y, p, z: physics.vector_field(p, tt, y, z)
@@ -120,3 +124,18 @@ def least_squares(physics: PhysicsModel, x, dt: float, points: int = 1000, spaci
         return jnp.swapaxes(jax.vmap(jax.vmap(lambda s: physics.observe(params, s)))(states), 1, 2)
 
     return LeastSquaresFit(z, np.asarray(observe_fit(jnp.asarray(z))), sse[best, np.arange(x.shape[0])], grid)
+
+
+def _checked_params(physics: PhysicsModel, initial, params):
+    """`params` (default `initial`) as arrays, refused with a ConfigError unless shaped as `initial`."""
+    if params is None:
+        return initial
+    shapes = lambda tree: jax.tree.map(np.shape, tree)
+    try:
+        same = jax.tree.structure(params) == jax.tree.structure(initial) and shapes(params) == shapes(initial)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise ConfigError(f"params for {type(physics).__name__} must be shaped as its init gives, "
+                          f"{shapes(initial)}; got {jax.tree.map(lambda a: np.shape(a), params)}")
+    return jax.tree.map(jnp.asarray, params)
