@@ -17,6 +17,13 @@ the in-ODE correction; the residual network has the training window's length) in
 state past the training window, against the generator's continuation: 4x the window for the pendulum (200 steps),
 20x for advection-diffusion (1000 steps, as the notebook); RMSE per window of T steps.
 
+Parameter fits (what the inferred parameter follows): the physics parameter inferred for the same sequences against
+two least-squares fits of the model's physics path (`jaxphysvae.physics.least_squares` on the grid of
+experiments.variants): with the physics' initial parameters (for advection-diffusion the identity observation), and
+with the parameters the model learned (the observation W y + b), which is the path the encoder's R_DA1 term trains it
+to invert. Error and mean offset of each against the truth, and how far the inferred parameter lies from the learned
+fit.
+
 Writes OUT/DATASET_probes.{json,md,png} (default experiments/results/ with --results, else the current directory).
 """
 
@@ -28,12 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import jax
 import numpy as np
 
 from experiments.locomotion import sweep_label
+from experiments.variants import PARAMETER
 from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.data import advdif, pendulum
+from jaxphysvae.physics.least_squares import least_squares
 from jaxphysvae.predict import predict
 from jaxphysvae.sweep import load_any, parse_member
 
@@ -91,6 +101,28 @@ def member_label(run: str) -> str:
     return ", ".join([model] + [f"{k}={members[member][k]:.3g}" for k in varying])
 
 
+def parameter_fits(model, params, x: np.ndarray, dt: float, dataset: str, truth: np.ndarray,
+                   inferred: np.ndarray) -> dict:
+    """The inferred physics parameter (N,) of sequences x (N, C, T) against least-squares fits of the model's
+    physics path to them: {"inferred", "least_squares_initial" and, when the physics has parameters of its own,
+    "least_squares_learned"}, each {"mae", "offset"} (the mean of estimate - truth); the learned fit also with
+    "inferred_mae_to_it" and "correlation_with_inferred" (None for a constant estimate)."""
+    name, spacing, points = PARAMETER[dataset]
+    k = model.physics.param_names.index(name)
+    fit = lambda physics_params: least_squares(model.physics, x, dt, points=points, spacing=spacing,
+                                               params=physics_params).z[:, k].astype(np.float64)
+    stats = lambda estimate: {"mae": float(np.abs(estimate - truth).mean()), "offset": float((estimate - truth).mean())}
+    out = {"inferred": stats(inferred), "least_squares_initial": stats(fit(None))}
+    if jax.tree.leaves(params["physics"]):
+        learned = fit(params["physics"])
+        varies = np.std(inferred) > 0 and np.std(learned) > 0
+        out["least_squares_learned"] = {**stats(learned),
+                                        "inferred_mae_to_it": float(np.abs(inferred - learned).mean()),
+                                        "correlation_with_inferred": (float(np.corrcoef(inferred, learned)[0, 1])
+                                                                      if varies else None)}
+    return out
+
+
 def probe(run: str, n: int = 100) -> dict:
     """Counterfactual and extrapolation errors (RMSE, in the data's units) of one pendulum or advection-diffusion run
     on its first n test sequences."""
@@ -121,6 +153,8 @@ def probe(run: str, n: int = 100) -> dict:
                          "rmse_P": rmse(decoded["x_P"], truth),
                          "rmse_unchanged": rmse(base["x_PAB"], truth)})  # the baseline: the parameter as inferred
         out["counterfactual"] = rows
+        out["parameter_fits"] = parameter_fits(model, params, x, ds.dt, ds.name, true[system.param],
+                                               np.asarray(base[system.param], np.float64))
     truth = system.truth(true, 1.0, base["t_long"])
     out["extrapolation"] = [{"window": w + 1, "steps": [w * steps, (w + 1) * steps],
                              "rmse_PA": rmse(base["x_PA_long"][..., w * steps:(w + 1) * steps],
@@ -169,6 +203,27 @@ def markdown(results: list[dict]) -> str:
     first = results[0]["extrapolation"]  # the same sequences for every model
     lines.append("| predicting 0 (the truth's RMS) | - | " + " | ".join(f"{first[w - 1]['rms_truth']:.3f}"
                                                                          for w in shown) + " |")
+    fitted = {name: rs for name, rs in groups.items() if "parameter_fits" in rs[0]}
+    if fitted:
+        lines += ["", f"The inferred {param} and least-squares fits of each model's physics path to the same "
+                      f"{system.sequences}: with the physics' initial parameters, and with those the model learned "
+                      f"(where it learns any); MAE and mean offset (estimate - truth), mean +- std over seeds:", "",
+                  "| model | seeds | inferred: MAE | offset | least squares, initial parameters: MAE | offset | "
+                  "least squares, learned parameters: MAE | offset | inferred to it: MAE | correlation |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        cell = lambda values: "{:.4f} +- {:.4f}".format(*_stat(values))  # D's least squares: about 0.001
+        for name, rs in fitted.items():
+            fits = [r["parameter_fits"] for r in rs]
+            cells = [cell([f[part][key] for f in fits]) for part in ("inferred", "least_squares_initial")
+                     for key in ("mae", "offset")]
+            if all("least_squares_learned" in f for f in fits):
+                learned = [f["least_squares_learned"] for f in fits]
+                cells += [cell([f[key] for f in learned]) for key in ("mae", "offset", "inferred_mae_to_it")]
+                correlations = [f["correlation_with_inferred"] for f in learned]
+                cells.append(", ".join("-" if c is None else f"{c:.3f}" for c in correlations))
+            else:
+                cells += ["-"] * 4
+            lines.append(f"| {name} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

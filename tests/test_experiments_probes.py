@@ -9,6 +9,7 @@ from experiments import probes
 from jaxphysvae.cli import main
 from jaxphysvae.data import advdif, pendulum
 from jaxphysvae.fit import load_run
+from jaxphysvae.physics.least_squares import least_squares
 from jaxphysvae.predict import predict
 from tests.helpers import CLI_SMALL
 
@@ -35,6 +36,10 @@ def test_probes_measure_against_the_generator(tmp_path):
     t = np.arange(200) * pendulum.DT
     truth = pendulum.simulate(p["theta0"], p["omega"], p["gamma"], p["A"], p["f"], t)[:, 100:150, 0]
     assert written[0]["extrapolation"][2]["rmse_PA"] == pytest.approx(np.sqrt(np.mean((long - truth) ** 2)), abs=1e-6)
+    # the pendulum's physics learns no parameters: one least-squares fit, with its initial ones
+    fits = written[0]["parameter_fits"]
+    assert set(fits) == {"inferred", "least_squares_initial"}
+    assert fits["inferred"]["offset"] == pytest.approx(np.mean(mean["omega"] - p["omega"]), abs=1e-6)
 
 
 def test_a_sweep_members_label_names_what_varies_but_the_seed(tmp_path):
@@ -78,3 +83,9 @@ def test_advection_diffusion_probes_scale_D_and_extrapolate_to_1000_steps(tmp_pa
     truth = advdif.simulate(p["m"], p["D"], p["c"], np.arange(1000) * advdif.DT)[:, 950:].transpose(0, 2, 1)
     assert results[0]["extrapolation"][-1]["rmse_PA"] == pytest.approx(np.sqrt(np.mean((long - truth) ** 2)),
                                                                        abs=1e-6)
+    # the learned observation map's fit, by hand: least squares through params["physics"] on the same log grid
+    learned = least_squares(model.physics, x, ds.dt, points=1000, spacing="log", params=params["physics"]).z[:, 0]
+    fits = results[0]["parameter_fits"]["least_squares_learned"]
+    assert fits["offset"] == pytest.approx(np.mean(learned - p["D"]), abs=1e-6)
+    assert fits["inferred_mae_to_it"] == pytest.approx(np.mean(np.abs(mean["D"] - learned)), abs=1e-6)
+    assert "inferred to it: MAE" in (tmp_path / "out" / "advdif_probes.md").read_text()
