@@ -20,9 +20,9 @@ state past the training window, against the generator's continuation: 4x the win
 Parameter fits (what the inferred parameter follows): the physics parameter inferred for the same sequences against
 two least-squares fits of the model's physics path (`jaxphysvae.physics.least_squares` on the grid of
 experiments.variants): with the physics' initial parameters (for advection-diffusion the identity observation), and
-with the parameters the model learned (the observation W y + b), which is the path the encoder's R_DA1 term trains it
-to invert. Error and mean offset of each against the truth, and how far the inferred parameter lies from the learned
-fit.
+with the parameters the model learned (the observation W y + b): the path the physics encoder is trained to invert
+(R_DA2 on simulations of it; R_DA1 pulls the unmixed data it reads towards it). Error and mean offset of each against
+the truth, and how far the inferred parameter lies from the learned fit.
 
 Writes OUT/DATASET_probes.{json,md,png} (default experiments/results/ with --results, else the current directory).
 """
