@@ -50,42 +50,43 @@ def test_damped_springs_give_back_both_parameters_on_a_product_grid():
     np.testing.assert_allclose(fit.z[:, 1], c, atol=0.4 / 60 / 2 + 1e-6)
 
 
-def test_diffusion_on_a_log_grid_gives_back_D():
-    """Zero ghost cells: sin(pi m j / (n + 1)) decays as exp(-D 4 / dx^2 sin^2(pi m / (2 (n + 1))) t)."""
-    n, dx, dt, steps = 20, 0.1, 0.02, 50
-    j, t = np.arange(1, n + 1), np.arange(steps) * dt
-    d = np.array([0.007, 0.04, 0.15])
-    x = np.zeros((3, n, steps))
+N, DX, DT, STEPS = 20, 0.1, 0.02, 50  # the advection-diffusion data's grid and step
+LOG_STEP = np.log((0.2 / 5e-3) ** (1 / 399))  # a 400-point log grid over Diffusion's range of D
+
+
+def diffusing_modes(d: np.ndarray) -> np.ndarray:
+    """(len(d), N, STEPS) closed-form solutions with zero ghost cells: sin(pi m j / (N + 1)) (modes 1 and 3, the
+    third at half the amplitude) decays as exp(-D 4 / dx^2 sin^2(pi m / (2 (N + 1))) t)."""
+    j, t = np.arange(1, N + 1), np.arange(STEPS) * DT
+    y = np.zeros((len(d), N, STEPS))
     for m, amplitude in ((1, 1.0), (3, 0.5)):
-        rate = 4 / dx**2 * np.sin(np.pi * m / (2 * (n + 1))) ** 2
-        x += amplitude * np.sin(np.pi * m * j / (n + 1))[None, :, None] * np.exp(-d[:, None, None] * rate * t)
-    fit = least_squares(Diffusion(num_points=n, dx=dx), x, dt, points=400, spacing="log")
-    ratio = (0.2 / 5e-3) ** (1 / 399)
-    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=np.log(ratio))
+        rate = 4 / DX**2 * np.sin(np.pi * m / (2 * (N + 1))) ** 2
+        y += amplitude * np.sin(np.pi * m * j / (N + 1))[None, :, None] * np.exp(-d[:, None, None] * rate * t)
+    return y
+
+
+def test_diffusion_on_a_log_grid_gives_back_D():
+    d = np.array([0.007, 0.04, 0.15])
+    fit = least_squares(Diffusion(num_points=N, dx=DX), diffusing_modes(d), DT, points=400, spacing="log")
+    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=LOG_STEP)
     assert np.allclose(fit.grid[[0, -1], 0], [5e-3, 0.2])
 
 
 def test_given_parameters_fit_the_physics_through_a_trained_observation_map():
-    """States from modes 1 and 3 (closed form), frames 1.. seen through a known W y + b (frame 0 is the state the fit
-    starts from, as a trained model reads it): with that W and b the fit gives D back; with init's identity map D
-    comes out elsewhere (so the parameters are used)."""
-    n, dx, dt, steps = 20, 0.1, 0.02, 50
-    j, t = np.arange(1, n + 1), np.arange(steps) * dt
+    """Frames 1.. of diffusing modes seen through a known W y + b (frame 0 is the state the fit starts from, as a
+    trained model reads it): with that W and b the fit gives D back; with init's identity map D comes out elsewhere
+    (so the parameters are used)."""
     d = np.array([0.02, 0.05, 0.12])
-    y = np.zeros((3, n, steps))
-    for m, amplitude in ((1, 1.0), (3, 0.5)):
-        rate = 4 / dx**2 * np.sin(np.pi * m / (2 * (n + 1))) ** 2
-        y += amplitude * np.sin(np.pi * m * j / (n + 1))[None, :, None] * np.exp(-d[:, None, None] * rate * t)
-    W = 1.2 * np.eye(n) + 0.15 * np.eye(n, k=1) + 0.15 * np.eye(n, k=-1)
-    b = np.linspace(-0.05, 0.05, n)
+    y = diffusing_modes(d)
+    W = 1.2 * np.eye(N) + 0.15 * np.eye(N, k=1) + 0.15 * np.eye(N, k=-1)
+    b = np.linspace(-0.05, 0.05, N)
     x = np.concatenate([y[..., :1], np.einsum("ij,bjt->bit", W, y[..., 1:]) + b[:, None]], axis=-1)
-    physics = Diffusion(num_points=n, dx=dx, observation_map=True)
-    ratio = (0.2 / 5e-3) ** (1 / 399)
-    fit = least_squares(physics, x, dt, points=400, spacing="log", params={"W": W, "b": b})
-    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=np.log(ratio))
+    physics = Diffusion(num_points=N, dx=DX, observation_map=True)
+    fit = least_squares(physics, x, DT, points=400, spacing="log", params={"W": W, "b": b})
+    np.testing.assert_allclose(np.log(fit.z[:, 0]), np.log(d), atol=LOG_STEP)
     np.testing.assert_allclose(fit.x_hat[..., 1:], x[..., 1:], atol=0.02)
-    identity = least_squares(physics, x, dt, points=400, spacing="log")
-    assert np.all(np.abs(np.log(identity.z[:, 0] / d)) > 10 * np.log(ratio))
+    identity = least_squares(physics, x, DT, points=400, spacing="log")
+    assert np.all(np.abs(np.log(identity.z[:, 0] / d)) > 10 * LOG_STEP)
 
 
 @pytest.mark.parametrize("physics, x, options, error, match", [
