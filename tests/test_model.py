@@ -285,6 +285,14 @@ def test_every_preset_builds():
         HParams.create(**hp)
 
 
+def test_the_tuned_advection_diffusion_phys_vae_is_its_base_at_lr_3e4_with_the_identity_observation():
+    config, hp = presets.get("advdif-phys-vae-tuned")
+    base_config, base_hp = presets.get("advdif-phys-vae")
+    assert not config.model.observation_map and base_config.model.observation_map  # the reference learns W y + b
+    assert config.replace(observation_map=True) == base_config
+    assert hp == {**base_hp, "lr": 3e-4} and "lr" not in base_hp
+
+
 @pytest.mark.parametrize("base", ["locomotion-phys-vae", "locomotion-nf", "locomotion-attnf", "locomotion-attnf-seq"])
 def test_a_tuned_locomotion_preset_is_its_base_with_lr_3e4_and_batches_of_50(base):
     config, hp = presets.get(f"{base}-tuned")
