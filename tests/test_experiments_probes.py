@@ -59,8 +59,9 @@ def test_a_sweep_members_label_names_what_varies_but_the_seed(tmp_path):
         (tmp_path / name / "sweep.json").write_text(json.dumps(
             {"preset": "advdif-nf", "config": config.replace(epochs=7).to_json(), "members": [member]}))
     assert probes.member_label(f"{tmp_path / 'tuned'}:0") == "advdif-nf-tuned"
-    assert probes.member_label(f"{tmp_path / 'other'}:0") == ("advdif-nf, flow_phy=0, flow_aux2=3, z_phy_space=logit, "
-                                                             "grad_clip_norm=50, lr=0.0003")
+    assert probes.member_label(f"{tmp_path / 'other'}:0") == ("advdif-nf, observation_map=False, flow_phy=0, "
+                                                             "flow_aux2=3, z_phy_space=logit, grad_clip_norm=50, "
+                                                             "lr=0.0003")
 
 
 def test_advection_diffusion_probes_scale_D_and_extrapolate_to_1000_steps(tmp_path):

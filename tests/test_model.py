@@ -303,11 +303,12 @@ def test_a_tuned_locomotion_preset_is_its_base_with_lr_3e4_and_batches_of_50(bas
 
 
 @pytest.mark.parametrize("base", ["advdif-nf", "advdif-attnf-seq"])
-def test_a_tuned_advdif_preset_is_its_base_with_lr_3e4_norm_clip_no_physics_flow_and_logit_z_phy(base):
+def test_a_tuned_advdif_preset_is_its_base_with_lr_3e4_norm_clip_no_physics_flow_logit_z_phy_and_identity_map(base):
     config, hp = presets.get(f"{base}-tuned")
     base_config, base_hp = presets.get(base)
-    assert (config.optimisation.grad_clip_norm, config.model.flow_phy, config.model.z_phy_space) == (50.0, 0, "logit")
+    assert ((config.optimisation.grad_clip_norm, config.model.flow_phy, config.model.z_phy_space,
+             config.model.observation_map) == (50.0, 0, "logit", False))
     assert base_config.optimisation.grad_clip_norm is None and base_config.model.flow_phy > 0
-    assert config.replace(grad_clip_norm=None, flow_phy=base_config.model.flow_phy,
-                          z_phy_space="physical") == base_config
+    assert config.replace(grad_clip_norm=None, flow_phy=base_config.model.flow_phy, z_phy_space="physical",
+                          observation_map=True) == base_config
     assert hp["lr"] == 3e-4 and {k: v for k, v in hp.items() if k != "lr"} == base_hp and "lr" not in base_hp
