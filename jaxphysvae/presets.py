@@ -141,7 +141,7 @@ PRESETS.update({f"{base}-tuned": _tuned(base, TUNED, f"lr {TUNED[1]['lr']:g}, ba
 ADVDIF_TUNED = {"grad_clip_norm": 50.0, "flow_phy": 0, "z_phy_space": "logit", "observation_map": False}, {"lr": 3e-4}
 PRESETS.update({f"{base}-tuned": _tuned(base, ADVDIF_TUNED, f"lr {ADVDIF_TUNED[1]['lr']:g}, norm clip "
                                         f"{ADVDIF_TUNED[0]['grad_clip_norm']:g}, no flow on z_P, z_P in logit space, "
-                                        f"the identity observation")
+                                        "the identity observation")
                 for base in ("advdif-nf", "advdif-attnf-seq")})
 
 # The advection-diffusion phys-VAE tuned on the validation split (2000 epochs, 3 seeds): lr 3e-4 (no non-finite step
