@@ -22,7 +22,8 @@ two least-squares fits of the model's physics path (`jaxphysvae.physics.least_sq
 experiments.variants): with the physics' initial parameters (for advection-diffusion the identity observation), and
 with the parameters the model learned (the observation W y + b): the path the physics encoder is trained to invert
 (R_DA2 on simulations of it; R_DA1 pulls the unmixed data it reads towards it). Error and mean offset of each against
-the truth, and how far the inferred parameter lies from the learned fit.
+the truth, and how far the inferred parameter lies from the learned fit. The fit with the initial parameters
+depends only on the physics model and the sequences, so runs that share both (the seeds of a sweep) compute it once.
 
 Writes OUT/DATASET_probes.{json,md,png} (default experiments/results/ with --results, else the current directory).
 """
@@ -30,7 +31,9 @@ Writes OUT/DATASET_probes.{json,md,png} (default experiments/results/ with --res
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -101,18 +104,41 @@ def member_label(run: str) -> str:
     return ", ".join([model] + [f"{k}={members[member][k]:.3g}" for k in varying])
 
 
+def initial_fit_key(physics, x: np.ndarray, dt: float, dataset: str) -> str | None:
+    """A digest of what the least-squares fit with the physics' initial parameters depends on: the physics model's
+    class and attributes (its grid, range, options), the sequences x (N, C, T), their time step and the data set's
+    search grid; None when the model's attributes do not pickle (its fits are then not shared)."""
+    try:
+        described = pickle.dumps((type(physics).__module__, type(physics).__qualname__, vars(physics)))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256(described)
+    digest.update(repr((x.shape, x.dtype.str, float(dt), dataset)).encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
 def parameter_fits(model, params, x: np.ndarray, dt: float, dataset: str, truth: np.ndarray,
-                   inferred: np.ndarray) -> dict:
+                   inferred: np.ndarray, cache: dict | None = None) -> dict:
     """The inferred physics parameter (N,) of sequences x (N, C, T) against least-squares fits of the model's
     physics path to them: {"inferred", "least_squares_initial" and, when the physics has parameters of its own,
     "least_squares_learned"}, each {"mae", "offset"} (the mean of estimate - truth); the learned fit also with
-    "inferred_mae_to_it" and "correlation_with_inferred" (None for a constant estimate)."""
+    "inferred_mae_to_it" and "correlation_with_inferred" (None for a constant estimate). `cache` (a dict, filled
+    in) keeps the initial-parameter fits by `initial_fit_key`, for runs that share physics and sequences."""
     name, spacing, points = PARAMETER[dataset]
     k = model.physics.param_names.index(name)
     fit = lambda physics_params: least_squares(model.physics, x, dt, points=points, spacing=spacing,
                                                params=physics_params).z[:, k].astype(np.float64)
     stats = lambda estimate: {"mae": float(np.abs(estimate - truth).mean()), "offset": float((estimate - truth).mean())}
-    out = {"inferred": stats(inferred), "least_squares_initial": stats(fit(None))}
+    key = None if cache is None else initial_fit_key(model.physics, x, dt, dataset)
+    if key is None:
+        initial = fit(None)
+    else:
+        if key not in cache:
+            cache[key] = fit(None)
+        initial = cache[key]
+    out = {"inferred": stats(inferred), "least_squares_initial": stats(initial)}
     if jax.tree.leaves(params["physics"]):
         learned = fit(params["physics"])
         varies = np.std(inferred) > 0 and np.std(learned) > 0
@@ -123,9 +149,9 @@ def parameter_fits(model, params, x: np.ndarray, dt: float, dataset: str, truth:
     return out
 
 
-def probe(run: str, n: int = 100) -> dict:
+def probe(run: str, n: int = 100, cache: dict | None = None) -> dict:
     """Counterfactual and extrapolation errors (RMSE, in the data's units) of one pendulum or advection-diffusion run
-    on its first n test sequences."""
+    on its first n test sequences; `cache` as parameter_fits'."""
     config, _, model, _, params, splits, record = load_any(run)
     ds = splits["test"]
     if ds.name not in SYSTEMS:
@@ -154,7 +180,7 @@ def probe(run: str, n: int = 100) -> dict:
                          "rmse_unchanged": rmse(base["x_PAB"], truth)})  # the baseline: the parameter as inferred
         out["counterfactual"] = rows
         out["parameter_fits"] = parameter_fits(model, params, x, ds.dt, ds.name, true[system.param],
-                                               np.asarray(base[system.param], np.float64))
+                                               np.asarray(base[system.param], np.float64), cache)
     truth = system.truth(true, 1.0, base["t_long"])
     out["extrapolation"] = [{"window": w + 1, "steps": [w * steps, (w + 1) * steps],
                              "rmse_PA": rmse(base["x_PA_long"][..., w * steps:(w + 1) * steps],
@@ -269,7 +295,8 @@ def main(argv=None) -> list[dict]:
         sweep_file = Path(run) / "sweep.json"
         count = len(json.loads(sweep_file.read_text())["members"]) if sweep_file.is_file() else 0
         runs += [f"{run}:{m}" for m in range(count)] or [run]
-    results = [probe(run, args.n) for run in runs]
+    initial_fits = {}  # shared by the runs of one physics model and data (a sweep's seeds)
+    results = [probe(run, args.n, initial_fits) for run in runs]
     datasets = sorted({r["dataset"] for r in results})
     if len(datasets) > 1:
         raise SystemExit(f"the runs are of several data sets ({', '.join(datasets)}); probe one data set at a time")

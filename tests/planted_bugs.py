@@ -152,6 +152,10 @@ BUGS = [
         "jaxphysvae/physics/least_squares.py", "    if params is None:\n        return initial\n",
         "    if True:\n        return initial\n",
         ("tests/test_least_squares.py::test_given_parameters_fit_the_physics_through_a_trained_observation_map",)),
+    Bug("probe_fit_cache_ignores_data", "the probes' shared least-squares fit keyed without the sequences",
+        "experiments/probes.py", "    digest.update(x.tobytes())\n", "",
+        ("tests/test_experiments_probes.py::test_the_initial_parameter_fit_is_shared_only_by_runs_with_the_same_"
+         "physics_and_sequences",)),
 ]
 
 

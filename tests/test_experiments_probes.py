@@ -90,3 +90,38 @@ def test_advection_diffusion_probes_scale_D_and_extrapolate_to_1000_steps(tmp_pa
     assert fits["offset"] == pytest.approx(np.mean(learned - p["D"]), abs=1e-6)
     assert fits["inferred_mae_to_it"] == pytest.approx(np.mean(np.abs(mean["D"] - learned)), abs=1e-6)
     assert "inferred to it: MAE" in (tmp_path / "out" / "advdif_probes.md").read_text()
+
+
+def test_the_initial_parameter_fit_is_shared_only_by_runs_with_the_same_physics_and_sequences(monkeypatch):
+    from types import SimpleNamespace
+
+    from jaxphysvae.physics.systems import Diffusion
+    calls = []
+
+    def fake_least_squares(physics, x, dt, points, spacing, params):  # D = mean of x times the range's top
+        calls.append(params)
+        return SimpleNamespace(z=np.asarray(x).mean(axis=(1, 2))[:, None] * physics.z_range[1])
+
+    monkeypatch.setattr(probes, "least_squares", fake_least_squares)
+    rng = np.random.default_rng(0)
+    x, other_x = rng.uniform(size=(2, 4, 3, 5)).astype(np.float32)
+    truth, inferred = np.zeros(4), np.linspace(0, 1, 4)
+    fits = lambda physics, seqs, cache: probes.parameter_fits(SimpleNamespace(physics=physics), {"physics": {}},
+                                                              seqs, 0.1, "advdif", truth, inferred, cache)
+    cache = {}
+    first = fits(Diffusion(), x, cache)
+    assert first["least_squares_initial"]["offset"] == pytest.approx(0.2 * x.mean(), rel=1e-5)
+    assert fits(Diffusion(), x, cache) == first and len(calls) == 1  # same physics and sequences: computed once
+    assert fits(Diffusion(), other_x, cache)["least_squares_initial"]["offset"] == pytest.approx(
+        0.2 * other_x.mean(), rel=1e-5)
+    wider = fits(Diffusion(d_range=(5e-3, 0.4)), x, cache)["least_squares_initial"]["offset"]
+    assert wider == pytest.approx(0.4 * x.mean(), rel=1e-5) and len(calls) == 3
+
+    class Unpicklable(Diffusion):  # attributes that do not pickle: fitted every time, never shared
+        def __init__(self):
+            super().__init__()
+            self.rule = lambda y: y
+
+    assert probes.initial_fit_key(Unpicklable(), x, 0.1, "advdif") is None
+    fits(Unpicklable(), x, cache), fits(Unpicklable(), x, cache)
+    assert len(calls) == 5 and len(cache) == 3
