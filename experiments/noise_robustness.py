@@ -200,7 +200,7 @@ def figure(results: list[dict], path: Path) -> None:
             if kind not in r["curves"]:
                 continue
             pts = r["curves"][kind]
-            label = f"{r['model']} ({r['seeds']} seeds)"
+            label = f"{r['model']} ({r['seeds']} seed{'s' if r['seeds'] != 1 else ''})"
             handles[label] = ax.errorbar([100 * p["level"] for p in pts], [p["mae"] for p in pts],
                                          yerr=[p["mae_std"] for p in pts], fmt="o-", ms=3, capsize=2, color=f"C{i}")
         ax.set_title(kind)
