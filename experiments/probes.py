@@ -132,12 +132,9 @@ def parameter_fits(model, params, x: np.ndarray, dt: float, dataset: str, truth:
                                                params=physics_params).z[:, k].astype(np.float64)
     stats = lambda estimate: {"mae": float(np.abs(estimate - truth).mean()), "offset": float((estimate - truth).mean())}
     key = None if cache is None else initial_fit_key(model.physics, x, dt, dataset)
-    if key is None:
-        initial = fit(None)
-    else:
-        if key not in cache:
-            cache[key] = fit(None)
-        initial = cache[key]
+    initial = cache[key] if key is not None and key in cache else fit(None)
+    if key is not None:
+        cache[key] = initial
     out = {"inferred": stats(inferred), "least_squares_initial": stats(initial)}
     if jax.tree.leaves(params["physics"]):
         learned = fit(params["physics"])
