@@ -31,12 +31,12 @@ import numpy as np
 
 from experiments import report
 from experiments.locomotion import sweep_label
-from experiments.sweeps import QUICK_EPOCHS, preset_sweep, quick_epochs
+from experiments.sweeps import QUICK_EPOCHS, preset_configuration, preset_sweep, quick_epochs
 from jaxphysvae import presets
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
-from jaxphysvae.sweep import load_any
+from jaxphysvae.sweep import CONFIG_FILE, load_any
 from jaxphysvae.train import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,17 +112,28 @@ def _trained_members(target: Path, result: dict, levels) -> list[tuple[int, floa
 def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) -> list[dict]:
     """The "noise in training and evaluation" rows of --train sweeps given as directories: sweeps of one model (the
     same preset and changes) pool their seeds, so seeds trained in separate calls (on other machines, in other
-    sessions: `--train P --seeds 1 --sweeps OTHER`) make one mean +- std. A seed twice at one level, a model whose
-    kinds or levels lack some seeds, or a sweep of a kind not in `kinds` is refused by name, before any evaluation."""
+    sessions: `--train P --seeds 1 --sweeps OTHER`) make one mean +- std. A clean member (level 0, trained without
+    noise: the same model whatever the kind) serves every kind of its model, so a kind's sweep may leave level 0 to
+    a sweep of another kind (`trained_curves` trains it once per seed); a sweep of a kind not in `kinds` gives its
+    clean members only. A seed twice at one level of a kind, a model whose kinds or levels lack some seeds, or a sweep
+    of a kind not in `kinds` without clean members is refused by name, before any evaluation."""
+    zero = next((lv for lv in levels if lv == 0), None)
     models: dict[str, dict] = {}
     for d in directories:
         result = json.loads((Path(d) / "sweep.json").read_text())
         kind = result["config"]["noise"]
+        clean = [(m, row["seed"]) for m, row in enumerate(result["members"]) if zero is not None and row["noise"] == 0]
+        if kind not in kinds and not clean:
+            raise ConfigError(f"{d}: trained with {kind} noise, not one of the kinds asked for ({', '.join(kinds)}), "
+                              "and without a clean member (level 0) to share with them")
+        model = models.setdefault(trained_label(result), {"sweeps": [], "seeds": {}, "clean": {}, "given": []})
+        model["given"].append(Path(d))
+        for m, seed in clean:
+            model["clean"].setdefault(seed, (Path(d), m))
         if kind not in kinds:
-            raise ConfigError(f"{d}: trained with {kind} noise, not one of the kinds asked for ({', '.join(kinds)})")
-        model = models.setdefault(trained_label(result), {"sweeps": [], "seeds": {}})
-        seeds = model["seeds"].setdefault(kind, {level: set() for level in levels})
+            continue
         entries = _trained_members(Path(d), result, levels)
+        seeds = model["seeds"].setdefault(kind, {level: set() for level in levels})
         for _, level, seed in entries:
             if seed in seeds[level]:
                 raise ConfigError(f"{d}: seed {seed} at {kind} noise {level:g} is also in another of the sweeps "
@@ -132,21 +143,34 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
         model["sweeps"].append((Path(d), kind, entries))
     rows = []
     for name, model in models.items():
+        if not model["seeds"]:  # clean members only: no kind asked for
+            continue
         every = set().union(*(s for by_level in model["seeds"].values() for s in by_level.values()))
         for kind, by_level in model["seeds"].items():
             for level, seeds in by_level.items():
-                if seeds != every:
-                    raise ConfigError(f"{name}: {kind} noise {level:g} has seeds {sorted(seeds)}, the model has "
-                                      f"{sorted(every)} ({', '.join(str(s) for s, _, _ in model['sweeps'])}): "
-                                      "train the missing ones")
+                have = seeds | set(model["clean"]) if level == zero else seeds
+                if not every <= have:
+                    raise ConfigError(f"{name}: {kind} noise {level:g} has seeds {sorted(have & every)}, the model "
+                                      f"has {sorted(every)} ({', '.join(str(p) for p in model['given'])}): train the "
+                                      "missing ones" + (" or give a sweep with their clean members" if level == zero
+                                                        else ""))
         errors = {kind: {level: {} for level in levels} for kind in model["seeds"]}
         for target, kind, entries in model["sweeps"]:  # each member with the noise it was trained with
             for m, level, seed in entries:
                 errors[kind][level][seed] = seed_curves(f"{target}:{m}", (level,), (kind,))[kind][0]
+        shared = {}  # seed -> the test error of its clean member, for the kinds that left level 0 to another sweep
+        for kind, by_level in errors.items():
+            for seed in sorted(every - set(by_level[zero])) if zero is not None else ():
+                if seed not in shared:
+                    target, m = model["clean"][seed]
+                    shared[seed] = seed_curves(f"{target}:{m}", (zero,), (kind,))[kind][0]
+                by_level[zero][seed] = shared[seed]
         curves = {kind: [_point(level, [by_level[level][s] for s in sorted(every)]) for level in levels]
                   for kind, by_level in errors.items()}
-        rows.append({"model": name, "run": ", ".join(str(s) for s, _, _ in model["sweeps"]), "seeds": len(every),
+        rows.append({"model": name, "run": ", ".join(str(p) for p in model["given"]), "seeds": len(every),
                      "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))})
+    if directories and not rows:
+        raise ConfigError(f"{', '.join(directories)}: none trained with the kinds asked for ({', '.join(kinds)})")
     return rows
 
 
@@ -158,13 +182,49 @@ def trained_curves(preset: str, seeds: list[int], sweeps: Path, epochs: int | No
                    kinds=KINDS, changes: dict | None = None, progress: bool = True) -> dict:
     """Per noise kind, `preset` trained at every level (one sweep over level x seed, SWEEPS/PRESET/KIND) and each
     member evaluated on the test split with the noise it was trained with (`pooled_trained_curves` of those
-    sweeps); mean and std over seeds per level. `changes`: Config changes (the tests' small models)."""
-    targets = [sweeps / preset / kind for kind in kinds]
-    for kind, target in zip(kinds, targets):
-        preset_sweep(preset, {"noise": list(levels), "seed": seeds}, target, epochs,
-                     {"noise": kind, **(changes or {})}, progress=progress)
-    (row,) = pooled_trained_curves([str(t) for t in targets], levels, kinds)
+    sweeps); mean and std over seeds per level. The clean models (level 0) are trained once per seed, in the first
+    kind's sweep, or not at all when a finished sweep of another kind in SWEEPS/PRESET has them (the same
+    configuration and hyper-parameters, every seed); a sweep already begun keeps its levels. `changes`: Config
+    changes (the tests' small models)."""
+    changes = changes or {}
+    config, base = preset_configuration(preset, changes, (), epochs)
+    clean = clean_sweep(sweeps / preset, config, base, seeds)
+    targets = []
+    for kind in kinds:
+        target = sweeps / preset / kind
+        kind_levels = _begun_levels(target) or [lv for lv in levels if lv != 0 or clean is None]
+        preset_sweep(preset, {"noise": kind_levels, "seed": seeds}, target, epochs, {"noise": kind, **changes},
+                     progress=progress)
+        if clean is None and 0 in kind_levels:
+            clean = target
+        targets.append(target)
+    given = targets + ([clean] if clean is not None and clean not in targets else [])
+    (row,) = pooled_trained_curves([str(t) for t in given], levels, kinds)
     return row
+
+
+def _begun_levels(target: Path) -> list[float] | None:
+    """The noise levels of the sweep begun or finished in `target`, in order; None if there is none."""
+    path = target / CONFIG_FILE
+    if not path.is_file():
+        return None
+    return list(dict.fromkeys(m["noise"] for m in json.loads(path.read_text())["members"]))
+
+
+def clean_sweep(directory: Path, config, base: dict, seeds: list[int]) -> Path | None:
+    """A finished --train sweep in `directory` (SWEEPS/PRESET, any noise kind) that holds a clean member (noise
+    level 0) of `config` and `base` (the noise kind aside) for each of `seeds`, or None. Such a member is the model
+    trained without noise, whatever its sweep's kind, so other kinds' sweeps need not train it again."""
+    wanted = {k: v for k, v in json.loads(json.dumps(config.to_json())).items() if k != "noise"}
+    same = lambda row: all(k in ("noise", "seed") or (k in row and np.isclose(row[k], v, rtol=1e-6, atol=0))
+                           for k, v in base.items())
+    for sub in sorted(p for p in directory.glob("*") if (p / "sweep.json").is_file()):
+        result = json.loads((sub / "sweep.json").read_text())
+        if {k: v for k, v in result["config"].items() if k != "noise"} != wanted:
+            continue
+        if set(seeds) <= {row["seed"] for row in result["members"] if row["noise"] == 0 and same(row)}:
+            return sub
+    return None
 
 
 def feature_trend(points: list[dict] | None) -> str | None:

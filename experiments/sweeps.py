@@ -40,10 +40,16 @@ def preset_sweep(preset: str, grid: dict, target: Path, epochs: int | None = Non
     may grow); the sweep's result (sweep.json's contents). `splits`: data sets to train on instead of the
     configuration's."""
     from jaxphysvae.sweep import CONFIG_FILE, sweep
+    config, base = preset_configuration(preset, changes, sets, epochs)
+    return sweep(config, base, grid, target, progress=progress, splits=splits,
+                 resume=(Path(target) / CONFIG_FILE).is_file(), preset=preset)
+
+
+def preset_configuration(preset: str, changes: dict | None = None, sets: Sequence[str] = (),
+                         epochs: int | None = None):
+    """(Config, base hyper-parameters as floats) that `preset_sweep` trains with the same arguments."""
     config, hparams = presets.get(preset)
     config, hparams = apply_overrides(config.replace(**(changes or {})), hparams, list(sets))
     if epochs:
         config = config.replace(epochs=epochs)
-    base = {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
-    return sweep(config, base, grid, target, progress=progress, splits=splits,
-                 resume=(Path(target) / CONFIG_FILE).is_file(), preset=preset)
+    return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}

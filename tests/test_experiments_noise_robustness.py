@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import noise_robustness
+from experiments.sweeps import preset_configuration
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.sweep import sweep
 from tests.helpers import small_config
@@ -104,8 +105,27 @@ def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
         noise_robustness.pooled_trained_curves([sweeps[0], sweeps[0]], levels=(0.0, 0.3))
     with pytest.raises(ConfigError, match=r"gaussian noise 0.5 has seeds \[\], the model has \[0\]"):
         noise_robustness.pooled_trained_curves(sweeps[:1], levels=(0.0, 0.3, 0.5))
-    with pytest.raises(ConfigError, match="trained with gaussian noise, not one of the kinds asked for"):
+    with pytest.raises(ConfigError, match="none trained with the kinds asked for \\(feature\\)"):
         noise_robustness.main([sweeps[0], "--kinds", "feature", "--out", str(tmp_path / "table")])
+
+    # another kind, later, beside the finished Gaussian sweep: its clean model (level 0, trained without noise) is
+    # that sweep's, not trained again, and serves this kind's level 0
+    drop = noise_robustness.trained_curves("pendulum-phys-vae", [0], tmp_path, epochs=1, levels=(0.0, 0.3),
+                                           kinds=("dropout",), changes=changes, progress=False)
+    dropped = json.loads((tmp_path / "pendulum-phys-vae" / "dropout" / "sweep.json").read_text())
+    assert [m["noise"] for m in dropped["members"]] == [0.3]
+    assert drop["run"] == f"{tmp_path / 'pendulum-phys-vae' / 'dropout'}, {sweeps[0]}"
+    assert drop["curves"]["dropout"][0]["per_seed"] == pytest.approx([result["members"][0]["test"]["mae"]], rel=1e-5)
+    assert drop["curves"]["dropout"][1]["per_seed"] == noise_robustness.seed_curves(
+        f"{tmp_path / 'pendulum-phys-vae' / 'dropout'}:0", (0.3,), ("dropout",))["dropout"]
+    with pytest.raises(ConfigError, match=r"dropout noise 0 has seeds \[\], the model has \[0\] .* or give a sweep "
+                                          "with their clean members"):
+        noise_robustness.pooled_trained_curves([str(tmp_path / "pendulum-phys-vae" / "dropout")], levels=(0.0, 0.3))
+    # a clean model is shared only by the same configuration, hyper-parameters and seeds
+    find = lambda sets=(), epochs=1, seeds=(0,): noise_robustness.clean_sweep(
+        tmp_path / "pendulum-phys-vae", *preset_configuration("pendulum-phys-vae", changes, sets, epochs), list(seeds))
+    assert find() == tmp_path / "pendulum-phys-vae" / "gaussian"
+    assert find(epochs=2) is None and find(sets=("alpha=0.5",)) is None and find(seeds=(0, 1)) is None
 
 
 def test_quick_train_runs_the_command_end_to_end(tmp_path, capsys):
