@@ -32,7 +32,7 @@ import numpy as np
 from experiments import report
 from experiments.locomotion import sweep_label
 from experiments.sweeps import QUICK_EPOCHS, preset_configuration, preset_sweep, quick_epochs
-from jaxphysvae import presets
+from jaxphysvae import files, presets
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.noise import FEATURE_NOISE, INPUT_NOISE
@@ -208,7 +208,7 @@ def _begun_levels(target: Path) -> list[float] | None:
     path = target / CONFIG_FILE
     if not path.is_file():
         return None
-    return list(dict.fromkeys(m["noise"] for m in json.loads(path.read_text())["members"]))
+    return list(dict.fromkeys(m["noise"] for m in files.read_json(path, "sweep configuration")["members"]))
 
 
 def clean_sweep(directory: Path, config, base: dict, seeds: list[int]) -> Path | None:
@@ -219,7 +219,7 @@ def clean_sweep(directory: Path, config, base: dict, seeds: list[int]) -> Path |
     same = lambda row: all(k in ("noise", "seed") or (k in row and np.isclose(row[k], v, rtol=1e-6, atol=0))
                            for k, v in base.items())
     for sub in sorted(p for p in directory.glob("*") if (p / "sweep.json").is_file()):
-        result = json.loads((sub / "sweep.json").read_text())
+        result = files.read_json(sub / "sweep.json", "sweep result")
         if {k: v for k, v in result["config"].items() if k != "noise"} != wanted:
             continue
         if set(seeds) <= {row["seed"] for row in result["members"] if row["noise"] == 0 and same(row)}:

@@ -121,6 +121,10 @@ def test_a_preset_trained_with_each_noise_is_evaluated_with_it(tmp_path):
     with pytest.raises(ConfigError, match=r"dropout noise 0 has seeds \[\], the model has \[0\] .* or give a sweep "
                                           "with their clean members"):
         noise_robustness.pooled_trained_curves([str(tmp_path / "pendulum-phys-vae" / "dropout")], levels=(0.0, 0.3))
+    with pytest.raises(ConfigError, match=r"trained with dropout noise, not one of the kinds asked for \(gaussian\), "
+                                          "and without a clean member"):
+        noise_robustness.pooled_trained_curves([sweeps[0], str(tmp_path / "pendulum-phys-vae" / "dropout")],
+                                               levels=(0.0, 0.3), kinds=("gaussian",))
     # a clean model is shared only by the same configuration, hyper-parameters and seeds
     find = lambda sets=(), epochs=1, seeds=(0,): noise_robustness.clean_sweep(
         tmp_path / "pendulum-phys-vae", *preset_configuration("pendulum-phys-vae", changes, sets, epochs), list(seeds))
