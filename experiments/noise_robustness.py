@@ -4,6 +4,7 @@
     python -m experiments.noise_robustness --train PRESET [--seeds 0,1,2] [--epochs N]   # noise in training too
     python -m experiments.noise_robustness --train PRESET --kinds feature --seeds 0    # the paper's claim only
     python -m experiments.noise_robustness SWEEPS/PRESET/KIND OTHER/PRESET/KIND       # --train seeds pooled
+    python -m experiments.noise_robustness TABLE.json OTHER_TABLE.json --out POOLED   # tables' seeds pooled
     python -m experiments.noise_robustness --train PRESET --quick --sweeps /tmp/n --out /tmp/n/table   # smoke run
 
 Every noise model of jaxphysvae.noise (Gaussian, impulse, missing segment, the NF paper's feature noise, feature
@@ -16,7 +17,8 @@ noise kind, one vectorised sweep over level x seed per kind (SWEEPS/PRESET/KIND,
 the locomotion models), and each member is evaluated with the noise it was trained with: the "noise in training
 and evaluation" rows. A --train sweep given as a directory is evaluated the same way, and the sweeps of one model
 pool their seeds: seeds trained in separate calls (`--seeds 1 --sweeps OTHER`, on another machine or in another
-session) make one row. --kinds K,... keeps the listed noise kinds only (training and evaluation). Writes
+session) make one row. Earlier tables of this command (OUT.json, which keep each seed's errors) pool their seeds
+the same way, without the sweeps. --kinds K,... keeps the listed noise kinds only (training and evaluation). Writes
 OUT.{json,md,png} (default experiments/results/noise_robustness).
 """
 
@@ -57,24 +59,26 @@ def seed_curves(path: str, levels=LEVELS, kinds=KINDS, split: str = "test") -> d
     return out
 
 
-def members(directory: str) -> tuple[str, list[str]]:
-    """(model name, the paths of its seeds): every member of a sweep directory (named by its preset and what differs
-    from it), or the run directory itself."""
+def members(directory: str) -> tuple[str, list[str], list[int]]:
+    """(model name, the paths of its seeds, their seeds): every member of a sweep directory (named by its preset and
+    what differs from it), or the run directory itself."""
     d = Path(directory)
     if (d / "sweep.json").is_file():
-        result = json.loads((d / "sweep.json").read_text())
-        return sweep_label(result, d.name), [f"{d}:{m}" for m in range(len(result["members"]))]
-    record = json.loads((d / "config.json").read_text())
-    return record.get("preset") or d.name, [str(d)]
+        result = files.read_json(d / "sweep.json", "sweep result")
+        return (sweep_label(result, d.name), [f"{d}:{m}" for m in range(len(result["members"]))],
+                [row["seed"] for row in result["members"]])
+    record = files.read_json(d / "config.json", "run configuration (config.json)")
+    return record.get("preset") or d.name, [str(d)], [record["seed"]]
 
 
 def model_curves(directory: str, levels=LEVELS, kinds=KINDS) -> dict:
-    """Per kind and level, the mean and std over the model's seeds of the test MAE, and each seed's values."""
-    name, paths = members(directory)
+    """Per kind and level, the mean and std over the model's seeds of the test MAE, and each seed's values (in the
+    order of the row's `seed_ids`)."""
+    name, paths, seeds = members(directory)
     per_seed = [seed_curves(p, levels, kinds) for p in paths]
     curves = {kind: [_point(level, [s[kind][i] for s in per_seed]) for i, level in enumerate(levels)]
               for kind in kinds}
-    return {"model": name, "run": str(directory), "seeds": len(paths), "curves": curves,
+    return {"model": name, "run": str(directory), "seeds": len(paths), "seed_ids": seeds, "curves": curves,
             "feature_noise_trend": feature_trend(curves.get("feature"))}
 
 
@@ -168,9 +172,56 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
         curves = {kind: [_point(level, [by_level[level][s] for s in sorted(every)]) for level in levels]
                   for kind, by_level in errors.items()}
         rows.append({"model": name, "run": ", ".join(str(p) for p in model["given"]), "seeds": len(every),
-                     "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))})
+                     "seed_ids": sorted(every), "curves": curves,
+                     "feature_noise_trend": feature_trend(curves.get("feature"))})
     if directories and not rows:
         raise ConfigError(f"{', '.join(directories)}: none trained with the kinds asked for ({', '.join(kinds)})")
+    return rows
+
+
+def merged_results(paths: list[str], kinds=KINDS) -> list[dict]:
+    """The rows of earlier calls' tables (their OUT.json), their seeds pooled per model and noise kind: seeds trained
+    and evaluated in separate calls, whose sweeps are no longer at hand (another machine, another session), make one
+    mean +- std from the per-seed errors the tables keep. A model's kinds with the same seeds share a row; a kind
+    with other seeds (e.g. 3 seeds of one kind, 1 of another) gets a row of its own; kinds not in `kinds` are left
+    out. A file that is not such a table, a row without its seeds (`seed_ids`), other levels for one model's kind,
+    or a seed twice for one kind is refused by name."""
+    models: dict[str, dict] = {}  # model -> {"given": paths, "kinds": {kind: {"levels", "seeds": {seed: (maes, path)}}
+    for path in paths:
+        stored = files.read_json(Path(path), "noise robustness table", list)
+        if not all(isinstance(r, dict) and {"model", "curves"} <= set(r) for r in stored):
+            raise ConfigError(f"{path}: not a table of this command (a list of rows with model and curves)")
+        for r in stored:
+            if "seed_ids" not in r:
+                raise ConfigError(f"{path}: row {r['model']!r} does not record its seeds (seed_ids), so its seeds "
+                                  "cannot be pooled with others; evaluate its sweeps again to write them")
+            model = models.setdefault(r["model"], {"given": [], "kinds": {}})
+            if path not in model["given"]:
+                model["given"].append(path)
+            for kind, points in ((k, v) for k, v in r["curves"].items() if k in kinds):
+                levels = [p["level"] for p in points]
+                entry = model["kinds"].setdefault(kind, {"levels": levels, "seeds": {}})
+                if len(entry["levels"]) != len(levels) or not np.allclose(entry["levels"], levels, rtol=0, atol=1e-9):
+                    raise ConfigError(f"{path}: {r['model']!r}, {kind} noise at levels {levels}, other tables given "
+                                      f"have it at {entry['levels']}: pool tables of the same levels")
+                for i, seed in enumerate(r["seed_ids"]):
+                    if seed in entry["seeds"]:
+                        raise ConfigError(f"{path}: {r['model']!r}, seed {seed} of {kind} noise is also in "
+                                          f"{entry['seeds'][seed][1]}: give each seed once")
+                    entry["seeds"][seed] = ([p["per_seed"][i] for p in points], path)
+    rows = []
+    for name, model in models.items():
+        by_seeds: dict[tuple, dict] = {}  # the kinds with the same seeds share a row
+        for kind, entry in model["kinds"].items():
+            seeds = tuple(sorted(entry["seeds"]))
+            points = [_point(level, [entry["seeds"][s][0][i] for s in seeds])
+                      for i, level in enumerate(entry["levels"])]
+            by_seeds.setdefault(seeds, {})[kind] = points
+        for seeds, curves in by_seeds.items():
+            rows.append({"model": name, "run": ", ".join(model["given"]), "seeds": len(seeds), "seed_ids": list(seeds),
+                         "curves": curves, "feature_noise_trend": feature_trend(curves.get("feature"))})
+    if paths and not rows:
+        raise ConfigError(f"{', '.join(paths)}: no rows with the kinds asked for ({', '.join(kinds)})")
     return rows
 
 
@@ -292,8 +343,8 @@ def markdown(results: list[dict]) -> str:
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*",
-                        help="sweep directories (their members are the seeds; a --train sweep's, level x seed) "
-                        "or run directories")
+                        help="sweep directories (their members are the seeds; a --train sweep's, level x seed), "
+                        "run directories, or earlier tables of this command (OUT.json) whose seeds to pool")
     parser.add_argument("--train", action="append", default=[], metavar="PRESET",
                         help="also train PRESET with each noise kind at every level, and evaluate it with that noise")
     parser.add_argument("--seeds", default="0,1,2", help="the seeds of --train")
@@ -308,9 +359,14 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     if not args.runs and not args.train:
         parser.error("give trained models (sweep or run directories) or --train PRESET")
+    tables = [d for d in args.runs if d.endswith(".json")]
     for d in args.runs:
-        if not ((Path(d) / "sweep.json").is_file() or (Path(d) / "config.json").is_file()):
-            parser.error(f"{d}: neither a finished sweep (sweep.json) nor a run directory (config.json)")
+        if d in tables:
+            if not Path(d).is_file():
+                parser.error(f"{d}: no such table")
+        elif not ((Path(d) / "sweep.json").is_file() or (Path(d) / "config.json").is_file()):
+            parser.error(f"{d}: neither a finished sweep (sweep.json), a run directory (config.json) nor a table "
+                         "(OUT.json)")
     if args.quick and not args.train:
         parser.error("--quick makes --train's models small; give --train PRESET")
     for name in args.train:
@@ -320,9 +376,10 @@ def main(argv=None) -> list[dict]:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"--kinds: {', '.join(unknown) or 'none given'}: not a noise kind (known: {', '.join(KINDS)})")
-    trained = [d for d in args.runs if trained_with_noise(d)]
-    results = [model_curves(d, kinds=kinds) for d in args.runs if d not in trained]
+    trained = [d for d in args.runs if d not in tables and trained_with_noise(d)]
+    results = [model_curves(d, kinds=kinds) for d in args.runs if d not in trained and d not in tables]
     results += pooled_trained_curves(trained, kinds=kinds)
+    results += merged_results(tables, kinds)
     seeds = [int(s) for s in args.seeds.split(",")]
     epochs = quick_epochs(args.quick, args.epochs)
     results += [trained_curves(name, seeds, Path(args.sweeps), epochs, kinds=kinds,

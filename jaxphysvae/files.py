@@ -28,8 +28,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A JSON record (config.json, summary.json, ...) with a one-line error for a missing or corrupt file."""
+def read_json(path: Path, what: str, expected: type = dict) -> dict | list:
+    """A JSON record (config.json, summary.json, ...) with a one-line error for a missing or corrupt file, or one
+    whose top level is not `expected` (an object; `list` for a table of rows)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -41,8 +42,8 @@ def read_json(path: Path, what: str) -> dict:
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: {what} is corrupt (not valid JSON: {e.msg} at line {e.lineno}); restore it or "
                           f"start a new run") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {what} is corrupt (expected a JSON object)")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{path}: {what} is corrupt (expected a JSON {'list' if expected is list else 'object'})")
     return value
 
 
