@@ -199,6 +199,10 @@ def merged_results(paths: list[str], kinds=KINDS) -> list[dict]:
             if path not in model["given"]:
                 model["given"].append(path)
             for kind, points in ((k, v) for k, v in r["curves"].items() if k in kinds):
+                if not all(isinstance(p, dict) and "level" in p and len(p.get("per_seed", ())) == len(r["seed_ids"])
+                           for p in points):
+                    raise ConfigError(f"{path}: {r['model']!r}, {kind} noise: each level needs one error per seed "
+                                      f"({len(r['seed_ids'])}: {r['seed_ids']})")
                 levels = [p["level"] for p in points]
                 entry = model["kinds"].setdefault(kind, {"levels": levels, "seeds": {}})
                 if len(entry["levels"]) != len(levels) or not np.allclose(entry["levels"], levels, rtol=0, atol=1e-9):

@@ -2,6 +2,7 @@
 and the feature-noise trend is called only beyond the seeds' spread; --train sweeps of one model pool their seeds."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +201,11 @@ def test_tables_of_separate_calls_pool_their_seeds(tmp_path, capsys):
     old.write_text(json.dumps([{"model": "m", "curves": {}}]))
     with pytest.raises(ConfigError, match="old.json: row 'm' does not record its seeds"):
         noise_robustness.merged_results([str(old)])
+    short = json.loads(Path(b).read_text())
+    short[0]["curves"]["dropout"][1]["per_seed"] = [0.016]  # seeds 2 and 1, one error
+    (tmp_path / "short.json").write_text(json.dumps(short))
+    with pytest.raises(ConfigError, match=r"short.json: 'm', dropout noise: each level needs one error per seed"):
+        noise_robustness.merged_results([str(tmp_path / "short.json")])
     (tmp_path / "bad.json").write_text(json.dumps({"rows": []}))
     with pytest.raises(ConfigError, match=r"bad.json: noise robustness table is corrupt \(expected a JSON list\)"):
         noise_robustness.merged_results([str(tmp_path / "bad.json")])
