@@ -124,7 +124,7 @@ def pooled_trained_curves(directories: list[str], levels=LEVELS, kinds=KINDS) ->
     zero = next((lv for lv in levels if lv == 0), None)
     models: dict[str, dict] = {}
     for d in directories:
-        result = json.loads((Path(d) / "sweep.json").read_text())
+        result = files.read_json(Path(d) / "sweep.json", "sweep result")
         kind = result["config"]["noise"]
         clean = [(m, row["seed"]) for m, row in enumerate(result["members"]) if zero is not None and row["noise"] == 0]
         if kind not in kinds and not clean:

@@ -169,7 +169,7 @@ def _table(path, model, seeds, curves):
     return str(path)
 
 
-def test_tables_of_separate_calls_pool_their_seeds(tmp_path, capsys):
+def test_tables_of_separate_calls_pool_their_seeds(tmp_path):
     a = _table(tmp_path / "a.json", "m", [0], {"dropout": {0.0: [0.010], 0.2: [0.013]},
                                                 "impulse": {0.0: [0.010], 0.2: [0.040]}})
     b = _table(tmp_path / "b.json", "m", [2, 1], {"dropout": {0.0: [0.012, 0.011], 0.2: [0.016, 0.014]}})
