@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from jaxphysvae.config import Config
-from jaxphysvae.data import Dataset, pendulum
+from jaxphysvae.data import Dataset, pendulum, raw
 from jaxphysvae.presets import TOY_WIDTHS as SMALL
 
 
@@ -54,3 +54,17 @@ def assert_trees_equal(actual, expected):
     """Bit-for-bit equality of every pair of leaves of two pytrees of the same structure."""
     for (path, a), e in _paired_leaves(actual, expected):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(e), err_msg=jax.tree_util.keystr(path))
+
+
+def fake_strides(subjects=6, per_subject=8, seed=0) -> raw.Strides:
+    """Smooth gait-like curves (N, 3, 101) in radians: each subject's own amplitude and phase, plus stride noise."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, 101)
+    x, subject = [], []
+    for s in range(subjects):
+        amplitude, phase = rng.uniform(0.2, 0.8, 3), rng.uniform(0, np.pi, 3)
+        for _ in range(per_subject):
+            x.append(amplitude[:, None] * np.sin(t[None] + phase[:, None]) + 0.01 * rng.standard_normal((3, 101)))
+            subject.append(3 * s + 1)  # subject numbers need not be consecutive
+    covariates = {"subject": np.array(subject, np.float64), "speed": rng.uniform(0.8, 1.4, len(x))}
+    return raw.Strides(np.array(x), covariates, "fake")

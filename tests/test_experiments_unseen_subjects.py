@@ -7,24 +7,10 @@ import numpy as np
 import pytest
 
 from experiments import locomotion, unseen_subjects, variants
-from jaxphysvae.data import raw
 from jaxphysvae.errors import ConfigError, DataError
 from jaxphysvae.refine import refine
 from jaxphysvae.sweep import load_member
-
-
-def fake_strides(subjects=6, per_subject=8, seed=0) -> raw.Strides:
-    """Smooth gait-like curves (N, 3, 101) in radians: each subject's own amplitude and phase, plus stride noise."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 2 * np.pi, 101)
-    x, subject = [], []
-    for s in range(subjects):
-        amplitude, phase = rng.uniform(0.2, 0.8, 3), rng.uniform(0, np.pi, 3)
-        for _ in range(per_subject):
-            x.append(amplitude[:, None] * np.sin(t[None] + phase[:, None]) + 0.01 * rng.standard_normal((3, 101)))
-            subject.append(3 * s + 1)  # subject numbers need not be consecutive
-    covariates = {"subject": np.array(subject, np.float64), "speed": rng.uniform(0.8, 1.4, len(x))}
-    return raw.Strides(np.array(x), covariates, "fake")
+from tests.helpers import fake_strides
 
 
 @pytest.mark.parametrize("by", ["subject", "stride"])
