@@ -214,6 +214,12 @@ class ModelConfig:
         flow (the z_P the decoder gets from the posterior mean, before any batch attention) instead of the base mean
         (False, as published: the flow is then free to move z_P away from what R_DA2 anchors); the same without a
         z_P flow.
+      time_warp: re-time every reconstruction by the last z_A2 unit (0: off, as published): the decoded sequence
+        is read at a piecewise-linear map of its samples that keeps both ends and moves the anchor sample by
+        time_warp * (T - 1) * tanh(z_A2[-1]) samples (jaxphysvae.timewarp); below min(time_warp_anchor,
+        1 - time_warp_anchor), and needs dim_z_aux2 >= 1. For sequences bounded by events at fixed samples, such as
+        walking strides between heel strikes: the code's timing in one number.
+      time_warp_anchor: the anchor, a fraction of the sequence (0.6: toe-off, near 60 % of a gait cycle).
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
@@ -253,6 +259,8 @@ class ModelConfig:
     clip_z_phy: bool = True
     z_phy_space: str = "physical"
     da2_flowed: bool = False
+    time_warp: float = 0.0
+    time_warp_anchor: float = 0.6
     solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
@@ -286,6 +294,15 @@ class ModelConfig:
             raise ConfigError(f"lnvar_min must be a finite number or None, got {self.lnvar_min}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:
             raise ConfigError(f"noise_seq_fraction must lie in [0, 1], got {self.noise_seq_fraction}")
+        if not 0.0 < self.time_warp_anchor < 1.0:
+            raise ConfigError(f"time_warp_anchor must lie in (0, 1), got {self.time_warp_anchor}")
+        if not 0.0 <= self.time_warp < min(self.time_warp_anchor, 1.0 - self.time_warp_anchor):
+            raise ConfigError(f"time_warp must lie in [0, {min(self.time_warp_anchor, 1 - self.time_warp_anchor):g}) "
+                              f"(below the anchor's distance to either end, or the warp reverses time), got "
+                              f"{self.time_warp}")
+        if self.time_warp > 0 and self.dim_z_aux2 < 1:
+            raise ConfigError(f"time_warp={self.time_warp} re-times by the last z_A2 unit: it needs dim_z_aux2 >= 1, "
+                              f"got {self.dim_z_aux2}")
         if self.unmixer != "none" and not self.use_physics:
             raise ConfigError("an unmixer needs physics (use_physics=True): it cleans the input for the physics "
                               "encoder")

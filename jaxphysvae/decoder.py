@@ -15,6 +15,7 @@ from jaxphysvae.latents import Latents, Layout, Networks, applier
 from jaxphysvae.nets import MLP
 from jaxphysvae.physics import NoPhysics, PhysicsModel
 from jaxphysvae.physics.integrate import SYMPLECTIC, SolverConfig, integrate_batch
+from jaxphysvae.timewarp import retime
 
 
 class Reconstructions(NamedTuple):
@@ -50,6 +51,7 @@ class GreyBoxDecoder:
             self.networks["residual"] = (MLP(config.residual_hidden + (ct,), act, initialisation=config.init),
                                          d.phy + d.aux1 + d.aux2)
         self._apply = applier(self.networks)
+        self.time_warp, self.time_warp_anchor = config.time_warp, config.time_warp_anchor
 
     def trajectories(self, params, z_phy: Float[Array, "B dP"], z_aux1: Float[Array, "B dA1"],
                      s0: Float[Array, "B S"], correction: bool) -> Float[Array, "B C T"]:
@@ -87,7 +89,8 @@ class GreyBoxDecoder:
         return self.trajectories(params, z_phy, jnp.zeros((s0.shape[0], self.layout.dims.aux1)), s0, False)
 
     def __call__(self, params, z: Latents, s0: Float[Array, "B S"]) -> Reconstructions:
-        """The four reconstructions of latents z from initial states s0."""
+        """The four reconstructions of latents z from initial states s0, each re-timed by the last z_A2 unit when
+        config.time_warp > 0 (jaxphysvae.timewarp)."""
         x_p = self.simulate(params, z.phy, s0)
         if self.layout.has_correction:
             x_pa = self.trajectories(params, z.phy, z.aux1, s0, True)
@@ -95,5 +98,10 @@ class GreyBoxDecoder:
             x_pa = x_p
         if self.layout.has_residual:
             r = self._apply(params, "residual", jnp.concatenate(z, -1)).reshape(x_p.shape)
-            return Reconstructions(x_p, x_pa, x_p + r, x_pa + r)
-        return Reconstructions(x_p, x_pa, x_p, x_pa)
+            out = Reconstructions(x_p, x_pa, x_p + r, x_pa + r)
+        else:
+            out = Reconstructions(x_p, x_pa, x_p, x_pa)
+        if self.time_warp == 0:
+            return out
+        shift = self.time_warp * (len(self.t) - 1) * jnp.tanh(z.aux2[:, -1])
+        return Reconstructions(*(retime(x, shift, self.time_warp_anchor) for x in out))

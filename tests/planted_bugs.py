@@ -167,6 +167,18 @@ BUGS = [
         "experiments/probes.py", "    digest.update(x.tobytes())\n", "",
         ("tests/test_experiments_probes.py::test_the_initial_parameter_fit_is_shared_only_by_runs_with_the_same_"
          "physics_and_sequences",)),
+    Bug("retime_nearest", "the decoder's time warp reading the nearest sample (no interpolation, no gradient in the "
+        "shift)", "jaxphysvae/timewarp.py", "weight = (positions - left)[:, None]",
+        "weight = (jnp.round(positions) - left)[:, None]", ("tests/test_timewarp.py",)),
+    Bug("retime_residual_only", "the decoder's time warp applied to the full reconstruction alone",
+        "jaxphysvae/decoder.py", "return Reconstructions(*(retime(x, shift, self.time_warp_anchor) for x in out))",
+        "return out._replace(x_PAB=retime(out.x_PAB, shift, self.time_warp_anchor))", ("tests/test_timewarp.py",)),
+    Bug("warped_pca_forward_back", "time-warped PCA reading its projection back at the forward warp",
+        "experiments/warped_pca.py", "recon = resample(projected, inverse)", "recon = resample(projected, forward)",
+        ("tests/test_experiments_warped_pca.py",)),
+    Bug("warped_pca_no_realignment", "time-warped PCA fitting its basis without re-estimating the training warps",
+        "experiments/warped_pca.py", "warps = np.clip(warps - np.median(warps), shifts.min(), shifts.max())",
+        "warps = np.zeros(len(train))", ("tests/test_experiments_warped_pca.py",)),
 ]
 
 

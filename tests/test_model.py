@@ -223,6 +223,10 @@ def test_user_physics_plugs_in_without_editing_the_library():
     (dict(dim_z_phy=3), (1, 50), "physics 'pendulum' has 1 parameter"),
     (dict(), (3, 50), "observes 1 channel.* data have 3"),
     (dict(unmixer="linear", dim_z_aux1=-1, dim_z_aux2=-1), (1, 50), "linear unmixer needs"),
+    (dict(time_warp=0.45), (1, 50), r"time_warp must lie in \[0, 0.4\)"),
+    (dict(time_warp=0.1, time_warp_anchor=0.05), (1, 50), r"time_warp must lie in \[0, 0.05\)"),
+    (dict(time_warp_anchor=1.0), (1, 50), r"time_warp_anchor must lie in \(0, 1\)"),
+    (dict(time_warp=0.1, dim_z_aux2=0), (1, 50), "needs dim_z_aux2 >= 1"),
 ])
 def test_bad_configuration_is_a_clear_error_before_compilation(changes, shape, match):
     with pytest.raises(ConfigError, match=match):
