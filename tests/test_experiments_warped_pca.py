@@ -89,3 +89,17 @@ def test_a_missing_raw_directory_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         warped_pca.main(["--raw-dir", str(tmp_path / "nowhere")])
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_the_quick_command_writes_its_table_from_raw_subject_files(tmp_path):
+    from tests.test_data_raw import fake_subject
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    for n in range(1, 7):
+        fake_subject(raw_dir / f"Subject{n}.mat", ["Walking"] * 3)
+    result = warped_pca.main(["--raw-dir", str(raw_dir), "--quick", "--folds", "3", "--codes", "2",
+                              "--out", str(tmp_path / "out")])
+    assert result["anchors"] == [0.5, 0.6] and result["iterations"] == 1 and result["source"].startswith("6 raw files")
+    assert [r["code_size"] for r in result["rows"]] == [2, 2] and len(result["rows"][1]["folds"]) == 3
+    for suffix in ("json", "md", "png"):
+        assert (tmp_path / "out" / f"warped_pca_subject.{suffix}").stat().st_size > 0
