@@ -231,16 +231,31 @@ def figure(result: dict, path: Path) -> None:
     report.save_figure(fig, path, dpi=120)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_fold_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming the raw files and the folds: --raw-dir, --by, --folds, --split-seed (shared with
+    experiments.warped_pca, whose folds are these)."""
     parser.add_argument("--raw-dir", default=str(DEFAULT_RAW_DIR), help="directory of SubjectN.mat raw files")
-    parser.add_argument("--out", default="runs/unseen_subjects", help="directory of the sweeps and the tables")
     parser.add_argument("--by", choices=("subject", "stride"), default="subject")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--split-seed", type=int, default=0)
+
+
+def read_raw_strides(parser: argparse.ArgumentParser, raw_dir: str) -> raw.Strides:
+    """The walking strides of the raw files in `raw_dir`, their source named relative to its parent; a missing
+    directory is a usage error of `parser`."""
+    if not Path(raw_dir).is_dir():
+        parser.error(f"--raw-dir {raw_dir}: no such directory (`jaxphysvae data download` fetches the raw files)")
+    strides = raw.read_strides(raw_dir)
+    return dataclasses.replace(strides, source=strides.source.replace(str(Path(raw_dir).parent) + os.sep, ""))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_fold_arguments(parser)
+    parser.add_argument("--out", default="runs/unseen_subjects", help="directory of the sweeps and the tables")
     parser.add_argument("--only-folds", default=None, metavar="K,K",
                         help="run and tabulate these folds only (indices from 0), e.g. to compare settings on one "
                              "fold's validation people")
-    parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated locomotion presets")
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines' table only")
     parser.add_argument("--seeds", default="0")
@@ -255,9 +270,6 @@ def main(argv=None) -> dict:
                         help="the tables' file name (default unseen_subjects_BY[_foldsK][_KEY=VALUE...]): to keep a "
                              "run of other presets beside, not over, an earlier table")
     args = parser.parse_args(argv)
-    if not Path(args.raw_dir).is_dir():
-        parser.error(f"--raw-dir {args.raw_dir}: no such directory (`jaxphysvae data download` fetches the raw "
-                     f"files)")
     model_presets = [] if args.baselines_only else [p for p in args.presets.split(",") if p]
     for name in model_presets:
         if not name.startswith("locomotion-") or name not in presets.PRESETS:
@@ -279,8 +291,7 @@ def main(argv=None) -> dict:
     targets = [out] + ([RESULTS] if args.results else [])
     report.check_same_models(name, targets, [changed_label(p, args.set) for p in model_presets],
                              lambda row: "seeds" in row)
-    strides = raw.read_strides(args.raw_dir)
-    strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
+    strides = read_raw_strides(parser, args.raw_dir)
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                      [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only,

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from experiments import locomotion, report
-from experiments.unseen_subjects import DEFAULT_RAW_DIR, fold_splits
+from experiments.unseen_subjects import add_fold_arguments, fold_splits, read_raw_strides
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
 
@@ -214,25 +213,18 @@ def figure(result: dict, path: Path) -> None:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw-dir", default=str(DEFAULT_RAW_DIR), help="directory of SubjectN.mat raw files")
+    add_fold_arguments(parser)
     parser.add_argument("--out", default="runs/warped_pca", help="directory of the tables")
-    parser.add_argument("--by", choices=("subject", "stride"), default="subject")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--codes", default=",".join(map(str, CODES)), help="comma-separated code sizes")
     parser.add_argument("--quick", action="store_true", help="two anchors, a coarse warp grid, one iteration")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/warped_pca_BY.*")
     args = parser.parse_args(argv)
-    if not Path(args.raw_dir).is_dir():
-        parser.error(f"--raw-dir {args.raw_dir}: no such directory (`jaxphysvae data download` fetches the raw "
-                     f"files)")
     try:
         codes = sorted({int(k) for k in args.codes.split(",")})
     except ValueError:
         parser.error(f"--codes {args.codes}: expected comma-separated integers")
     settings = (dict(anchors=(0.5, 0.6), shifts=np.arange(-4.0, 5.0, 2.0), iterations=1) if args.quick else {})
-    strides = raw.read_strides(args.raw_dir)
-    strides = dataclasses.replace(strides, source=strides.source.replace(str(Path(args.raw_dir).parent) + os.sep, ""))
+    strides = read_raw_strides(parser, args.raw_dir)
     try:
         result = run(strides, args.folds, args.by, codes, args.split_seed, **settings)
     except DataError as e:
