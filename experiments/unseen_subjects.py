@@ -103,9 +103,14 @@ def preset_code_size(preset: str, sets: tuple[str, ...] = ()) -> int:
     return locomotion.code_size(config.to_json())
 
 
-def _summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None) -> dict:
+SUMMARY_KEYS = ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae")
+
+
+def summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None,
+            keys: tuple[str, ...] = SUMMARY_KEYS) -> dict:
+    """A table row: the per-fold figures and, for each of `keys` that every fold has, its mean and std over folds."""
     row = {"model": name, "code_size": code, "folds": per_fold, **(extra or {})}
-    for key in ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae"):
+    for key in keys:
         if any(key not in f for f in per_fold):
             continue
         values = np.array([f[key] for f in per_fold])
@@ -149,7 +154,7 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     # PCA at every model's code size too, so that each model has a linear baseline keeping as many numbers per stride
     codes = {preset_code_size(preset, sets) for preset in model_presets}
     baseline_folds = [fold_baselines(s, sorted(set(PCA_COMPONENTS) | codes)) for s in splits]
-    rows = [_summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
+    rows = [summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
         per_fold, best, statuses, seconds = [], [], [], 0.0
@@ -169,7 +174,7 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
             statuses.append([m["status"] for m in members])
             seconds += result["seconds"]
         label = changed_label(preset, sets)
-        rows.append(_summary(label, per_fold, locomotion.code_size(result["config"]),
+        rows.append(summary(label, per_fold, locomotion.code_size(result["config"]),
                              {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best, "seconds": seconds,
                               "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]

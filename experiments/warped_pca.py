@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import locomotion, report
-from experiments.unseen_subjects import add_fold_arguments, fold_splits, read_raw_strides
+from experiments.unseen_subjects import add_fold_arguments, fold_splits, read_raw_strides, summary
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
 
@@ -74,10 +74,6 @@ class WarpedPCA:
     basis: np.ndarray
     anchor: float
     shifts: np.ndarray
-
-    @property
-    def code_size(self) -> int:
-        return len(self.basis) + 1
 
     def reconstruct(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each stride of x (N, C, T) coded and decoded: (reconstructions (N, C, T), warps (N,) in samples), the
@@ -148,15 +144,8 @@ def run(strides: raw.Strides, folds: int, by: str, codes, split_seed: int = 0, a
     started = time.time()
     per_fold = [fold_rows(split, codes, anchors, shifts, iterations)
                 for split in fold_splits(strides, folds, by, split_seed)]
-    rows = []
-    for i, first in enumerate(per_fold[0]):
-        fold = [f[i] for f in per_fold]
-        row = {"model": first["model"], "code_size": first["code_size"], "folds": fold}
-        for key in ("valid_mae", "mae", "rmse", "warp_std"):
-            if key in first:
-                values = np.array([f[key] for f in fold])
-                row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
-        rows.append(row)
+    rows = [summary(first["model"], [f[i] for f in per_fold], first["code_size"],
+                    keys=("valid_mae", "mae", "rmse", "warp_std")) for i, first in enumerate(per_fold[0])]
     return {"by": by, "folds": folds, "split_seed": split_seed, "source": strides.source, "anchors": list(anchors),
             "shifts": [float(shifts.min()), float(shifts.max()), float(shifts[1] - shifts[0])],
             "iterations": iterations, "rows": rows, "seconds": time.time() - started}
