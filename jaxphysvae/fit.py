@@ -201,9 +201,9 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                         save_checkpoints()
             if stop and done < config.schedule.epochs:  # a signal during the last epoch stops nothing
                 status = "interrupted"
-                message = f"stopped by {stop.name} after epoch {done}; continue with --resume"
+                message = f"stopped by {stop.name} after epoch {done}; {interrupt.RESUME_HINT}"
         except KeyboardInterrupt:
-            status, message = "interrupted", f"interrupted after epoch {done}; continue with --resume"
+            status, message = "interrupted", f"interrupted after epoch {done}; {interrupt.RESUME_HINT}"
             raise
         except BaseException as e:
             status, message = "failed", f"failed after epoch {done}: {type(e).__name__}: {e}"

@@ -16,6 +16,8 @@ import threading
 from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# how a stopped run's message says to continue it; a front end that continues differently rewrites it
+RESUME_HINT = "continue with --resume"
 
 
 class Interrupted(KeyboardInterrupt):

@@ -235,9 +235,8 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
         if stop and done < config.schedule.epochs:  # a signal during the last epoch stops nothing
             message = (f"sweep stopped by {stop.name} after epoch {done}; " +
                        ("no directory was given, so nothing is saved" if out is None else
-                        f"every member's state is saved in {out}: continue with --resume"))
-            print(f"jaxphysvae: {message}")
-            raise interrupt.Interrupted(stop.signum, message)
+                        f"every member's state is saved in {out}: {interrupt.RESUME_HINT}"))
+            raise interrupt.Interrupted(stop.signum, message)  # its front end prints the message
     seconds = seconds_before + time.perf_counter() - t_start
     valid = evaluate_members(best_state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
     test = evaluate_members(best_state.params, splits["test"], hparams, config.schedule.eval_batch_size)

@@ -17,8 +17,9 @@ def _raises(error):
 
 
 @pytest.mark.parametrize("error, code, line", [
+    # an experiment takes no --resume flag: the library's hint would send the user to an argparse error
     (Interrupted(signal.SIGTERM, "sweep stopped by SIGTERM after epoch 115: continue with --resume"), 143,
-     "experiments.demo: sweep stopped by SIGTERM after epoch 115: continue with --resume\n"),
+     "experiments.demo: sweep stopped by SIGTERM after epoch 115: run the same command again to continue\n"),
     (KeyboardInterrupt(), 130, "experiments.demo: interrupted\n"),
     (DataError("raw locomotion directory x holds no SubjectN.mat files"), 2,
      "experiments.demo: error: raw locomotion directory x holds no SubjectN.mat files\n"),
