@@ -48,6 +48,10 @@ class HParams(NamedTuple):
       decoder_decay: decoupled weight decay of the decoder alone (AdamW's, on the physics model's parameters and
         the correction and residual networks; jaxphysvae.train.decoder_decay): each step also subtracts
         lr * decoder_decay * p from those parameters p. 0 = none; independent of the L2 `weight_decay` option.
+      encoder_lr_scale: the inference side's learning rate as a fraction of lr (jaxphysvae.train.encoder_lr_scales):
+        the encoder's networks, the initial-state network, flows and attention step at lr * encoder_lr_scale, the
+        generative side (the physics model's parameters, the correction and residual networks, a learned x_lnvar)
+        at lr. 1 = one rate for all (the references); 0 freezes the inference side.
     """
 
     kl_weight: Any = 1.0
@@ -62,6 +66,7 @@ class HParams(NamedTuple):
     lr_floor: Any = 0.0
     mix: Any = 0.0
     decoder_decay: Any = 0.0
+    encoder_lr_scale: Any = 1.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -79,7 +84,8 @@ class HParams(NamedTuple):
                 raise ConfigError(f"{what} must lie in [0, 1], got {getattr(merged, name)}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
-        for name in ("kl_weight", "alpha", "beta", "gamma", "warmup_steps", "decay_steps", "decoder_decay"):
+        for name in ("kl_weight", "alpha", "beta", "gamma", "warmup_steps", "decay_steps", "decoder_decay",
+                     "encoder_lr_scale"):
             if np.any(np.asarray(getattr(merged, name)) < 0):
                 raise ConfigError(f"hyper-parameter {name} must be >= 0, got {getattr(merged, name)}")
         import jax.numpy as jnp

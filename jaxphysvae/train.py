@@ -75,14 +75,28 @@ def decoder_decay(params: dict, rate) -> dict:
     return terms
 
 
+def encoder_lr_scales(params: dict, scale) -> dict:
+    """Each parameter's learning-rate multiplier: `scale` for the inference side (every network but the decoder's
+    DECODER_NETWORKS: the encoder's, the initial state's, flows, attention), 1 for the generative side (the physics
+    model's parameters, the decoder's networks, a learned x_lnvar). `params` as PhysVAE.init makes them; scale a
+    float32 scalar. A tree of scalars, one per leaf of `params`."""
+    one = jnp.ones((), jnp.float32)
+    scales = jax.tree.map(lambda _: one, params)
+    scales["nets"] = {name: jax.tree.map(lambda _: one if name in DECODER_NETWORKS else scale, net)
+                      for name, net in params["nets"].items()}
+    return scales
+
+
 def apply_gradients(optimizer: optax.GradientTransformation, state: "TrainState", grads, hparams: HParams):
-    """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`, plus
-    the decoder's decoupled weight decay (`decoder_decay` at hparams.decoder_decay): p <- p - lr (u + d).
+    """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`, the
+    inference side's updates scaled by hparams.encoder_lr_scale (`encoder_lr_scales`), plus the decoder's decoupled
+    weight decay (`decoder_decay` at hparams.decoder_decay): p <- p - lr (s u + d).
     Returns (the new TrainState, the learning rate used)."""
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     lr = learning_rate(state.step, hparams)
     decay = decoder_decay(state.params, hparams.decoder_decay)
-    params = optax.apply_updates(state.params, jax.tree.map(lambda u, d: -lr * (u + d), updates, decay))
+    scales = encoder_lr_scales(state.params, hparams.encoder_lr_scale)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u, s, d: -lr * (s * u + d), updates, scales, decay))
     return TrainState(params, opt_state, state.step + 1), lr
 
 

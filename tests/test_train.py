@@ -217,9 +217,9 @@ def test_a_non_finite_epoch_rolls_back_to_the_best_state_with_a_lower_rate_and_r
     assert_trees_close(last.params, state.params, rtol=1e-5, atol=1e-7)
 
 
-def test_decoder_decay_shrinks_the_decoder_alone():
-    """One step with hparams.decoder_decay = d against the same step without: the decoder's parameters (the learned
-    Hamiltonian, the residual network) move by -lr d p more, every other parameter not at all."""
+@pytest.fixture(scope="module")
+def locomotion_step():
+    """A toy locomotion phys-VAE's compiled train_step, its initial state and one batch (shared: one compilation)."""
     from jaxphysvae import presets
     config, _ = presets.get("locomotion-phys-vae")
     config = config.replace(**presets.TOY_WIDTHS, batch_size=4)
@@ -228,7 +228,13 @@ def test_decoder_decay_shrinks_the_decoder_alone():
     hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, lr=1e-2)
     state = fns.init(jax.random.key(0), hp)
     x = jax.random.normal(jax.random.key(1), (4, 3, 20)) * 0.1
-    batch, key = (x, jnp.ones(4, bool)), jax.random.key(2)
+    return fns, state, (x, jnp.ones(4, bool)), jax.random.key(2), hp
+
+
+def test_decoder_decay_shrinks_the_decoder_alone(locomotion_step):
+    """One step with hparams.decoder_decay = d against the same step without: the decoder's parameters (the learned
+    Hamiltonian, the residual network) move by -lr d p more, every other parameter not at all."""
+    fns, state, batch, key, hp = locomotion_step
     plain, _ = fns.train_step(state, batch, key, hp)
     decayed, _ = fns.train_step(state, batch, key, hp._replace(decoder_decay=jnp.float32(5.0)))
     assert fns.train_step.cache_size() == 1
@@ -240,3 +246,24 @@ def test_decoder_decay_shrinks_the_decoder_alone():
     assert max(float(jnp.max(jnp.abs(p))) for p in jax.tree.leaves(decoder)) > 0.1  # the decay is visible
     others = {k: v for k, v in decayed.params["nets"].items() if k != "residual"}
     assert_trees_close(others, {k: v for k, v in plain.params["nets"].items() if k != "residual"}, rtol=0, atol=0)
+
+
+def test_encoder_lr_scale_slows_the_inference_side_alone(locomotion_step):
+    """One step with hparams.encoder_lr_scale = 0.25 against the same step at 1: every network but the decoder's
+    (encoder, initial state, unmixer) moves by a quarter of the plain step's change (Adam's update does not depend on
+    the rate), the generative side (physics parameters, residual network) exactly as in the plain step."""
+    fns, state, batch, key, hp = locomotion_step
+    plain, _ = fns.train_step(state, batch, key, hp)
+    slow, _ = fns.train_step(state, batch, key, hp._replace(encoder_lr_scale=jnp.float32(0.25)))
+    assert fns.train_step.cache_size() == 1
+    nets = state.params["nets"]
+    inference = [name for name in nets if name not in ("correction", "residual")]
+    assert {"residual", "initial_state", "unmixer"} <= set(nets) and any(name.startswith("feat_") for name in inference)
+    expected = {n: jax.tree.map(lambda p0, p1: p0 + 0.25 * (p1 - p0), nets[n], plain.params["nets"][n])
+                for n in inference}
+    assert_trees_close({n: slow.params["nets"][n] for n in inference}, expected, rtol=1e-5, atol=1e-7)
+    moved = max(float(jnp.max(jnp.abs(p1 - p0))) for n in inference
+                for p0, p1 in zip(jax.tree.leaves(nets[n]), jax.tree.leaves(plain.params["nets"][n])))
+    assert moved > 1e-3  # the plain step moves the inference side visibly
+    generative = lambda params: {"physics": params["physics"], "residual": params["nets"]["residual"]}
+    assert_trees_close(generative(slow.params), generative(plain.params), rtol=0, atol=0)
