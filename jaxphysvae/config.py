@@ -226,6 +226,11 @@ class ModelConfig:
         1 - time_warp_anchor), and needs dim_z_aux2 >= 1. For sequences bounded by events at fixed samples, such as
         walking strides between heel strikes: the code's timing in one number.
       time_warp_anchor: the anchor, a fraction of the sequence (0.6: toe-off, near 60 % of a gait cycle).
+      aux2_least_squares: z_A2's posterior mean is not the encoder's head but the least-squares fit of the residual
+        to what the rest of the decoder leaves of the input, given the posterior means of z_P and z_A1 and the
+        initial state (PhysVAE.encode): exact for a linear residual, which it needs (residual_hidden=[]), as
+        probabilistic PCA's posterior mean is for its decoder. The z_A2 branch still gives the log-variance and
+        feeds the unmixer. Not with a z_A2 flow, a z_A2 attention context or a time warp (False: as published).
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
@@ -267,6 +272,7 @@ class ModelConfig:
     da2_flowed: bool = False
     time_warp: float = 0.0
     time_warp_anchor: float = 0.6
+    aux2_least_squares: bool = False
     solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
@@ -309,6 +315,16 @@ class ModelConfig:
         if self.time_warp > 0 and self.dim_z_aux2 < 1:
             raise ConfigError(f"time_warp={self.time_warp} re-times by the last z_A2 unit: it needs dim_z_aux2 >= 1, "
                               f"got {self.dim_z_aux2}")
+        if self.aux2_least_squares:
+            refused = {"a linear residual (residual_hidden=[])": len(self.residual_hidden) > 0,
+                       "z_A2 (dim_z_aux2 >= 1)": self.dim_z_aux2 < 1,
+                       "no z_A2 flow (flow_aux2=0)": self.flow_aux2 != 0,
+                       "no z_A2 attention context (attention_aux2=none)": self.attention_aux2 != "none",
+                       "no time warp (time_warp=0)": self.time_warp != 0}
+            missing = [need for need, failed in refused.items() if failed]
+            if missing:
+                raise ConfigError(f"aux2_least_squares fits z_A2 to a decoder linear in it: it needs "
+                                  f"{', '.join(missing)}")
         if self.unmixer != "none" and not self.use_physics:
             raise ConfigError("an unmixer needs physics (use_physics=True): it cleans the input for the physics "
                               "encoder")

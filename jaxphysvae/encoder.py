@@ -109,14 +109,19 @@ class Encoder:
         flow = self._apply(params, f"flow_{name}", h) if steps else jnp.zeros((b, 0), x.dtype)
         return mean, lnvar, flow
 
+    def seen(self, x: Float[Array, "B C T"], noise: Noise | None) -> Float[Array, "B C T"]:
+        """What the encoder reads of x: x corrupted by an input noise (the same draw for the same keys), else x."""
+        if noise is None or noise.kind not in INPUT_NOISE:
+            return x
+        if self.data_stats is None:
+            raise ConfigError(f"{noise.kind} input noise needs the training data's per-channel statistics: "
+                              f"build the model with data_stats")
+        return input_noise(noise.kind, x, noise.keys, noise.level, self.data_stats)
+
     def __call__(self, params, x: Float[Array, "B C T"], noise: Noise | None = None) -> Posterior:
         """The posterior of a batch. An input noise corrupts x before everything else; a feature noise zeroes units
         of every branch's features. The initial state is taken from the (possibly noisy) input like the rest."""
-        if noise is not None and noise.kind in INPUT_NOISE:
-            if self.data_stats is None:
-                raise ConfigError(f"{noise.kind} input noise needs the training data's per-channel statistics: "
-                                  f"build the model with data_stats")
-            x = input_noise(noise.kind, x, noise.keys, noise.level, self.data_stats)
+        x = self.seen(x, noise)
         b = x.shape[0]
         flat = x.reshape(b, -1)
         m1, v1, f1 = self.branch(params, "aux1", x, noise)

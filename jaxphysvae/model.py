@@ -32,6 +32,9 @@ from jaxphysvae.physics.integrate import SYMPLECTIC
 from jaxphysvae.posterior import LatentPosterior
 
 
+# the ridge of PhysVAE.fit_aux2_mean, a fraction of the mean diagonal of W W^T
+AUX2_RIDGE = 1e-5
+
 __all__ = ["GROUPS", "Latents", "Noise", "PhysVAE", "Posterior", "Reconstructions", "masked_mean"]
 
 
@@ -131,8 +134,33 @@ class PhysVAE:
 
     # --- the parts ------------------------------------------------------------------------------------------------
     def encode(self, params, x: Float[Array, "B C T"], noise: Noise | None = None) -> Posterior:
-        """The posterior of a batch (see Encoder)."""
-        return self.encoder(params, x, noise)
+        """The posterior of a batch (see Encoder), z_A2's mean fitted by least squares where
+        config.aux2_least_squares (`fit_aux2_mean`)."""
+        post = self.encoder(params, x, noise)
+        if self.config.aux2_least_squares:
+            post = self.fit_aux2_mean(params, self.encoder.seen(x, noise), post)
+        return post
+
+    def fit_aux2_mean(self, params, x: Float[Array, "B C T"], post: Posterior) -> Posterior:
+        """`post` with z_A2's mean replaced by the code that best reconstructs x given the rest of the posterior.
+
+        The residual network is linear (config.aux2_least_squares needs residual_hidden=[]), so x_PAB is
+        x_PAB(z_A2 = 0) + W z_A2, W (d_A2, C T) read off the network by its responses to the unit codes, with z_P and
+        z_A1 at their posterior means and s0 the inferred initial state. The mean is the ridge least-squares solution
+        (W W^T + lambda I)^-1 W (x - x_PAB(z_A2 = 0)), lambda = 1e-5 of W W^T's mean diagonal: the exact posterior mean
+        under a prior and observation noise whose variance ratio is lambda, and a guard against directions W has
+        dropped. Differentiable in every parameter; x: (B, C, T) what the encoder read (after an input noise)."""
+        z, _ = self.posterior(params, post, None)
+        b, d = x.shape[0], self.dims
+        base = self.decoder(params, z._replace(aux2=jnp.zeros_like(z.aux2)), post.s0).x_PAB.reshape(b, -1)
+        width = d.phy + d.aux1 + d.aux2
+        units = jnp.concatenate([jnp.zeros((1, width)), jnp.eye(width)[d.phy + d.aux1:]])
+        response = self._apply(params, "residual", units)
+        w = response[1:] - response[:1]  # (d_A2, C T)
+        gram = w @ w.T
+        ridge = AUX2_RIDGE * jnp.trace(gram) / d.aux2
+        mean = jnp.linalg.solve(gram + ridge * jnp.eye(d.aux2), w @ (x.reshape(b, -1) - base).T).T
+        return post._replace(mean=post.mean._replace(aux2=mean))
 
     def physics_mean(self, params, u: Float[Array, "B C T"]) -> Float[Array, "B dP"]:
         """The physics encoder's base mean of z_P from a (cleaned) input u, pushed through z_P's flow where

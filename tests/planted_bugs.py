@@ -109,6 +109,15 @@ BUGS = [
         "jaxphysvae/train.py", "one if name in DECODER_NETWORKS else scale", "scale", ("tests/test_train.py",)),
     Bug("encoder_lr_ignored", "the inference side's learning-rate scale never applied", "jaxphysvae/train.py",
         "-lr * (s * u + d)", "-lr * (u + d)", ("tests/test_train.py",)),
+    Bug("aux2_ls_without_decoder", "the least-squares z_A2 fitted to x itself, not to what the rest of the decoder "
+        "leaves of it", "jaxphysvae/model.py", "w @ (x.reshape(b, -1) - base).T", "w @ x.reshape(b, -1).T",
+        ("tests/test_aux2_least_squares.py",)),
+    Bug("aux2_ls_bias_in_w", "the least-squares z_A2's W read as the residual's responses to the unit codes, bias "
+        "included", "jaxphysvae/model.py", "w = response[1:] - response[:1]", "w = response[1:]",
+        ("tests/test_aux2_least_squares.py",)),
+    Bug("aux2_ls_clean_input", "the least-squares z_A2 fitted to the clean input under an input noise",
+        "jaxphysvae/model.py", "self.fit_aux2_mean(params, self.encoder.seen(x, noise), post)",
+        "self.fit_aux2_mean(params, x, post)", ("tests/test_aux2_least_squares.py",)),
     Bug("logit_clipped", "z_P in logit space clipped to the range instead of mapped into it", "jaxphysvae/posterior.py",
         "z_phy = self.physics.to_range(z[0])", "z_phy = self.physics.clip(z[0])", ("tests/test_posteriors.py",)),
     Bug("logit_da2_raw", "R_DA2 comparing the logit-space mean with the physical parameter",
