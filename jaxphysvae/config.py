@@ -230,7 +230,8 @@ class ModelConfig:
         to what the rest of the decoder leaves of the input, given the posterior means of z_P and z_A1 and the
         initial state (PhysVAE.encode): exact for a linear residual, which it needs (residual_hidden=[]), as
         probabilistic PCA's posterior mean is for its decoder. The z_A2 branch still gives the log-variance and
-        feeds the unmixer. Not with a z_A2 flow, a z_A2 attention context or a time warp (False: as published).
+        feeds the unmixer. Not with a z_A2 flow, a z_A2 attention context, a batch attention context on z_P or
+        z_A1, or a time warp (False: as published).
       solver: how the decoder integrates its ODE (SolverConfig).
     """
 
@@ -320,7 +321,9 @@ class ModelConfig:
                        "z_A2 (dim_z_aux2 >= 1)": self.dim_z_aux2 < 1,
                        "no z_A2 flow (flow_aux2=0)": self.flow_aux2 != 0,
                        "no z_A2 attention context (attention_aux2=none)": self.attention_aux2 != "none",
-                       "no time warp (time_warp=0)": self.time_warp != 0}
+                       "no time warp (time_warp=0)": self.time_warp != 0,
+                       "no batch attention context on z_P or z_A1 (the code would depend on the batch)":
+                           "batch" in (self.attention_phy, self.attention_aux1)}
             missing = [need for need, failed in refused.items() if failed]
             if missing:
                 raise ConfigError(f"aux2_least_squares fits z_A2 to a decoder linear in it: it needs "

@@ -88,6 +88,7 @@ def test_training_with_the_fitted_mean_is_finite_and_differentiable():
     (dict(residual_hidden=(), flow_aux2=2), r"no z_A2 flow"),
     (dict(residual_hidden=(), attention_aux2="seq"), r"no z_A2 attention context"),
     (dict(residual_hidden=(), time_warp=0.1), r"no time warp"),
+    (dict(residual_hidden=(), attention_phy="batch"), r"no batch attention context on z_P or z_A1"),
 ])
 def test_a_decoder_not_linear_in_z_aux2_is_refused_by_name(changes, need):
     with pytest.raises(ConfigError, match=f"aux2_least_squares fits z_A2 .* needs .*{need}"):
