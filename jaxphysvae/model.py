@@ -148,7 +148,7 @@ class PhysVAE:
         x_PAB(z_A2 = 0) + W z_A2, W (d_A2, C T) read off the network by its responses to the unit codes, with z_P and
         z_A1 at their posterior means and s0 the inferred initial state. The mean is the ridge least-squares solution
         (W W^T + lambda I)^-1 W (x - x_PAB(z_A2 = 0)), lambda = 1e-5 of W W^T's mean diagonal: the exact posterior mean
-        under a prior and observation noise whose variance ratio is lambda, and a guard against directions W has
+        for z_A2's N(0, I) prior and an observation noise of variance lambda, and a guard against directions W has
         dropped. Differentiable in every parameter; x: (B, C, T) what the encoder read (after an input noise)."""
         z, _ = self.posterior(params, post, None)
         b, d = x.shape[0], self.dims
