@@ -71,14 +71,13 @@ def test_with_input_noise_the_code_fits_what_the_encoder_read():
                                atol=2e-4)
 
 
-def test_training_with_the_fitted_mean_is_finite_and_differentiable():
+def test_the_loss_with_the_fitted_mean_has_a_finite_gradient():
     _, fitted, params = _models()
     x = jnp.asarray(np.random.default_rng(2).normal(size=(4, C, T)) * 0.3, jnp.float32)
     hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-2.0)
     grads = jax.grad(lambda p: fitted.loss(p, x, jnp.ones(4, bool), jax.random.key(0), hp)[0])(params)
     leaves = jax.tree.leaves(grads)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
-    # the residual layer gets gradient through the decoder and through the fitted mean
     assert float(jnp.abs(jax.tree.leaves(grads["nets"]["residual"])[0]).sum()) > 0
 
 
