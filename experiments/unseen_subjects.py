@@ -25,10 +25,10 @@ _KEY=VALUE... for such runs; --name NAME instead) and, with --results, experimen
 does not say which presets it holds: a call for other presets (or --baselines-only) under the name of a table of
 others is refused before it trains; give it a --name of its own.
 
-Fitted code (--refine-steps N, default 200; 0 skips it): each model is also scored with every valid and test stride's
-code fitted to that stride by N Adam steps on its reconstruction error (jaxphysvae.refine), the decoder fixed, as
-PCA's projection fits its code: the difference to the encoder's code is the amortisation gap, what remains against
-PCA is the decoder's.
+Fitted code (--refine-steps N, default 200 Adam steps or 10 with --refine-method gauss-newton; 0 skips it): each model
+is also scored with every valid and test stride's code fitted to that stride by N steps on its reconstruction error
+(jaxphysvae.refine), the decoder fixed, as PCA's projection fits its code: the difference to the encoder's code is
+the amortisation gap, what remains against PCA is the decoder's.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quic
 from jaxphysvae import presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
-from jaxphysvae.refine import refine
+from jaxphysvae.refine import DEFAULT_STEPS, METHODS, refine
 from jaxphysvae.sweep import load_member
 from jaxphysvae.errors import ConfigError, DataError
 
@@ -126,24 +126,26 @@ def check_fold_ids(folds: int, only: list[int] | None) -> list[int]:
     return fold_ids
 
 
-def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int) -> dict:
+def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int, method: str = "adam") -> dict:
     """MAE on the valid and test strides of member `member` of the sweep in `target` (trained on `datasets`) when
-    each stride's code is fitted to it by `steps` Adam steps (jaxphysvae.refine) instead of taken from the encoder."""
+    each stride's code is fitted to it by `steps` steps of `method` (jaxphysvae.refine) instead of taken from the
+    encoder."""
     _, _, model, _, params, _, _ = load_member(target, member, splits=datasets)
     mae = {}
     for split in ("valid", "test"):
         x = datasets[split].x
-        mae[split] = float(np.abs(refine(model, params, x, steps=steps)["x_PAB"] - x).mean())
+        mae[split] = float(np.abs(refine(model, params, x, steps=steps, method=method)["x_PAB"] - x).mean())
     return {"fitted_mae": mae["test"], "fitted_valid_mae": mae["valid"]}
 
 
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
         epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None,
-        refine_steps: int = 0) -> dict:
+        refine_steps: int = 0, refine_method: str = "adam") -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
     `key=value` strings `sets`); the table's rows. `only`: the indices of the folds to run (default: all), e.g. one
     fold to compare settings on its validation people before running them on every fold. `refine_steps` > 0: each
-    model's rows also give the MAE with every stride's code fitted to it (`fitted_code_mae`).
+    model's rows also give the MAE with every stride's code fitted to it by that many steps of `refine_method`
+    (`fitted_code_mae`).
 
     Raises:
       DataError: an index in `only` that is not a fold.
@@ -168,7 +170,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
                                 for key in ("mae", "rmse", "sse_per_seq")},
                              "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))})
             if refine_steps:
-                fitted = [fitted_code_mae(target, m, datasets, refine_steps) for m in range(len(members))]
+                fitted = [fitted_code_mae(target, m, datasets, refine_steps, refine_method)
+                          for m in range(len(members))]
                 per_fold[-1].update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
             best.append([m["best_epoch"] for m in members])
             statuses.append([m["status"] for m in members])
@@ -180,7 +183,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
-    return {"refine_steps": refine_steps, "by": by, "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed,
+    return {"refine_steps": refine_steps, "refine_method": refine_method, "by": by, "folds": folds,
+            "fold_ids": fold_ids, "split_seed": split_seed,
             "source": strides.source,
             "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
 
@@ -199,9 +203,12 @@ def markdown(result: dict) -> str:
     ids = result.get("fold_ids", list(range(k)))
     which = f"{k} folds" if len(ids) == k else f"fold{'s' * (len(ids) > 1)} {', '.join(map(str, ids))} of {k}"
     sizes = ", ".join(f"{f['train']}/{f['valid']}/{f['test']}" for f in result["strides"])
+    steps = result.get("refine_steps", 0)
+    fitted = (f"; a fitted code: {steps} {result.get('refine_method', 'adam')} steps per stride from the encoder's "
+              f"(jaxphysvae.refine)" if steps else "")
     lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
-             f"fold's validation people) is what settings are chosen on:", "",
+             f"fold's validation people) is what settings are chosen on" + fitted + ":", "",
              "| model | code size | epochs | seeds | diverged | training (s, all folds) | valid MAE | test MAE | "
              "RMSE | squared error per stride | valid MAE, fitted code | test MAE, fitted code | test MAE per fold |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -267,8 +274,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change every preset (repeatable; the keys of `jaxphysvae train --set`)")
-    parser.add_argument("--refine-steps", type=int, default=200, metavar="N",
-                        help="also score each model with every stride's code fitted by N Adam steps (0: skip)")
+    parser.add_argument("--refine-steps", type=int, default=None, metavar="N",
+                        help="also score each model with every stride's code fitted by N steps of --refine-method "
+                             "(default 200 Adam, 10 Gauss-Newton; 0: skip)")
+    parser.add_argument("--refine-method", choices=METHODS, default="adam",
+                        help="how the fitted code is found (jaxphysvae.refine)")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
     parser.add_argument("--name", default=None, type=report.file_name,
@@ -288,8 +298,9 @@ def main(argv=None) -> dict:
                 else check_fold_ids(args.folds, [int(k) for k in args.only_folds.split(",")]))
     except (ValueError, DataError) as e:
         parser.error(f"--only-folds {args.only_folds}: {e}")
-    if args.refine_steps < 0:
-        parser.error(f"--refine-steps {args.refine_steps}: expected a number of steps >= 0")
+    refine_steps = DEFAULT_STEPS[args.refine_method] if args.refine_steps is None else args.refine_steps
+    if refine_steps < 0:
+        parser.error(f"--refine-steps {refine_steps}: expected a number of steps >= 0")
     epochs = quick_epochs(args.quick, args.epochs)
     out = Path(args.out)
     name = args.name or table_name(args.by, args.folds, only, tuple(args.set))
@@ -300,7 +311,7 @@ def main(argv=None) -> dict:
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                      [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only,
-                     args.refine_steps)
+                     refine_steps, args.refine_method)
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)

@@ -9,6 +9,7 @@ from pathlib import Path
 from jaxphysvae.errors import ConfigError, JaxPhysVAEError
 
 EXIT_ERROR = 2  # bad input: a one-line error on stderr
+REFINE_METHODS = ("adam", "gauss-newton")  # jaxphysvae.refine.METHODS, here without importing JAX
 EXIT_DIVERGED = 3  # training stopped on a non-finite loss; the best checkpoint and the last good state are kept
 
 
@@ -186,7 +187,7 @@ def _predict(args) -> None:
     if args.refine_steps:
         step = {} if args.refine_lr is None else {"lr": args.refine_lr}
         fitted = refine(model, params, ds.x, steps=args.refine_steps, batch_size=config.schedule.eval_batch_size,
-                        **step)
+                        method=args.refine_method, **step)
         out.update({f"fitted_{k}": v for k, v in fitted.items()})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
     save_npz(target, **arrays)
@@ -198,7 +199,8 @@ def _predict(args) -> None:
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
     if args.refine_steps:
         fitted_rmse = float(np.sqrt(np.mean((out["fitted_x_PAB"] - ds.x) ** 2)))
-        print(f"  with each sequence's code fitted ({args.refine_steps} steps): RMSE {fitted_rmse:.4g} (fitted_*)")
+        print(f"  with each sequence's code fitted ({args.refine_steps} {args.refine_method} steps): "
+              f"RMSE {fitted_rmse:.4g} (fitted_*)")
     for name in (model.physics.param_names if config.model.use_physics else ()):
         if name not in out:
             continue
@@ -405,8 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--scale-z-phy", type=float, default=None, metavar="FACTOR",
                     help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
     pd.add_argument("--refine-steps", type=int, default=0, metavar="N",
-                    help="also fit each sequence's code to it by N Adam steps, decoder fixed (fitted_*: the code, "
-                         "its x_PAB, sse before and after; jaxphysvae.refine)")
+                    help="also fit each sequence's code to it by N steps of --refine-method, decoder fixed (fitted_*: "
+                         "the code, its x_PAB, sse before and after; jaxphysvae.refine)")
+    pd.add_argument("--refine-method", choices=REFINE_METHODS, default="adam",
+                    help="how --refine-steps fits: Adam steps (200 is typical) or Gauss-Newton (Levenberg-Marquardt) "
+                         "steps (5 to 10)")
     pd.add_argument("--refine-lr", type=float, default=None, metavar="LR",
                     help="Adam's step for --refine-steps (default: jaxphysvae.refine's)")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")

@@ -54,8 +54,9 @@ class GreyBoxDecoder:
         self.time_warp, self.time_warp_anchor = config.time_warp, config.time_warp_anchor
 
     def trajectories(self, params, z_phy: Float[Array, "B dP"], z_aux1: Float[Array, "B dA1"],
-                     s0: Float[Array, "B S"], correction: bool) -> Float[Array, "B C T"]:
-        """Observed physics trajectories: f_P, plus f_A when `correction`."""
+                     s0: Float[Array, "B S"], correction: bool, forward_mode: bool = False) -> Float[Array, "B C T"]:
+        """Observed physics trajectories: f_P, plus f_A when `correction`; differentiable in forward mode instead of
+        reverse mode where `forward_mode` (jaxphysvae.physics.integrate)."""
         p = self.physics
         physics = params["physics"]
         if isinstance(p, NoPhysics) and not correction:
@@ -64,7 +65,8 @@ class GreyBoxDecoder:
             g = lambda t, y, prm, zp: p.separable_fields(prm, zp)[0](t, y)
             h = lambda t, y, prm, zp: p.separable_fields(prm, zp)[1](t, y)
             y1, y2 = jnp.split(s0, 2, axis=-1)
-            states = jnp.concatenate(integrate_batch((g, h), (y1, y2), self.t, physics, z_phy, self.solver), -1)
+            states = jnp.concatenate(integrate_batch((g, h), (y1, y2), self.t, physics, z_phy, self.solver,
+                                                     forward_mode), -1)
         else:
             index = np.asarray(p.correction_index)
             net = self.networks["correction"][0] if correction else None
@@ -80,20 +82,23 @@ class GreyBoxDecoder:
 
             # only what the field reads goes in: reverse mode accumulates a cotangent of it at every step
             shared = (physics, params["nets"]["correction"] if correction else None)
-            states = integrate_batch(field, s0, self.t, shared, (z_phy, z_aux1), self.solver)
+            states = integrate_batch(field, s0, self.t, shared, (z_phy, z_aux1), self.solver, forward_mode)
         observe = jax.vmap(jax.vmap(lambda s: p.observe(physics, s)))
         return jnp.swapaxes(observe(states), 1, 2)
 
-    def simulate(self, params, z_phy: Float[Array, "B dP"], s0: Float[Array, "B S"]) -> Float[Array, "B C T"]:
+    def simulate(self, params, z_phy: Float[Array, "B dP"], s0: Float[Array, "B S"],
+                 forward_mode: bool = False) -> Float[Array, "B C T"]:
         """Physics-only signals for z_P from initial states s0."""
-        return self.trajectories(params, z_phy, jnp.zeros((s0.shape[0], self.layout.dims.aux1)), s0, False)
+        return self.trajectories(params, z_phy, jnp.zeros((s0.shape[0], self.layout.dims.aux1)), s0, False,
+                                 forward_mode)
 
-    def __call__(self, params, z: Latents, s0: Float[Array, "B S"]) -> Reconstructions:
+    def __call__(self, params, z: Latents, s0: Float[Array, "B S"], forward_mode: bool = False) -> Reconstructions:
         """The four reconstructions of latents z from initial states s0, each re-timed by the last z_A2 unit when
-        config.time_warp > 0 (jaxphysvae.timewarp)."""
-        x_p = self.simulate(params, z.phy, s0)
+        config.time_warp > 0 (jaxphysvae.timewarp); differentiable in forward mode (jax.jvp, jax.jacfwd) instead of
+        reverse mode where `forward_mode`."""
+        x_p = self.simulate(params, z.phy, s0, forward_mode)
         if self.layout.has_correction:
-            x_pa = self.trajectories(params, z.phy, z.aux1, s0, True)
+            x_pa = self.trajectories(params, z.phy, z.aux1, s0, True, forward_mode)
         else:
             x_pa = x_p
         if self.layout.has_residual:

@@ -180,9 +180,11 @@ class PhysVAE:
         """Physics-only signals for z_P from initial states s0."""
         return self.decoder.simulate(params, z_phy, s0)
 
-    def decode(self, params, z: Latents, s0: Float[Array, "B S"]) -> Reconstructions:
-        """The four reconstructions of latents z from initial states s0 (see GreyBoxDecoder)."""
-        return self.decoder(params, z, s0)
+    def decode(self, params, z: Latents, s0: Float[Array, "B S"], forward_mode: bool = False) -> Reconstructions:
+        """The four reconstructions of latents z from initial states s0 (see GreyBoxDecoder). forward_mode: make the
+        ODE solve differentiable by jax.jvp / jax.jacfwd (e.g. the Jacobian of a reconstruction in the code) instead
+        of by jax.grad."""
+        return self.decoder(params, z, s0, forward_mode)
 
     # --- objective ------------------------------------------------------------------------------------------------
     def x_lnvar(self, params, hparams: HParams) -> jax.Array:

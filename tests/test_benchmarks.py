@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from benchmarks import common, run
+from benchmarks import common, refine_speed, run
 
 
 def test_quick_suite_writes_every_record_the_summary_and_the_report_tables(tmp_path):
@@ -36,8 +36,12 @@ def test_quick_suite_writes_every_record_the_summary_and_the_report_tables(tmp_p
         phases = sum(v for k, v in run_.items() if k.endswith("_s") and k not in ("process_s", "first_epoch_end_s"))
         assert 0 < run_["first_epoch_end_s"] < run_["process_s"] and phases < run_["process_s"]
     assert [c["command"] for c in commands] == ["--help", "presets", "data info locomotion", "eval RUN"]
+    fits = results["refine_speed"]["results"]
+    assert [(r["method"], r["steps"]) for r in fits] == refine_speed.QUICK_FITS
+    assert all(r["sse_fitted"] <= r["sse_encoder"] and r["code_size"] == 23 for r in fits)
     text = report.read_text()
     assert "old table" not in text and "Sweep throughput" in text and "time goes" in text and "Start-up" in text
+    assert "Fitting each test sequence's code" in text
     assert text.endswith(f"{run.END}\n\nafter\n")
     assert (tmp_path / "results" / "summary.md").read_text().strip() in text
 

@@ -76,7 +76,8 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
 def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     sets = ("dim_z_aux2=3", "kl_weight=2.5")
     result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
-                                 quick=True, sets=sets, only=[1], refine_steps=3)
+                                 quick=True, sets=sets, only=[1], refine_steps=2,
+                                 refine_method="gauss-newton")
     row = next(r for r in result["rows"] if "epochs" in r)
     assert row["model"] == "locomotion-phys-vae (dim_z_aux2=3, kl_weight=2.5)"
     assert row["code_size"] == 2 + 3 + 2 * 3  # z_P, the changed z_A2, the learned initial state
@@ -98,10 +99,11 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     _, _, model, _, params, _, _ = load_member(sweep_dir / "fold1", 0, splits=datasets)
     for split, key in (("valid", "fitted_valid_mae"), ("test", "fitted_mae")):
         x = datasets[split].x
-        fitted = refine(model, params, x, steps=3, lr=0.01)["x_PAB"]
+        fitted = refine(model, params, x, steps=2, method="gauss-newton")["x_PAB"]
         assert row[key] == pytest.approx(np.abs(fitted - x).mean())
     assert all("fitted_mae" not in r for r in result["rows"] if "epochs" not in r)
     assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
+    assert "a fitted code: 2 gauss-newton steps per stride" in unseen_subjects.markdown(result)
     assert (unseen_subjects.table_name("subject", 2, [1], sets)
             == "unseen_subjects_subject_folds1_dim_z_aux2=3+kl_weight=2.5")
     assert unseen_subjects.table_name("subject", 2, [1, 0], ()) == "unseen_subjects_subject"

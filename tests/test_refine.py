@@ -1,5 +1,6 @@
-"""jaxphysvae.refine: the fitted code starts from the encoder's, finds a planted code, does not depend on the
-batching, and refuses bad arguments."""
+"""jaxphysvae.refine: the fitted code starts from the encoder's, finds a planted code (by Adam and by Gauss-Newton),
+is a stationary point of the error (Gauss-Newton), does not depend on the batching, and refuses bad arguments; the
+decoder's forward-mode solve, which Gauss-Newton differentiates, against its reverse-mode one."""
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,9 @@ def test_no_steps_is_the_encoder_s_code(model_and_params):
     np.testing.assert_array_equal(out["sse"], out["sse_start"])
 
 
-def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(model_and_params):
+@pytest.mark.parametrize("fit", [dict(steps=200, lr=3e-2), dict(method="gauss-newton", steps=10)],
+                         ids=["adam", "gauss-newton"])
+def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(model_and_params, fit):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
     post = model.encode(params, x)
@@ -40,7 +43,7 @@ def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(m
     shift = lambda a, k: a + 0.3 * jax.random.normal(jax.random.key(k), a.shape)
     planted = z._replace(phy=model.physics.clip(shift(z.phy, 1)), aux1=shift(z.aux1, 2), aux2=shift(z.aux2, 3))
     target = np.asarray(model.decode(params, planted, shift(post.s0, 4)).x_PAB)
-    out = refine(model, params, target, steps=200, lr=3e-2)
+    out = refine(model, params, target, **fit)
     ratio = out["sse"] / out["sse_start"]
     assert np.median(ratio) < 0.01 and ratio.max() < 0.05
     # the reported error and reconstruction are those of the returned code, recomputed through the decoder
@@ -60,9 +63,53 @@ def test_the_batching_does_not_change_the_fit(model_and_params):
         np.testing.assert_allclose(batched[name], whole[name], rtol=1e-4, atol=1e-6)
 
 
+def test_gauss_newton_stops_where_the_error_s_gradient_vanishes(model_and_params):
+    model, params = model_and_params
+    x = pendulum_splits()["test"].x  # the generator's pendulums, which the untrained decoder cannot make exactly
+    post = model.encode(params, x)
+    z, _ = model.latents(params, post, None)
+    out = refine(model, params, x, method="gauss-newton", steps=20)
+    assert np.all(out["sse"] < 0.9 * out["sse_start"])
+
+    def projected_gradient_norms(code):
+        """(B,) the norm of each sequence's gradient of its error in its code, by reverse mode through the default
+        solve (not the Jacobian Gauss-Newton built), less what pushes z_P out of its range: where z_P sits at a
+        bound, the error may fall only outward (the fit's optimum is then on the bound)."""
+        sse = lambda c: jnp.sum((model.decode(params, c[0], c[1]).x_PAB - x) ** 2)
+        (grad_z, grad_s0) = jax.grad(sse)(code)
+        low, high = (np.asarray(b) for b in model.physics.z_range)
+        phy, g = np.asarray(code[0].phy), np.asarray(grad_z.phy)
+        g = np.where(phy <= low, np.minimum(g, 0.0), np.where(phy >= high, np.maximum(g, 0.0), g))
+        parts = [g, grad_z.aux1, grad_z.aux2, grad_s0]
+        return np.linalg.norm(np.concatenate([np.asarray(v).reshape(len(x), -1) for v in parts], 1), axis=1)
+
+    fitted = z._replace(phy=jnp.asarray(out["z_phy"]), aux1=jnp.asarray(out["z_aux1"]), aux2=jnp.asarray(out["z_aux2"]))
+    ratio = projected_gradient_norms((fitted, jnp.asarray(out["s0"]))) / projected_gradient_norms((z, post.s0))
+    assert ratio.max() < 1e-3
+
+
+def test_the_forward_mode_solve_is_the_reverse_mode_solve():
+    model = PhysVAE(small_config(), 1, 50, 0.05)
+    params = model.init(jax.random.key(2), HParams.create(x_lnvar=-2.0))
+    x = pendulum_splits()["test"].x[:4]
+    z, _ = model.latents(params, model.encode(params, x), None)
+    s0 = model.encode(params, x).s0
+    forward = lambda s: model.decode(params, z, s, forward_mode=True).x_PAB
+    reverse = lambda s: model.decode(params, z, s).x_PAB
+    np.testing.assert_allclose(forward(s0), reverse(s0), rtol=1e-6, atol=1e-7)
+    # each sequence's trajectory depends on its own initial state only: the (B, C, T, B, S) Jacobian is
+    # block-diagonal, and jacfwd of the forward-mode solve equals jacrev of the reverse-mode one
+    np.testing.assert_allclose(jax.jacfwd(forward)(s0), jax.jacrev(reverse)(s0), rtol=1e-4, atol=1e-6)
+    with pytest.raises(Exception):  # a reverse-mode derivative of the default solve has no forward mode
+        jax.jacfwd(reverse)(s0)
+
+
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"steps": -1}, ConfigError, "steps"), ({"steps": 2.5}, ConfigError, "steps"), ({"lr": 0.0}, ConfigError, "lr"),
-    ({"lr": float("nan")}, ConfigError, "lr"), ({"batch_size": 0}, ConfigError, "batch_size")])
+    ({"lr": float("nan")}, ConfigError, "lr"), ({"batch_size": 0}, ConfigError, "batch_size"),
+    ({"method": "newton"}, ConfigError, "unknown method 'newton'"),
+    ({"method": "gauss-newton", "damping": 0.0}, ConfigError, "damping"),
+    ({"method": "gauss-newton", "damping": float("inf")}, ConfigError, "damping")])
 def test_bad_arguments_are_refused(model_and_params, kwargs, error, words):
     model, params = model_and_params
     with pytest.raises(error, match=words):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxphysvae.cli import host_device_flags, main
+from jaxphysvae.cli import REFINE_METHODS, host_device_flags, main
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
 from jaxphysvae.predict import predict
-from jaxphysvae.refine import refine
+from jaxphysvae.refine import METHODS, refine
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.sweep import grid_members, load_any, load_member, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
@@ -175,7 +175,14 @@ def test_cli_sweep(tmp_path, capsys):
     written = np.load(tmp_path / "predict_member3_test.npz")
     for key in ("x_PAB", "z_aux2", "s0", "sse"):
         np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
-    assert "code fitted (4 steps)" in capsys.readouterr().out
+    assert "code fitted (4 adam steps)" in capsys.readouterr().out
+    assert main(["predict", f"{tmp_path}:3", "--refine-steps", "3", "--refine-method", "gauss-newton"]) == 0
+    fitted = refine(model, params, splits["test"].x, steps=3, method="gauss-newton")
+    written = np.load(tmp_path / "predict_member3_test.npz")
+    for key in ("x_PAB", "z_aux2", "s0", "sse"):
+        np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
+    assert "code fitted (3 gauss-newton steps)" in capsys.readouterr().out
+    assert REFINE_METHODS == METHODS  # the CLI's choices, written out to keep `jaxphysvae --help` free of JAX
     assert main(["predict", f"{tmp_path}:3", "--refine-steps", "-1"]) == 2
     # a sweep stopped before its end (its state saved, no sweep.json yet): refused by name, however it is loaded
     unfinished = tmp_path / "unfinished"

@@ -21,7 +21,7 @@ def _grid(t: np.ndarray, substeps: int) -> np.ndarray:
     return fine.astype(np.float32)
 
 
-def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
+def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig, forward_mode: bool = False):
     """Solve dy/dt = field(t, y, args) from y(t[0]) = y0 and return y at every point of the grid `t`.
 
     Args:
@@ -32,6 +32,8 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
       args: differentiable inputs of the field (parameters, latents). Pass only what the field reads: reverse
         mode accumulates a cotangent of every leaf of args at every solver step.
       solver: the method.
+      forward_mode: differentiate the solve in forward mode (jax.jvp, jax.jacfwd; diffrax.ForwardMode), as
+        Gauss-Newton fitting does, instead of reverse mode (jax.grad, the default); a solve supports one or the other.
 
     Returns:
       y on the grid: leaves of shape (T, ...).
@@ -60,6 +62,8 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
         grid = _grid(t, solver.substeps)
         controller, max_steps = diffrax.StepTo(ts=jnp.asarray(grid)), len(grid) - 1
         adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=max_steps)
+    if forward_mode:
+        adjoint = diffrax.ForwardMode()
     dt0 = None if not solver.adaptive else float(t[1] - t[0]) / solver.substeps
     sol = diffrax.diffeqsolve(terms, method, t0=float(t[0]), t1=float(t[-1]), dt0=dt0, y0=y0, args=args,
                               saveat=saveat, stepsize_controller=controller, max_steps=max_steps, adjoint=adjoint,
@@ -72,7 +76,8 @@ def integrate(field: Callable, y0, t: np.ndarray, args, solver: SolverConfig):
     return jax.tree.map(lambda y: jnp.where(failed, jnp.nan, y), sol.ys)
 
 
-def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, solver: SolverConfig):
+def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, solver: SolverConfig,
+                    forward_mode: bool = False):
     """Solve B independent systems dy_i/dt = field(t, y_i, shared, per_sequence_i) on the grid `t`.
 
     Args:
@@ -83,6 +88,7 @@ def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, so
       shared: arguments common to all systems (e.g. network parameters), a pytree.
       per_sequence: arguments of each system, leaves (B, ...).
       solver: the method.
+      forward_mode: differentiable in forward mode instead of reverse mode (see `integrate`).
 
     Returns:
       y on the grid: leaves (B, T, ...).
@@ -97,9 +103,9 @@ def integrate_batch(field: Callable, y0, t: np.ndarray, shared, per_sequence, so
 
     if solver.adaptive:
         def one(y, arg):
-            return integrate(lambda tt, yy, a: field(tt, yy, *a), y, t, (shared, arg), solver)
+            return integrate(lambda tt, yy, a: field(tt, yy, *a), y, t, (shared, arg), solver, forward_mode)
 
         return jax.vmap(one)(y0, per_sequence)
     stacked = tuple(batched(f) for f in field) if solver.name == SYMPLECTIC else batched(field)
-    ys = integrate(stacked, y0, t, (shared, per_sequence), solver)
+    ys = integrate(stacked, y0, t, (shared, per_sequence), solver, forward_mode)
     return jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
