@@ -10,8 +10,8 @@ Each benchmark runs in its own process, because the CPU set-up (cores, host devi
 starts: training speed of the locomotion and pendulum presets; the Takeishi locomotion preset on one core and with
 its batches split over two host devices; sweep throughput for 1 to 64 members, sequential against vmapped, on all
 cores, on one core and sharded over two host devices, and for the locomotion model; step-time scaling; and where
-the Takeishi preset's step spends its time on one core; and start-up (cold compilation of every preset's epoch, and
-whole CLI processes with empty and warm caches).
+the Takeishi preset's step spends its time on one core; start-up (cold compilation of every preset's epoch, and
+whole CLI processes with empty and warm caches); and fitting codes at test time, Adam against Gauss-Newton.
 Results go to benchmarks/results/ (or --out); the tables between the `benchmarks` markers of docs/results/speed.md
 (or --report) are rewritten. `--accelerator` runs the suite that measures an accelerator (its jobs need no CPU
 set-up: training speed of three presets, and sweep throughput up to 256 members, where a vmapped sweep can use
@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import breakdown, scaling, startup, sweep_throughput, train_speed
+from benchmarks import breakdown, refine_speed, scaling, startup, sweep_throughput, train_speed
 from benchmarks.common import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,7 @@ FULL = [
     ("scaling", "scaling", []),
     ("breakdown_1core", "breakdown", ["--cores", "1"]),  # two-core medians move too much on a shared VM
     ("startup", "startup", ["--cores", "1"]),
+    ("refine_speed", "refine_speed", []),
 ]
 QUICK = [
     ("train_speed", "train_speed", ["--preset", TAKEISHI, "--repeats", "1", "--quick", "--host-devices", "2",
@@ -54,6 +55,7 @@ QUICK = [
     ("scaling", "scaling", ["--quick"]),
     ("breakdown", "breakdown", ["--quick"]),
     ("startup", "startup", ["--quick", "--cores", "1"]),
+    ("refine_speed", "refine_speed", ["--quick"]),
 ]
 ACCELERATOR = [
     ("train_speed", "train_speed", ["--preset", TAKEISHI, "--preset", "locomotion-attnf-seq", "--preset",
@@ -113,6 +115,9 @@ def summary(results: dict[str, dict]) -> str:
                   "gradient, the gradient the decoder's ODE solves):", "", breakdown.table(parts), ""]
     if "startup" in results:
         lines += ["Start-up, one core:", "", startup.table(results["startup"]["results"]), ""]
+    if "refine_speed" in results:
+        lines += ["Fitting each test sequence's code at test time (jaxphysvae.refine), from the encoder's code of a "
+                  "briefly trained model:", "", refine_speed.table(results["refine_speed"]["results"]), ""]
     return "\n".join(lines)
 
 
