@@ -488,6 +488,13 @@ def resumable(values: dict) -> dict:
     return {k: v for k, v in {**defaults, **json.loads(json.dumps(values))}.items() if k != "epochs"}
 
 
+def resumable_hparams(values: dict) -> dict:
+    """A run's or a sweep member's hyper-parameters as JSON values, for comparing a stored one with the current one:
+    the defaults of hyper-parameters added since it was stored are filled in (as float32, as they are stored)."""
+    defaults = json.loads(json.dumps(HParams.create().to_json()))
+    return {**defaults, **json.loads(json.dumps(values))}
+
+
 def parse_value(text: str, kind):
     """Parse a `--set key=value` string to `kind`, a Config field's declared type (`null` for an optional one)."""
     try:

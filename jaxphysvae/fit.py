@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxphysvae import checkpoint, data, files, interrupt, rundir
-from jaxphysvae.config import Config, HParams, resumable
+from jaxphysvae.config import Config, HParams, resumable, resumable_hparams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
@@ -244,10 +244,10 @@ def _rolled_back(recovery: dict, epoch: int, to_epoch: int, non_finite: list[str
 def _check_same_run(out: Path, stored: dict, record: dict) -> None:
     """Refuse to resume with another configuration, hyper-parameters or seed (only epochs may change)."""
     try:
-        then = (resumable(stored["config"]), stored["hparams"], stored["seed"])
+        then = (resumable(stored["config"]), resumable_hparams(stored["hparams"]), stored["seed"])
     except (KeyError, TypeError, AttributeError):
         raise ConfigError(f"{out / 'config.json'}: not a run configuration (config, hparams or seed missing)") from None
-    now = (resumable(record["config"]), record["hparams"], record["seed"])
+    now = (resumable(record["config"]), resumable_hparams(record["hparams"]), record["seed"])
     if then != now:
         raise ConfigError(f"{out}: the stored configuration differs from this one; resume with the same preset, "
                           f"--set values and seed (only --epochs may change), or train into a new directory")

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxphysvae import checkpoint, files, interrupt, programs, rundir
-from jaxphysvae.config import Config, HParams, resumable, stack
+from jaxphysvae.config import Config, HParams, resumable, resumable_hparams, stack
 from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
@@ -325,7 +325,8 @@ def _check_sweep_directory(out: Path, record: dict, resume: bool, model) -> None
         raise ConfigError(f"{out}: nothing to resume (no {CONFIG_FILE})")
     stored = files.read_json(out / CONFIG_FILE, f"sweep configuration ({CONFIG_FILE})")
     try:
-        same = resumable(stored["config"]) == resumable(record["config"]) and stored["members"] == record["members"]
+        members = [[resumable_hparams(m) for m in r["members"]] for r in (stored, record)]
+        same = resumable(stored["config"]) == resumable(record["config"]) and members[0] == members[1]
     except (KeyError, TypeError, AttributeError):
         raise ConfigError(f"{out / CONFIG_FILE}: not a sweep configuration") from None
     if not same:

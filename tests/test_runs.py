@@ -231,6 +231,12 @@ def test_resume_checks_epochs_a_partial_metrics_line_and_a_directory_without_che
     assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 2
     with open(out / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 3, "train_lo')  # a crash in the middle of a write
+    # stored by an older version, without a hyper-parameter added since: its default is filled in, no wildcard
+    stored = json.loads((out / "config.json").read_text())
+    del stored["hparams"]["encoder_lr_scale"]
+    (out / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="stored configuration differs"):
+        fit(config, HP._replace(encoder_lr_scale=np.float32(0.5)), out, resume=True, progress=False, splits=splits)
     resumed = fit(config, HP, out, resume=True, progress=False, splits=splits)
     assert "dropped 1 unreadable line" in capsys.readouterr().out
     assert [r["epoch"] for r in _rows(out / "metrics.jsonl")] == [1, 2, 3]
@@ -381,7 +387,18 @@ def test_a_sweep_refuses_an_existing_sweep_and_resumes_to_the_uninterrupted_resu
     with pytest.raises(ConfigError, match="stored sweep differs"):
         sweep(config, BASE, {"alpha": [1e-2, 0.4], "seed": [0, 1]}, tmp_path / "cut", progress=False,
               splits=splits, resume=True)
-    resumed = sweep(config, BASE, grid, tmp_path / "cut", progress=False, splits=splits, resume=True)
+    # as if stored by an older version, without a model setting added since, and resumed with a hyper-parameter
+    # that version did not have at its default (a preset's hyper-parameters name them all): both resume
+    stored_path = tmp_path / "cut" / sweep_module.CONFIG_FILE
+    stored = json.loads(stored_path.read_text())
+    assert "encoder_lr_scale" not in stored["members"][0] and stored["config"]["aux2_least_squares"] is False
+    del stored["config"]["aux2_least_squares"]
+    stored_path.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="stored sweep differs"):  # a default is no wildcard
+        sweep(config, {**BASE, "encoder_lr_scale": 0.5}, grid, tmp_path / "cut", progress=False, splits=splits,
+              resume=True)
+    resumed = sweep(config, {**BASE, "encoder_lr_scale": 1.0}, grid, tmp_path / "cut", progress=False,
+                    splits=splits, resume=True)
     for a, b in zip(full["members"], resumed["members"]):
         assert (a["alpha"], a["seed"], a["best_epoch"]) == (b["alpha"], b["seed"], b["best_epoch"])
         assert a["test"] == pytest.approx(b["test"], rel=1e-6)
