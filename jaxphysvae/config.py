@@ -52,6 +52,10 @@ class HParams(NamedTuple):
         the encoder's networks, the initial-state network, flows and attention step at lr * encoder_lr_scale, the
         generative side (the physics model's parameters, the correction and residual networks, a learned x_lnvar)
         at lr. 1 = one rate for all (the references); 0 freezes the inference side.
+      retime: the re-timing augmentation's largest shift, a fraction of the sequence (jaxphysvae.timewarp.
+        retime_sequences; 0 = none): each training sequence re-timed about the model's time_warp_anchor by a shift
+        drawn from Uniform(-retime, retime) times (T - 1) samples; below min(time_warp_anchor, 1 -
+        time_warp_anchor), which keeps time's order (`check_hparams`).
     """
 
     kl_weight: Any = 1.0
@@ -67,6 +71,7 @@ class HParams(NamedTuple):
     mix: Any = 0.0
     decoder_decay: Any = 0.0
     encoder_lr_scale: Any = 1.0
+    retime: Any = 0.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -97,7 +102,8 @@ class HParams(NamedTuple):
 
 # the hyper-parameters that are fractions, with what an error calls them
 _UNIT_INTERVAL = {"noise": "noise level", "mix": "mix (the largest partner weight of the mixing augmentation)",
-                  "lr_floor": "lr_floor (the final fraction of lr)"}
+                  "lr_floor": "lr_floor (the final fraction of lr)",
+                  "retime": "retime (the largest shift of the re-timing augmentation)"}
 
 
 def stack(hparams: list[HParams]) -> HParams:
@@ -486,6 +492,16 @@ def resumable(values: dict) -> dict:
     fields added since the run was stored are filled in, and epochs, which a resume may change, is left out."""
     defaults = json.loads(json.dumps(Config().to_json()))
     return {k: v for k, v in {**defaults, **json.loads(json.dumps(values))}.items() if k != "epochs"}
+
+
+def check_hparams(config: "Config", hparams: HParams) -> None:
+    """The rules that join hyper-parameters (each value of a sweep's stack) to a configuration. Raises ConfigError:
+    a re-timing shift (hparams.retime) that could reverse time's order about config's time_warp_anchor."""
+    anchor = config.model.time_warp_anchor
+    bound = min(anchor, 1.0 - anchor)
+    if np.any(np.asarray(hparams.retime) >= bound):
+        raise ConfigError(f"retime must lie below {bound:g} (min(time_warp_anchor, 1 - time_warp_anchor) with "
+                          f"time_warp_anchor={anchor:g}), got {hparams.retime}")
 
 
 def resumable_hparams(values: dict) -> dict:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxphysvae import checkpoint, data, files, interrupt, rundir
-from jaxphysvae.config import Config, HParams, resumable, resumable_hparams
+from jaxphysvae.config import Config, HParams, check_hparams, resumable, resumable_hparams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
@@ -69,6 +69,7 @@ def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0,
     """
     seed = rundir.check_seed(seed)
     rundir.check_checkpoint_schedule(checkpoint_every, checkpoint_seconds)
+    check_hparams(config, hparams)
     config = with_physics(config, physics)
     out = rundir.prepare(out, "run directory")
     with rundir.RunLock(out):

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxphysvae import checkpoint, files, interrupt, programs, rundir
-from jaxphysvae.config import Config, HParams, resumable, resumable_hparams, stack
+from jaxphysvae.config import Config, HParams, check_hparams, resumable, resumable_hparams, stack
 from jaxphysvae.files import atomic_path
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
@@ -94,6 +94,7 @@ def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | 
     members = grid_members(base_hparams, grid)
     for m in members:
         rundir.check_seed(m["seed"])
+        check_hparams(config, HParams.create(**{k: v for k, v in m.items() if k != "seed"}))
     if out is None:
         if resume:
             raise ConfigError("resume needs the sweep's directory (out)")

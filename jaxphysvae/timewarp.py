@@ -1,4 +1,5 @@
-"""Re-timing a decoded sequence by one latent number: the decoder's time warp (ModelConfig.time_warp).
+"""Re-timing a sequence by one number: the decoder's time warp (ModelConfig.time_warp), and the re-timing
+augmentation of training sequences (HParams.retime, `retime_sequences`).
 
 The warp is the piecewise-linear map of the sample grid [0, T - 1] onto itself that keeps both ends (for walking
 strides, the heel strikes that bound them) and moves the anchor sample a = anchor * (T - 1) to a + shift; the warped
@@ -8,8 +9,12 @@ differentiable in the shift. A shift below min(a, T - 1 - a) keeps time's order.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+# folded into each sequence's key, so that the re-timing draw is independent of the other draws from that key
+_STREAM = 0x726574
 
 
 def warp_positions(shift: Float[Array, "B"], anchor: float, length: int) -> Float[Array, "B T"]:
@@ -31,3 +36,14 @@ def retime(x: Float[Array, "B C T"], shift: Float[Array, "B"], anchor: float) ->
     index = jnp.broadcast_to(left.astype(jnp.int32)[:, None], x.shape)
     at = lambda i: jnp.take_along_axis(x, i, axis=-1)
     return at(index) * (1 - weight) + at(index + 1) * weight
+
+
+def retime_sequences(x: Float[Array, "B C T"], keys: jax.Array, level, anchor: float) -> Float[Array, "B C T"]:
+    """The re-timing augmentation: each sequence of x (B, C, T) re-timed (`retime`) about `anchor` by its own shift
+    level * u * (T - 1) samples, u ~ Uniform(-1, 1) drawn from its key (keys (B,)). What the encoder sees and what
+    the decoder must reconstruct alike: new training sequences with their phases moved, for data whose timing varies
+    between people, such as walking strides. level: a float32 scalar (hparams.retime, a sweep may vary it) below
+    min(anchor, 1 - anchor); at 0 x is returned unchanged."""
+    u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _STREAM), minval=-1.0, maxval=1.0))(keys)
+    shift = level * u * (x.shape[-1] - 1)
+    return jnp.where(level > 0, retime(x, shift.astype(x.dtype), anchor), x)

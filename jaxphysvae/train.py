@@ -31,6 +31,7 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.mixing import mix_sequences
 from jaxphysvae.model import Noise, PhysVAE
 from jaxphysvae.parallel import batch_mesh, replicated, split_groups
+from jaxphysvae.timewarp import retime_sequences
 
 
 class TrainState(NamedTuple):
@@ -178,11 +179,13 @@ def make_functions(model: PhysVAE, optimisation: OptimisationConfig | Config, de
     def train_step(state: TrainState, batch, key, hparams: HParams):
         """One optimisation step on batch = (x (B, C, T), mask (B,)) with per-sequence keys split(key, B): the
         gradient of `model.batch_loss` on the batch after the mixing augmentation (jaxphysvae.mixing, at
-        hparams.mix; none at 0), applied by `apply_gradients`. Returns (new state, metrics): batch_loss's
+        hparams.mix; none at 0) and the re-timing augmentation (jaxphysvae.timewarp.retime_sequences, at
+        hparams.retime; none at 0), applied by `apply_gradients`. Returns (new state, metrics): batch_loss's
         metrics, "lr" the learning rate of this step, and "grad_norm" the gradient's norm before clipping."""
         x, mask = batch
         keys = jax.random.split(key, x.shape[0])
         x = mix_sequences(x, mask, keys, hparams.mix)
+        x = retime_sequences(x, keys, hparams.retime, model.config.time_warp_anchor)
         value_and_grad = jax.value_and_grad(model.batch_loss, has_aux=True)
         if mesh is None:
             (_, metrics), grads = value_and_grad(state.params, x, mask, keys, hparams)

@@ -1,15 +1,21 @@
 """jaxphysvae.timewarp and ModelConfig.time_warp: the warp keeps the ends and moves the anchor, re-timing reads the
-sequence where np.interp does, its gradient in the shift is the finite difference's, and a decoder with the warp
-re-times all four reconstructions by its last z_A2 unit."""
+sequence where np.interp does, its gradient in the shift is the finite difference's, a decoder with the warp
+re-times all four reconstructions by its last z_A2 unit; the re-timing augmentation (HParams.retime) re-times each
+training sequence by a shift from its own key, uniform up to the level, and the training step differentiates the
+re-timed batch."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxphysvae.config import HParams, check_hparams
+from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
-from jaxphysvae.timewarp import retime, warp_positions
-from tests.helpers import small_config
+from jaxphysvae.sweep import sweep
+from jaxphysvae.timewarp import retime, retime_sequences, warp_positions
+from jaxphysvae.train import make_functions
+from tests.helpers import pendulum_splits, small_config
 
 
 def _expected_positions(shift, anchor, length):
@@ -59,3 +65,72 @@ def test_a_warped_decoder_retimes_every_reconstruction_by_its_last_residual_unit
         for b, shift in enumerate(shifts):
             expected = np.interp(_expected_positions(shift, 0.6, 50), np.arange(50), np.asarray(r0[b, 0]))
             np.testing.assert_allclose(np.asarray(r1[b, 0]), expected, atol=2e-5)
+
+
+def _shift_of(x, out, anchor):
+    """The shift (samples) by which row `out` (C, T) re-times row `x`, found by a grid search with np.interp."""
+    length = x.shape[-1]
+    candidates = np.linspace(-0.45 * (length - 1), 0.45 * (length - 1), 901)
+
+    def misfit(shift):
+        positions = _expected_positions(shift, anchor, length)
+        return max(np.abs(np.interp(positions, np.arange(length), c) - o).max() for c, o in zip(x, out))
+
+    for _ in range(2):  # a coarse grid, then a fine one about its best point
+        errors = [misfit(s) for s in candidates]
+        best = candidates[int(np.argmin(errors))]
+        step = candidates[1] - candidates[0]
+        candidates = np.linspace(best - step, best + step, 201)
+    return best, min(errors)
+
+
+def test_the_retiming_augmentation_draws_each_shift_from_its_sequence_s_key_up_to_the_level():
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 1, 51)
+    x = np.stack([np.stack([np.sin(2 * np.pi * (t + rng.uniform())), t ** 2 + rng.uniform()]) for _ in range(6)])
+    x = x.astype(np.float32)
+    level, anchor = 0.2, 0.6
+    np.testing.assert_array_equal(np.asarray(retime_sequences(jnp.asarray(x), jax.random.split(jax.random.key(0), 6),
+                                                              jnp.float32(0.0), anchor)), x)
+    shifts = []
+    for seed in range(8):
+        keys = jax.random.split(jax.random.key(seed), 6)
+        out = np.asarray(retime_sequences(jnp.asarray(x), keys, jnp.float32(level), anchor))
+        reversed_ = np.asarray(retime_sequences(jnp.asarray(x[::-1]), keys[::-1], jnp.float32(level), anchor))[::-1]
+        np.testing.assert_allclose(reversed_, out, atol=1e-6)  # a row's shift comes from its own key
+        for row_x, row_out in zip(x, out):
+            shift, misfit = _shift_of(row_x, row_out, anchor)
+            assert misfit < 1e-4
+            np.testing.assert_allclose(row_out[:, [0, -1]], row_x[:, [0, -1]], atol=1e-6)  # the ends stay
+            shifts.append(shift / 50)
+    shifts = np.array(shifts)  # 48 draws of Uniform(-level, level)
+    assert np.abs(shifts).max() <= level + 1e-3 and np.abs(shifts).max() > 0.8 * level
+    assert shifts.mean() == pytest.approx(0.0, abs=0.06) and np.mean(shifts > 0) == pytest.approx(0.5, abs=0.2)
+
+
+def test_train_step_differentiates_the_retimed_batch_and_the_level_is_bounded():
+    config = small_config()
+    model = PhysVAE(config, 1, 50, 0.05)
+    fns = make_functions(model, config)
+    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, retime=0.2)
+    state = fns.init(jax.random.key(0), hp)
+    x = jnp.asarray(pendulum_splits()["train"].x[:8])
+    mask = jnp.ones(8, bool).at[7].set(False)
+    key = jax.random.key(3)
+    _, metrics = fns.train_step(state, (x, mask), key, hp)
+    keys = jax.random.split(key, 8)
+    retimed = retime_sequences(x, keys, hp.retime, config.model.time_warp_anchor)
+    loss_retimed, _ = model.batch_loss(state.params, retimed, mask, keys, hp)
+    loss_clean, _ = model.batch_loss(state.params, x, mask, keys, hp)
+    assert float(metrics["loss"]) == pytest.approx(float(loss_retimed), rel=1e-5)
+    assert abs(float(loss_retimed) - float(loss_clean)) > 1e-3 * abs(float(loss_clean))
+    fns.train_step(state, (x, mask), key, hp._replace(retime=jnp.float32(0.0)))
+    assert fns.train_step.cache_size() == 1  # one program for every level: retime is data
+    # a shift that could reverse time's order about the anchor (0.6: below 0.4) is refused before any compute
+    with pytest.raises(ConfigError, match=r"retime must lie below 0.4 .*time_warp_anchor=0.6"):
+        check_hparams(config, HParams.create(retime=0.4))
+    with pytest.raises(ConfigError, match="retime must lie below 0.4"):
+        sweep(config, {"x_lnvar": -4.0}, {"retime": [0.1, 0.45]}, None, progress=False,
+              splits=pendulum_splits())
+    with pytest.raises(ConfigError, match=r"retime .* must lie in \[0, 1\]"):
+        HParams.create(retime=-0.1)
