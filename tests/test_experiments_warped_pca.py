@@ -1,5 +1,6 @@
 """experiments/warped_pca.py: the warp keeps time's order and inverts, a warp-free fit is PCA, a fit recovers the
-warps of warped copies of one stride, and a run tabulates each code size against PCA."""
+warps of warped copies of one stride, and a run tabulates each code size against PCA, with PCA of re-timed training
+strides recomputed."""
 
 import numpy as np
 import pytest
@@ -70,17 +71,42 @@ def test_a_run_tabulates_each_code_size_against_pca(tmp_path):
     strides = fake_strides()
     result = warped_pca.run(strides, 2, "subject", [2, 4], anchors=(0.5, 0.6), shifts=np.arange(-4.0, 5.0, 2.0),
                             iterations=1)
-    assert [r["model"] for r in result["rows"]] == ["PCA, 2 components", "time-warped PCA, 1 components + the warp",
-                                                    "PCA, 4 components", "time-warped PCA, 3 components + the warp"]
+    assert [r["model"] for r in result["rows"]] == [
+        "PCA, 2 components", "PCA, 2 components, of re-timed training strides",
+        "time-warped PCA, 1 components + the warp", "PCA, 4 components",
+        "PCA, 4 components, of re-timed training strides", "time-warped PCA, 3 components + the warp"]
     fold0 = unseen_subjects.fold_splits(strides, 2)[0]
     pca = {r["code_size"]: r for r in unseen_subjects.fold_baselines(fold0, (2, 4))}
     assert result["rows"][0]["folds"][0]["mae"] == pytest.approx(pca[2]["mae"])
-    warped = result["rows"][3]
+    # PCA of re-timed copies, recomputed: each copy's strides read by np.interp at a warp about 60 % of the cycle,
+    # the shifts drawn as the experiment draws them (seed 0), the level the one with the least valid MAE
+    train, valid, test = (fold0[s].x for s in ("train", "valid", "test"))
+    end = train.shape[-1] - 1
+
+    def pca_mae(level, x, k=4, copies=warped_pca.RETIME_COPIES):
+        rng, parts = np.random.default_rng(0), [train]
+        for _ in range(copies):
+            shifts = rng.uniform(-level, level, len(train)) * end
+            parts.append(np.stack([[np.interp(np.interp(np.arange(end + 1.0), [0, 0.6 * end, end],
+                                                        [0, 0.6 * end + d, end]), np.arange(end + 1.0), c)
+                                    for c in stride] for d, stride in zip(shifts, train)]))
+        flat = np.concatenate(parts).reshape(-1, train[0].size)
+        mean = flat.mean(0)
+        basis = np.linalg.eigh((flat - mean).T @ (flat - mean))[1][:, ::-1][:, :k]
+        fx = x.reshape(len(x), -1)
+        return np.abs((fx - mean) @ basis @ basis.T + mean - fx).mean()
+
+    retimed = result["rows"][4]["folds"][0]
+    level = min(warped_pca.RETIMES, key=lambda r: pca_mae(r, valid))
+    assert retimed["retime"] == level and retimed["mae"] == pytest.approx(pca_mae(level, test), rel=1e-6)
+    warped = result["rows"][5]
     assert warped["mae"] == pytest.approx(np.mean([f["mae"] for f in warped["folds"]]))
     assert all(f["anchor"] in (0.5, 0.6) for f in warped["folds"])
     text = warped_pca.markdown(result)
-    ratio = warped["mae"] / result["rows"][2]["mae"]
+    ratio = warped["mae"] / result["rows"][3]["mae"]
     assert f"| {warped['model']} | 4 |" in text and f"| {ratio:.3f} |" in text
+    ratio = result["rows"][4]["mae"] / result["rows"][3]["mae"]
+    assert f"| {level:g}, " in text and f"| {ratio:.3f} |" in text
     warped_pca.figure(result, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").stat().st_size > 0
 
@@ -100,6 +126,7 @@ def test_the_quick_command_writes_its_table_from_raw_subject_files(tmp_path):
     result = warped_pca.main(["--raw-dir", str(raw_dir), "--quick", "--folds", "3", "--codes", "2",
                               "--out", str(tmp_path / "out")])
     assert result["anchors"] == [0.5, 0.6] and result["iterations"] == 1 and result["source"].startswith("6 raw files")
-    assert [r["code_size"] for r in result["rows"]] == [2, 2] and len(result["rows"][1]["folds"]) == 3
+    assert [r["code_size"] for r in result["rows"]] == [2, 2, 2] and len(result["rows"][1]["folds"]) == 3
+    assert result["retimes"] == [0.05, 0.1] and result["retime_copies"] == 2
     for suffix in ("json", "md", "png"):
         assert (tmp_path / "out" / f"warped_pca_subject.{suffix}").stat().st_size > 0
