@@ -25,6 +25,25 @@ def small_config(**changes) -> Config:
                      "eval_batch_size": 16, **changes})
 
 
+def augmented_step_setup(**hparams):
+    """What a test of a training-batch augmentation needs: a small pendulum model, its compiled functions (with
+    hyper-parameters alpha 1e-2, beta 0.1, gamma 1e-3, x_lnvar -4 and `hparams`), an initial state, a batch of 8
+    training pendulums whose last row is masked, and a key. Returns (config, model, fns, hp, state, x, mask, key)."""
+    import jax.numpy as jnp
+
+    from jaxphysvae.config import HParams
+    from jaxphysvae.model import PhysVAE
+    from jaxphysvae.train import make_functions
+    config = small_config()
+    model = PhysVAE(config, 1, 50, 0.05)
+    fns = make_functions(model, config)
+    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, **hparams)
+    state = fns.init(jax.random.key(0), hp)
+    x = jnp.asarray(pendulum_splits()["train"].x[:8])
+    mask = jnp.ones(8, bool).at[7].set(False)
+    return config, model, fns, hp, state, x, mask, jax.random.key(3)
+
+
 def pendulum_splits(n=(32, 16, 16), seed=0, **ranges) -> dict:
     rng = np.random.default_rng(seed)
     out = {}

@@ -3,11 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxphysvae.config import HParams
 from jaxphysvae.mixing import mix_sequences
-from jaxphysvae.model import PhysVAE
-from jaxphysvae.train import make_functions
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import augmented_step_setup
 
 
 def _blend_weights(x: np.ndarray, out: np.ndarray, valid):
@@ -80,14 +77,7 @@ def test_draws_come_from_each_sequences_key():
 
 
 def test_train_step_differentiates_the_mixed_batch():
-    config = small_config()
-    model = PhysVAE(config, 1, 50, 0.05)
-    fns = make_functions(model, config)
-    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, mix=0.5)
-    state = fns.init(jax.random.key(0), hp)
-    x = jnp.asarray(pendulum_splits()["train"].x[:8])
-    mask = jnp.ones(8, bool).at[7].set(False)
-    key = jax.random.key(3)
+    _, model, fns, hp, state, x, mask, key = augmented_step_setup(mix=0.5)
     _, metrics = fns.train_step(state, (x, mask), key, hp)
     keys = jax.random.split(key, 8)
     mixed = mix_sequences(x, mask, keys, hp.mix)

@@ -14,8 +14,7 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.model import PhysVAE
 from jaxphysvae.sweep import sweep
 from jaxphysvae.timewarp import retime, retime_sequences, warp_positions
-from jaxphysvae.train import make_functions
-from tests.helpers import pendulum_splits, small_config
+from tests.helpers import augmented_step_setup, pendulum_splits, small_config
 
 
 def _expected_positions(shift, anchor, length):
@@ -109,14 +108,7 @@ def test_the_retiming_augmentation_draws_each_shift_from_its_sequence_s_key_up_t
 
 
 def test_train_step_differentiates_the_retimed_batch_and_the_level_is_bounded():
-    config = small_config()
-    model = PhysVAE(config, 1, 50, 0.05)
-    fns = make_functions(model, config)
-    hp = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0, retime=0.2)
-    state = fns.init(jax.random.key(0), hp)
-    x = jnp.asarray(pendulum_splits()["train"].x[:8])
-    mask = jnp.ones(8, bool).at[7].set(False)
-    key = jax.random.key(3)
+    config, model, fns, hp, state, x, mask, key = augmented_step_setup(retime=0.2)
     _, metrics = fns.train_step(state, (x, mask), key, hp)
     keys = jax.random.split(key, 8)
     retimed = retime_sequences(x, keys, hp.retime, config.model.time_warp_anchor)
