@@ -130,12 +130,17 @@ def retimed_copies(train: np.ndarray, level: float, copies: int, rng: np.random.
     return np.concatenate(parts)
 
 
-def pca_reconstruct(train: np.ndarray, x: np.ndarray, components: int) -> np.ndarray:
-    """x (N, C, T) projected on the mean and first `components` principal directions of `train` (M, C, T)."""
-    flat_train, flat = train.reshape(len(train), -1), x.reshape(len(x), -1)
-    mean = flat_train.mean(0)
-    basis = np.linalg.svd(flat_train - mean, full_matrices=False)[2][:components]
-    return ((flat - mean) @ basis.T @ basis + mean).reshape(x.shape)
+def principal_directions(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (C*T,) and the principal directions (rows, by decreasing variance) of `train` (M, C, T)."""
+    flat = train.reshape(len(train), -1)
+    mean = flat.mean(0)
+    return mean, np.linalg.svd(flat - mean, full_matrices=False)[2]
+
+
+def pca_reconstruct(directions: tuple[np.ndarray, np.ndarray], x: np.ndarray, components: int) -> np.ndarray:
+    """x (N, C, T) projected on the mean and the first `components` of `directions` (`principal_directions`)."""
+    mean, basis = directions[0], directions[1][:components]
+    return ((x.reshape(len(x), -1) - mean) @ basis.T @ basis + mean).reshape(x.shape)
 
 
 def errors(x_hat: np.ndarray, x: np.ndarray) -> dict:
@@ -151,7 +156,7 @@ def fold_rows(split: dict[str, raw.Strides], codes, anchors=ANCHORS, shifts: np.
     train, valid, test = (split[s].x for s in ("train", "valid", "test"))
     pca = {r["code_size"]: r for r in locomotion.baselines(train, test, codes) if r["model"].startswith("PCA")}
     pca_valid = {r["code_size"]: r for r in locomotion.baselines(train, valid, codes) if r["model"].startswith("PCA")}
-    augmented = {r: retimed_copies(train, r, copies, np.random.default_rng(0)) for r in retimes}
+    augmented = {r: principal_directions(retimed_copies(train, r, copies, np.random.default_rng(0))) for r in retimes}
     rows = []
     for k in codes:
         rows.append({"model": f"PCA, {k} components", "code_size": k, "mae": pca[k]["mae"], "rmse": pca[k]["rmse"],
