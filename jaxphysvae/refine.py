@@ -76,10 +76,13 @@ def _fit_function(model: PhysVAE, steps: int, method: str):
                 z, s0 = jax.tree.map(lambda a: a[None], unflatten(v))
                 return (model.decode(params, clipped(z), s0, forward_mode=True).x_PAB[0] - target).ravel()
 
+            # (C T, n) Jacobian and (C T,) residual at v from the same forward-mode pass
+            jacobian_and_residual = jax.jacfwd(lambda v: (residual(v),) * 2, has_aux=True)
+
             def step(carry, _):
                 v, mu, err = carry
-                jac = jax.jacfwd(residual)(v)  # (C T, n)
-                a, g = jac.T @ jac, jac.T @ residual(v)
+                jac, r = jacobian_and_residual(v)
+                a, g = jac.T @ jac, jac.T @ r
                 # Levenberg-Marquardt: the Gauss-Newton step damped along the diagonal of J^T J, plus a floor for the
                 # directions the reconstruction ignores (a clipped z_P, a unit without effect)
                 floor = 1e-9 * jnp.trace(a) / a.shape[0] + 1e-30
@@ -127,7 +130,8 @@ def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFA
         (J^T J + mu diag(J^T J)) delta = J^T r, taken only where it lowers the error (mu / 3 after a taken step,
         x 10 after a refused one, from mu = `damping`). A few steps reach what hundreds of Adam steps reach where the
         reconstruction is close to linear in the code near its optimum (a linear residual, a smooth ODE); each
-        step costs about (code size + 2) decoder passes.
+        step costs about (code size + 1) decoder passes: the Jacobian's, whose primal pass is the residual, and the
+        trial step's.
 
     Args:
       x: (N, C, T) sequences in the units the model was trained on.
