@@ -20,7 +20,10 @@ folds of the per-fold figure (itself the mean over seeds), with its code size: t
 encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--set KEY=VALUE` (repeatable, as the
 CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
 their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
-on one fold's validation people first). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
+on one fold's validation people first). `--grid KEY=V1,V2,...` (repeatable; hyper-parameters only, e.g.
+retime=0.06,0.12,0.2) trains every combination in the same sweep as the seeds, one compiled step per fold: a row per
+combination, `PRESET (..., KEY=V)`, and a row `PRESET (..., KEY chosen on valid)` of the combination with the lowest
+validation MAE on each fold, as PCA's settings are chosen (experiments.warped_pca). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
 _KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/ too. The table's name
 does not say which presets it holds: a call for other presets (or --baselines-only) under the name of a table of
 others is refused before it trains; give it a --name of its own.
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import time
 from pathlib import Path
@@ -44,10 +48,10 @@ import numpy as np
 from experiments import locomotion, report
 from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
 from jaxphysvae import presets
-from jaxphysvae.config import apply_overrides
+from jaxphysvae.config import HParams, apply_overrides
 from jaxphysvae.data import raw
 from jaxphysvae.refine import DEFAULT_STEPS, METHODS, refine
-from jaxphysvae.sweep import load_member
+from jaxphysvae.sweep import load_member, parse_grid
 from jaxphysvae.errors import ConfigError, DataError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,18 +142,45 @@ def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int, metho
     return {"fitted_mae": mae["test"], "fitted_valid_mae": mae["valid"]}
 
 
+def grid_items(grid: dict[str, list]) -> tuple[str, ...]:
+    """`grid` as `KEY=V1,V2,...` strings (its sweeps' directory and its table's name say them)."""
+    return tuple(f"{key}={','.join(f'{v:g}' for v in values)}" for key, values in grid.items())
+
+
+def grid_combinations(grid: dict[str, list]) -> list[dict[str, float]]:
+    """Every combination of `grid`'s values ([{}] for no grid), in the order of its rows."""
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+def chosen_label(preset: str, sets: tuple[str, ...], grid: dict[str, list]) -> str:
+    """The row of the grid's combination chosen on each fold's validation people."""
+    return changed_label(preset, (*sets, f"{'/'.join(grid)} chosen on valid"))
+
+
+def model_labels(preset: str, sets: tuple[str, ...], grid: dict[str, list]) -> list[str]:
+    """The table's rows of `preset`: one per combination of `grid` (`PRESET (sets, KEY=V)`) and, for a grid of
+    several combinations, the chosen one's."""
+    combos = grid_combinations(grid)
+    labels = [changed_label(preset, (*sets, *(f"{k}={v:g}" for k, v in c.items()))) for c in combos]
+    return labels + ([chosen_label(preset, sets, grid)] if len(combos) > 1 else [])
+
+
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
         epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None,
-        refine_steps: int = 0, refine_method: str = "adam") -> dict:
+        refine_steps: int = 0, refine_method: str = "adam", grid: dict[str, list] | None = None) -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
     `key=value` strings `sets`); the table's rows. `only`: the indices of the folds to run (default: all), e.g. one
     fold to compare settings on its validation people before running them on every fold. `refine_steps` > 0: each
     model's rows also give the MAE with every stride's code fitted to it by that many steps of `refine_method`
-    (`fitted_code_mae`).
+    (`fitted_code_mae`). `grid`: hyper-parameter values ({key: [values]}) swept with the seeds: a row per
+    combination (each fold's figure the mean over its seeds) and, for several, a row of the combination with the
+    lowest validation MAE on each fold ("chosen": the combination per fold).
 
     Raises:
       DataError: an index in `only` that is not a fold.
     """
+    grid = dict(grid or {})
+    combos = grid_combinations(grid)
     fold_ids = check_fold_ids(folds, only)
     splits = [fold_splits(strides, folds, by, split_seed)[k] for k in fold_ids]
     started = time.time()
@@ -159,27 +190,42 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     rows = [summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
-        per_fold, best, statuses, seconds = [], [], [], 0.0
+        # per combination of the grid: each fold's figures, best epochs and statuses
+        per_fold, best, statuses = ([[] for _ in combos] for _ in range(3))
+        seconds = 0.0
         for k, split in zip(fold_ids, splits):
-            target = out / by / "+".join((preset, *sets)) / f"fold{k}"
+            target = out / by / "+".join((preset, *sets, *grid_items(grid))) / f"fold{k}"
             datasets = {name: s.dataset(name) for name, s in split.items()}
-            result = preset_sweep(preset, {"seed": seeds}, target, epochs, QUICK if quick else None, datasets,
-                                  progress=not quick, sets=sets)
-            members = result["members"]
-            per_fold.append({**{key: float(np.mean([m["test"][key] for m in members]))
-                                for key in ("mae", "rmse", "sse_per_seq")},
-                             "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))})
-            if refine_steps:
-                fitted = [fitted_code_mae(target, m, datasets, refine_steps, refine_method)
-                          for m in range(len(members))]
-                per_fold[-1].update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
-            best.append([m["best_epoch"] for m in members])
-            statuses.append([m["status"] for m in members])
+            result = preset_sweep(preset, {"seed": seeds, **grid}, target, epochs, QUICK if quick else None,
+                                  datasets, progress=not quick, sets=sets)
             seconds += result["seconds"]
-        label = changed_label(preset, sets)
-        rows.append(summary(label, per_fold, locomotion.code_size(result["config"]),
-                             {"epochs": result["epochs"], "seeds": len(seeds), "best_epoch": best, "seconds": seconds,
-                              "diverged": sum(s != "completed" for fold in statuses for s in fold)}))
+            for c, combo in enumerate(combos):
+                ids = [i for i, m in enumerate(result["members"])
+                       if all(np.isclose(m[key], value, rtol=1e-6) for key, value in combo.items())]
+                members = [result["members"][i] for i in ids]
+                figures = {**{key: float(np.mean([m["test"][key] for m in members]))
+                              for key in ("mae", "rmse", "sse_per_seq")},
+                           "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))}
+                if refine_steps:
+                    fitted = [fitted_code_mae(target, i, datasets, refine_steps, refine_method) for i in ids]
+                    figures.update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
+                per_fold[c].append(figures)
+                best[c].append([m["best_epoch"] for m in members])
+                statuses[c].append([m["status"] for m in members])
+        code = locomotion.code_size(result["config"])
+        common = {"epochs": result["epochs"], "seeds": len(seeds), "seconds": seconds}
+        labels = model_labels(preset, sets, grid)
+        for c, combo in enumerate(combos):
+            rows.append(summary(labels[c], per_fold[c], code,
+                                {**common, "best_epoch": best[c], **({"hparams": combo} if grid else {}),
+                                 "diverged": sum(s != "completed" for fold in statuses[c] for s in fold)}))
+        if len(combos) > 1:  # each fold's combination with the lowest validation MAE (over its seeds)
+            valid = np.array([[f["valid_mae"] for f in figures] for figures in per_fold])  # (combination, fold)
+            pick = np.argmin(np.where(np.isfinite(valid), valid, np.inf), axis=0).tolist()
+            rows.append(summary(chosen_label(preset, sets, grid), [per_fold[c][f] for f, c in enumerate(pick)], code,
+                                {**common, "best_epoch": [best[c][f] for f, c in enumerate(pick)],
+                                 "chosen": [combos[c] for c in pick],
+                                 "diverged": sum(s != "completed" for f, c in enumerate(pick) for s in statuses[c][f])}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
@@ -189,13 +235,14 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
             "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
 
 
-def table_name(by: str, folds: int, only: list[int] | None, sets: tuple[str, ...]) -> str:
-    """unseen_subjects_BY, with _foldsK-K when only some folds ran and _KEY=VALUE+... for changed presets, so that a
-    screen never overwrites the table of every fold."""
+def table_name(by: str, folds: int, only: list[int] | None, sets: tuple[str, ...],
+               grid: dict[str, list] | None = None) -> str:
+    """unseen_subjects_BY, with _foldsK-K when only some folds ran and _KEY=VALUE+... for changed presets and a
+    grid, so that a screen never overwrites the table of every fold."""
     name = f"unseen_subjects_{by}"
     if only is not None and sorted(set(only)) != list(range(folds)):
         name += "_folds" + "-".join(map(str, only))
-    return name + changed_suffix(sets)
+    return name + changed_suffix((*sets, *grid_items(grid or {})))
 
 
 def markdown(result: dict) -> str:
@@ -208,7 +255,8 @@ def markdown(result: dict) -> str:
               f"(jaxphysvae.refine)" if steps else "")
     lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
-             f"fold's validation people) is what settings are chosen on" + fitted + ":", "",
+             f"fold's validation people) is what settings are chosen on" + fitted + "; the rows of a grid share one "
+             "sweep per fold and its training time:", "",
              "| model | code size | epochs | seeds | diverged | training (s, all folds) | valid MAE | test MAE | "
              "RMSE | squared error per stride | valid MAE, fitted code | test MAE, fitted code | test MAE per fold |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -218,7 +266,9 @@ def markdown(result: dict) -> str:
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
         seconds = f"{r['seconds']:.0f}" if "seconds" in r else "-"
-        lines.append(f"| {r['model']} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
+        model = r["model"] + (": " + ", ".join("/".join(f"{v:g}" for v in c.values()) for c in r["chosen"])
+                              if "chosen" in r else "")
+        lines.append(f"| {model} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
                      f"{r.get('diverged', '-')} | {seconds} | {cells} | {per_fold} |")
     return "\n".join(lines) + "\n"
 
@@ -272,6 +322,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--baselines-only", action="store_true", help="no training: the baselines' table only")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: the preset's)")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="hyper-parameter values swept with the seeds (repeatable), a row per combination and "
+                             "one of the combination chosen on each fold's validation people")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change every preset (repeatable; the keys of `jaxphysvae train --set`)")
     parser.add_argument("--refine-steps", type=int, default=None, metavar="N",
@@ -294,6 +347,20 @@ def main(argv=None) -> dict:
         except ConfigError as e:
             parser.error(f"--set: {e}")
     try:
+        grid = parse_grid(args.grid)
+    except ConfigError as e:
+        parser.error(str(e))
+    set_keys = {item.split("=", 1)[0].strip() for item in args.set}
+    for key, values in grid.items():
+        if key == "seed":
+            parser.error("--grid seed: give the seeds as --seeds")
+        if key not in HParams._fields:
+            parser.error(f"--grid {key}: not a hyper-parameter; a grid sweeps {', '.join(HParams._fields)}")
+        if key in set_keys:
+            parser.error(f"--grid {key}: also given by --set; give it one way")
+        if not values:
+            parser.error(f"--grid {key}: no values")
+    try:
         only = (None if args.only_folds is None
                 else check_fold_ids(args.folds, [int(k) for k in args.only_folds.split(",")]))
     except (ValueError, DataError) as e:
@@ -303,15 +370,16 @@ def main(argv=None) -> dict:
         parser.error(f"--refine-steps {refine_steps}: expected a number of steps >= 0")
     epochs = quick_epochs(args.quick, args.epochs)
     out = Path(args.out)
-    name = args.name or table_name(args.by, args.folds, only, tuple(args.set))
+    name = args.name or table_name(args.by, args.folds, only, tuple(args.set), grid)
     targets = [out] + ([RESULTS] if args.results else [])
-    report.check_same_models(name, targets, [changed_label(p, args.set) for p in model_presets],
+    report.check_same_models(name, targets, [label for p in model_presets
+                                             for label in model_labels(p, tuple(args.set), grid)],
                              lambda row: "seeds" in row)
     strides = read_raw_strides(parser, args.raw_dir)
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                      [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only,
-                     refine_steps, args.refine_method)
+                     refine_steps, args.refine_method, grid)
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)

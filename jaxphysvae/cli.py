@@ -215,17 +215,9 @@ def _predict(args) -> None:
 
 def _sweep(args) -> None:
     from jaxphysvae.errors import ConfigError
-    from jaxphysvae.sweep import sweep
+    from jaxphysvae.sweep import parse_grid, sweep
     config, hparams = _hparams_and_config(args)
-    grid = {}
-    for item in args.grid or []:
-        if "=" not in item:
-            raise ConfigError(f"--grid expects key=v1,v2,..., got {item!r}")
-        key, values = item.split("=", 1)
-        try:
-            grid[key.strip()] = [int(v) if key.strip() == "seed" else float(v) for v in values.split(",") if v]
-        except ValueError:
-            raise ConfigError(f"--grid {key}: expected comma-separated numbers, got {values!r}") from None
+    grid = parse_grid(args.grid or [])
     if not grid:
         raise ConfigError("give at least one --grid key=v1,v2,...")
     out = args.out or f"runs/sweep-{args.preset}"

@@ -56,6 +56,26 @@ def grid_members(base: dict, grid: dict[str, list]) -> list[dict]:
     return [{**base, "seed": 0, **dict(zip(keys, combo))} for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def parse_grid(items) -> dict[str, list]:
+    """The grid of `KEY=V1,V2,...` strings (the CLI's --grid): {key: values}, seeds as integers, the rest as floats.
+
+    Raises:
+      ConfigError: an item without "=", a value that is not a number, a key given twice.
+    """
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--grid expects key=v1,v2,..., got {item!r}")
+        key, values = (part.strip() for part in item.split("=", 1))
+        if key in grid:
+            raise ConfigError(f"--grid {key}: given twice; list every value in one key=v1,v2,...")
+        try:
+            grid[key] = [int(v) if key == "seed" else float(v) for v in values.split(",") if v]
+        except ValueError:
+            raise ConfigError(f"--grid {key}: expected comma-separated numbers, got {values!r}") from None
+    return grid
+
+
 def sweep(config: Config, base_hparams: dict, grid: dict[str, list], out: str | os.PathLike | None = None,
           devices=None, progress: bool = True, splits: dict | None = None, resume: bool = False,
           checkpoint_every: int = 50, checkpoint_seconds: float = 60.0, physics=None,

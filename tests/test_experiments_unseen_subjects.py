@@ -112,6 +112,50 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
             unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
 
 
+def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_validation_people(tmp_path, capsys):
+    grid = {"kl_weight": [1.0, 2.5], "retime": [0.0, 0.05]}
+    result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0, 1], 1,
+                                 quick=True, sets=("dim_z_aux2=3",), grid=grid)
+    swept = [json.loads((tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=1,2.5+retime=0,0.05"
+                         / f"fold{k}" / "sweep.json").read_text())["members"] for k in range(2)]
+    assert [len(members) for members in swept] == [8, 8]  # 2 seeds x 4 combinations, one sweep per fold
+    rows = {r["model"]: r for r in result["rows"] if "epochs" in r}
+    assert list(rows) == [f"locomotion-phys-vae (dim_z_aux2=3, kl_weight={k}, retime={r})"
+                          for k in ("1", "2.5") for r in ("0", "0.05")] + [
+        "locomotion-phys-vae (dim_z_aux2=3, kl_weight/retime chosen on valid)"]
+    for kl, retime in [(1.0, 0.0), (1.0, 0.05), (2.5, 0.0), (2.5, 0.05)]:
+        row = rows[f"locomotion-phys-vae (dim_z_aux2=3, kl_weight={kl:g}, retime={retime:g})"]
+        # each fold's figure: the mean over the seeds of the members trained with these values, found by their values
+        mine = [[m for m in members if np.isclose(m["kl_weight"], kl) and np.isclose(m["retime"], retime)]
+                for members in swept]
+        assert [sorted(m["seed"] for m in ms) for ms in mine] == [[0, 1], [0, 1]]
+        for f, ms in enumerate(mine):
+            assert row["folds"][f]["mae"] == pytest.approx(np.mean([m["test"]["mae"] for m in ms]))
+            assert row["folds"][f]["valid_mae"] == pytest.approx(np.mean([m["valid"]["mae"] for m in ms]))
+        assert row["hparams"] == {"kl_weight": kl, "retime": retime} and row["seeds"] == 2
+    # the chosen row: per fold, the combination whose seeds' mean validation MAE is the lowest
+    chosen = rows["locomotion-phys-vae (dim_z_aux2=3, kl_weight/retime chosen on valid)"]
+    for f in range(2):
+        valid = {(kl, rt): np.mean([m["valid"]["mae"] for m in swept[f]
+                                    if np.isclose(m["kl_weight"], kl) and np.isclose(m["retime"], rt)])
+                 for kl in (1.0, 2.5) for rt in (0.0, 0.05)}
+        best = min(valid, key=valid.get)
+        assert chosen["chosen"][f] == {"kl_weight": best[0], "retime": best[1]}
+        assert chosen["folds"][f]["mae"] == pytest.approx(np.mean([m["test"]["mae"] for m in swept[f] if np.isclose(
+            m["kl_weight"], best[0]) and np.isclose(m["retime"], best[1])]))
+    picks = ", ".join(f"{c['kl_weight']:g}/{c['retime']:g}" for c in chosen["chosen"])
+    assert f"| locomotion-phys-vae (dim_z_aux2=3, kl_weight/retime chosen on valid): {picks} | 11 |" in (
+        unseen_subjects.markdown(result))
+    assert (unseen_subjects.table_name("subject", 2, None, ("dim_z_aux2=3",), grid)
+            == "unseen_subjects_subject_dim_z_aux2=3+kl_weight=1_2.5+retime=0_0.05")
+    for bad, message in ((["--grid", "seed=0,1"], "--seeds"), (["--grid", "feat_dim=8,16"], "not a hyper-parameter"),
+                         (["--grid", "retime=0.1", "--set", "retime=0.2"], "also given by --set"),
+                         (["--grid", "retime=a"], "comma-separated numbers")):
+        with pytest.raises(SystemExit):
+            unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
+        assert message in capsys.readouterr().err
+
+
 def test_a_table_of_other_presets_is_refused_before_anything_runs(tmp_path):
     # a stored table of the NF-VAE with its baselines' rows: a call for the phys-VAE under its name would drop the
     # NF-VAE's row; the same presets again (more seeds, more folds) replace it. The raw directory is empty: the

@@ -17,7 +17,7 @@ from jaxphysvae.fit import fit
 from jaxphysvae.predict import predict
 from jaxphysvae.refine import METHODS, refine
 from jaxphysvae.evaluation import evaluate, physics_errors
-from jaxphysvae.sweep import grid_members, load_any, load_member, sweep
+from jaxphysvae.sweep import grid_members, load_any, load_member, parse_grid, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
 
 BASE = dict(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
@@ -90,6 +90,13 @@ def test_grid_errors():
     with pytest.raises(ConfigError, match="has no values"):
         grid_members(BASE, {"alpha": []})
     assert len(grid_members(BASE, {"alpha": [1, 2, 3], "seed": [0, 1]})) == 6
+    grid = parse_grid(["alpha=1e-3,0.1", " seed = 0,2", "retime=0.12,"])
+    assert grid == {"alpha": [1e-3, 0.1], "seed": [0, 2], "retime": [0.12]}
+    assert [type(v) for v in grid["seed"]] == [int, int]
+    for items, message in ((["alpha"], "expects key=v1,v2"), (["alpha=1", "alpha=2"], "given twice"),
+                           (["seed=0.5"], "comma-separated numbers"), (["alpha=x"], "comma-separated numbers")):
+        with pytest.raises(ConfigError, match=message):
+            parse_grid(items)
 
 
 SHARDED = textwrap.dedent("""
