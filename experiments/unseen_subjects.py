@@ -15,18 +15,18 @@ Per fold and preset: one vectorised sweep over --seeds on that fold's splits (OU
 command continues whatever it finds), its best-validation checkpoint scored on the fold's test people (posterior
 mean; a `batch` attention context sees the whole test fold in one batch). Per fold, beside the models: the mean
 training stride and PCA with k components fitted on that fold's training strides (k in PCA_COMPONENTS and each
-model's code size). A row is the mean +- std over
-folds of the per-fold figure (itself the mean over seeds), with its code size: the numbers per stride a model
-encodes (latent dimensions plus the learned initial state) or a PCA keeps. `--set KEY=VALUE` (repeatable, as the
-CLI's) changes every preset, to look for what closes the gap: such rows are labelled `PRESET (KEY=VALUE, ...)` and
-their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK; `--only-folds K` runs some folds only (to compare settings
-on one fold's validation people first). `--grid KEY=V1,V2,...` (repeatable; hyper-parameters only, e.g.
-retime=0.06,0.12,0.2) trains every combination in the same sweep as the seeds, one compiled step per fold: a row per
-combination, `PRESET (..., KEY=V)`, and a row `PRESET (..., KEY chosen on valid)` of the combination with the lowest
-validation MAE on each fold, as PCA's settings are chosen (experiments.warped_pca). Writes OUT/unseen_subjects_BY.{json,md,png} (suffixed _foldsK and
-_KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/ too. The table's name
-does not say which presets it holds: a call for other presets (or --baselines-only) under the name of a table of
-others is refused before it trains; give it a --name of its own.
+model's code size). A row is the mean +- std over folds of the per-fold figure (itself the mean over seeds), with
+its code size: the numbers per stride a model encodes (latent dimensions plus the learned initial state) or a PCA
+keeps. `--set KEY=VALUE` (repeatable, as the CLI's) changes every preset, to look for what closes the gap: such
+rows are labelled `PRESET (KEY=VALUE, ...)` and their sweeps live in OUT/BY/PRESET+KEY=VALUE+.../foldK;
+`--only-folds K` runs some folds only (to compare settings on one fold's validation people first). `--grid
+KEY=V1,V2,...` (repeatable; hyper-parameters only, e.g. retime=0.06,0.12,0.2) trains every combination in the same
+sweep as the seeds, one compiled step per fold (OUT/BY/PRESET+KEY=V1,V2,.../foldK): a row per combination, `PRESET
+(..., KEY=V)`, and a row `PRESET (..., KEY chosen on valid)` of the combination with the lowest validation MAE on
+each fold, as PCA's settings are chosen (experiments.warped_pca). Writes OUT/unseen_subjects_BY.{json,md,png}
+(suffixed _foldsK and _KEY=VALUE... for such runs; --name NAME instead) and, with --results, experiments/results/
+too. The table's name does not say which presets it holds: a call for other presets (or --baselines-only) under the
+name of a table of others is refused before it trains; give it a --name of its own.
 
 Fitted code (--refine-steps N, default 200 Adam steps or 10 with --refine-method gauss-newton; 0 skips it): each model
 is also scored with every valid and test stride's code fitted to that stride by N steps on its reconstruction error
@@ -225,7 +225,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
             rows.append(summary(chosen_label(preset, sets, grid), [per_fold[c][f] for f, c in enumerate(pick)], code,
                                 {**common, "best_epoch": [best[c][f] for f, c in enumerate(pick)],
                                  "chosen": [combos[c] for c in pick],
-                                 "diverged": sum(s != "completed" for f, c in enumerate(pick) for s in statuses[c][f])}))
+                                 "diverged": sum(s != "completed"
+                                                 for f, c in enumerate(pick) for s in statuses[c][f])}))
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
