@@ -48,10 +48,10 @@ import numpy as np
 from experiments import locomotion, report
 from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
 from jaxphysvae import presets
-from jaxphysvae.config import HParams, apply_overrides
+from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
 from jaxphysvae.refine import DEFAULT_STEPS, METHODS, refine
-from jaxphysvae.sweep import load_member, parse_grid
+from jaxphysvae.sweep import grid_members, load_member, parse_grid
 from jaxphysvae.errors import ConfigError, DataError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -349,18 +349,15 @@ def main(argv=None) -> dict:
             parser.error(f"--set: {e}")
     try:
         grid = parse_grid(args.grid)
+        grid_members({}, grid)  # the sweep's own checks (hyper-parameters only, each with values), before training
     except ConfigError as e:
         parser.error(str(e))
     set_keys = {item.split("=", 1)[0].strip() for item in args.set}
-    for key, values in grid.items():
+    for key in grid:
         if key == "seed":
             parser.error("--grid seed: give the seeds as --seeds")
-        if key not in HParams._fields:
-            parser.error(f"--grid {key}: not a hyper-parameter; a grid sweeps {', '.join(HParams._fields)}")
         if key in set_keys:
             parser.error(f"--grid {key}: also given by --set; give it one way")
-        if not values:
-            parser.error(f"--grid {key}: no values")
     try:
         only = (None if args.only_folds is None
                 else check_fold_ids(args.folds, [int(k) for k in args.only_folds.split(",")]))

@@ -148,9 +148,9 @@ def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_valida
         unseen_subjects.markdown(result))
     assert (unseen_subjects.table_name("subject", 2, None, ("dim_z_aux2=3",), grid)
             == "unseen_subjects_subject_dim_z_aux2=3+kl_weight=1_2.5+retime=0_0.05")
-    for bad, message in ((["--grid", "seed=0,1"], "--seeds"), (["--grid", "feat_dim=8,16"], "not a hyper-parameter"),
+    for bad, message in ((["--grid", "seed=0,1"], "--seeds"), (["--grid", "feat_dim=8,16"], "cannot sweep 'feat_dim'"),
                          (["--grid", "retime=0.1", "--set", "retime=0.2"], "also given by --set"),
-                         (["--grid", "retime=a"], "comma-separated numbers")):
+                         (["--grid", "retime=a"], "comma-separated numbers"), (["--grid", "retime="], "no values")):
         with pytest.raises(SystemExit):
             unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
         assert message in capsys.readouterr().err
