@@ -7,11 +7,15 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from jaxphysvae import presets
 from jaxphysvae.config import HParams, apply_overrides
+from jaxphysvae.rundir import read_metrics
 
 
 QUICK_EPOCHS = 2  # an experiment's --quick budget
+TAIL = 0.2  # the last fifth of the epochs, over which a learning curve's flattening is measured
 
 
 def quick_epochs(quick: bool, epochs: int | None, default: int | None = None) -> int | None:
@@ -53,3 +57,23 @@ def preset_configuration(preset: str, changes: dict | None = None, sets: Sequenc
     if epochs:
         config = config.replace(epochs=epochs)
     return config, {k: float(v) for k, v in HParams.create(**hparams)._asdict().items()}
+
+
+def learning_curve(sweep_dir: Path, members: Sequence[int] | None = None) -> dict | None:
+    """Epochs and the validation error (valid_sse_per_seq, what the best checkpoint is chosen on) averaged per epoch
+    over `members` (indices into the sweep's members; default all) where they have one, from a sweep's metrics.jsonl
+    (None for a sweep from before the log existed); and "tail_drop", how much the best of that mean fell over the
+    last TAIL of the epochs, relative to its value there (computed before rounding the stored curve): near 0 for a
+    curve that has flattened."""
+    rows, _ = read_metrics(Path(sweep_dir) / "metrics.jsonl")
+    rows = [r for r in rows if r.get("valid_sse_per_seq")]
+    if not rows:
+        return None
+    pick = (lambda values: values) if members is None else (lambda values: [values[i] for i in members])
+    epochs = np.array([r["epoch"] for r in rows])
+    mean = np.array([np.mean([v for v in pick(r["valid_sse_per_seq"]) if v is not None] or [np.nan]) for r in rows])
+    best = np.fmin.accumulate(mean)
+    before = best[epochs <= epochs[-1] * (1 - TAIL)]
+    tail_drop = float((before[-1] - best[-1]) / before[-1]) if before.size else None
+    # 4 significant digits: the figure's resolution, and a results file a quarter the size
+    return {"epoch": epochs.tolist(), "valid_sse_per_seq": [float(f"{v:.4g}") for v in mean], "tail_drop": tail_drop}

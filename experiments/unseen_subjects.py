@@ -32,6 +32,10 @@ Fitted code (--refine-steps N, default 200 Adam steps or 10 with --refine-method
 is also scored with every valid and test stride's code fitted to that stride by N steps on its reconstruction error
 (jaxphysvae.refine), the decoder fixed, as PCA's projection fits its code: the difference to the encoder's code is
 the amortisation gap, what remains against PCA is the decoder's.
+
+Learning curves (the stopping rule's check, docs/protocol.md): each model row also says how much the best validation
+error (the mean over the row's members, from each fold's metrics.jsonl; experiments.sweeps.learning_curve) still fell
+over the last fifth of the epochs, per fold and as mean +- std over folds: near 0 when the budget was long enough.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import locomotion, report
-from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
+from experiments.sweeps import TAIL, changed_label, changed_suffix, learning_curve, preset_sweep, quick_epochs
 from jaxphysvae import presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
@@ -107,7 +111,7 @@ def preset_code_size(preset: str, sets: tuple[str, ...] = ()) -> int:
     return locomotion.code_size(config.to_json())
 
 
-SUMMARY_KEYS = ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae")
+SUMMARY_KEYS = ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae", "tail_drop")
 
 
 def summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None,
@@ -206,6 +210,9 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
                 figures = {**{key: float(np.mean([m["test"][key] for m in members]))
                               for key in ("mae", "rmse", "sse_per_seq")},
                            "valid_mae": float(np.mean([m["valid"]["mae"] for m in members]))}
+                curve = learning_curve(target, ids)
+                if curve and curve["tail_drop"] is not None:
+                    figures["tail_drop"] = curve["tail_drop"]
                 if refine_steps:
                     fitted = [fitted_code_mae(target, i, datasets, refine_steps, refine_method) for i in ids]
                     figures.update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
@@ -258,19 +265,21 @@ def markdown(result: dict) -> str:
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
              f"fold's validation people) is what settings are chosen on" + fitted + "; the rows of a grid share one "
              "sweep per fold and its training time:", "",
-             "| model | code size | epochs | seeds | diverged | training (s, all folds) | valid MAE | test MAE | "
-             "RMSE | squared error per stride | valid MAE, fitted code | test MAE, fitted code | test MAE per fold |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| model | code size | epochs | seeds | diverged | training (s, all folds) | best valid error still "
+             f"falling (last {100 * TAIL:.0f} % of epochs) | valid MAE | test MAE | RMSE | squared error per stride | valid "
+             f"MAE, fitted code | test MAE, fitted code | test MAE per fold |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" if key in r else "-"
                            for key in ("valid_mae", "mae", "rmse", "sse_per_seq", "fitted_valid_mae", "fitted_mae"))
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
         seconds = f"{r['seconds']:.0f}" if "seconds" in r else "-"
+        falling = (f"{100 * r['tail_drop']:.1f} +- {100 * r['tail_drop_std']:.1f} %" if "tail_drop" in r else "-")
         model = r["model"] + (": " + ", ".join("/".join(f"{v:g}" for v in c.values()) for c in r["chosen"])
                               if "chosen" in r else "")
         lines.append(f"| {model} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
-                     f"{r.get('diverged', '-')} | {seconds} | {cells} | {per_fold} |")
+                     f"{r.get('diverged', '-')} | {seconds} | {falling} | {cells} | {per_fold} |")
     return "\n".join(lines) + "\n"
 
 

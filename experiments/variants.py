@@ -32,20 +32,18 @@ from pathlib import Path
 import numpy as np
 
 from experiments import report
-from experiments.sweeps import changed_label, changed_suffix, preset_sweep, quick_epochs
+from experiments.sweeps import changed_label, changed_suffix, learning_curve, preset_sweep, quick_epochs
 from jaxphysvae import data, presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.physics import make_physics
 from jaxphysvae.physics.least_squares import least_squares
-from jaxphysvae.rundir import read_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("nn-only", "nn-solver", "phys-only", "phys-nn", "phys-vae", "nf", "attnf-seq")
 # the physics parameter each data set scores, and the least-squares grid over its range (D spans 40x: log-spaced)
 PARAMETER = {"pendulum": ("omega", "linear", 1500), "advdif": ("D", "log", 1000)}
 QUICK_SIZES = {"n_train": 32, "n_valid": 16, "n_test": 16}
-TAIL = 0.2  # the last fifth of the epochs, over which the flattening is measured
 
 
 def baselines(dataset: str, quick: bool = False) -> dict:
@@ -65,23 +63,6 @@ def baselines(dataset: str, quick: bool = False) -> dict:
                             "least squares of the model's physics": mae(fit.z[:, 0])},
             "least_squares_rmse": float(np.sqrt(fit.sse.sum() / test.x.size)),
             "least_squares_rel_err": float((np.abs(fit.z[:, 0] - truth) / np.abs(truth)).mean())}
-
-
-def learning_curve(sweep_dir: Path) -> dict | None:
-    """Epochs and the validation error averaged over the members that have one, from a sweep's metrics.jsonl (None
-    for a sweep from before the log existed); and how much the best of that mean fell over the last TAIL of the
-    epochs, relative to its value there (computed before rounding the stored curve)."""
-    rows, _ = read_metrics(sweep_dir / "metrics.jsonl")
-    rows = [r for r in rows if r.get("valid_sse_per_seq")]
-    if not rows:
-        return None
-    epochs = np.array([r["epoch"] for r in rows])
-    mean = np.array([np.mean([v for v in r["valid_sse_per_seq"] if v is not None] or [np.nan]) for r in rows])
-    best = np.fmin.accumulate(mean)
-    before = best[epochs <= epochs[-1] * (1 - TAIL)]
-    tail_drop = float((before[-1] - best[-1]) / before[-1]) if before.size else None
-    # 4 significant digits: the figure's resolution, and a results file a quarter the size
-    return {"epoch": epochs.tolist(), "valid_sse_per_seq": [float(f"{v:.4g}") for v in mean], "tail_drop": tail_drop}
 
 
 def _variant(dataset: str, variant: str, seeds: list[int], epochs: int | None, target: Path, quick: bool,

@@ -63,11 +63,18 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
     assert model["seconds"] == pytest.approx(sum(f["seconds"] for f in per_fold))
     assert model["code_size"] == 2 + 15 + 2 * 3 and model["epochs"] == 2 and model["diverged"] == 0
     assert [f["members"][0]["test"] for f in per_fold] != [None, None]
+    # how much the best validation error fell over the last fifth of the 2 epochs: from epoch 1's to the best
+    for k in range(2):
+        log = (tmp_path / "subject" / "locomotion-phys-vae" / f"fold{k}" / "metrics.jsonl").read_text()
+        first, second = (json.loads(line)["valid_sse_per_seq"][0] for line in log.splitlines())
+        assert model["folds"][k]["tail_drop"] == pytest.approx((first - min(first, second)) / first)
+    assert model["tail_drop"] == pytest.approx(np.mean([f["tail_drop"] for f in model["folds"]]))
     people = result["subjects"]
     assert all(not set(f["test"]) & set(f["train"] + f["valid"]) for f in people)
     assert sorted(people[0]["test"] + people[1]["test"]) == sorted(set(strides.covariates["subject"].astype(int)))
     text = unseen_subjects.markdown(result)
-    assert "| locomotion-phys-vae | 23 | 2 | 1 | 0 |" in text
+    falling = f"{100 * model['tail_drop']:.1f} +- {100 * model['tail_drop_std']:.1f} %"
+    assert f"| locomotion-phys-vae | 23 | 2 | 1 | 0 | {model['seconds']:.0f} | {falling} |" in text
     assert "| PCA, 21 components (fitted on train) | 21 |" in text
     unseen_subjects.figure(result, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").stat().st_size > 0
@@ -114,10 +121,10 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
 
 def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_validation_people(tmp_path, capsys):
     grid = {"kl_weight": [1.0, 2.5], "retime": [0.0, 0.05]}
-    result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0, 1], 1,
+    result = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0, 1], 2,
                                  quick=True, sets=("dim_z_aux2=3",), grid=grid)
-    swept = [json.loads((tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=1,2.5+retime=0,0.05"
-                         / f"fold{k}" / "sweep.json").read_text())["members"] for k in range(2)]
+    sweep_dir = tmp_path / "subject" / "locomotion-phys-vae+dim_z_aux2=3+kl_weight=1,2.5+retime=0,0.05"
+    swept = [json.loads((sweep_dir / f"fold{k}" / "sweep.json").read_text())["members"] for k in range(2)]
     assert [len(members) for members in swept] == [8, 8]  # 2 seeds x 4 combinations, one sweep per fold
     rows = {r["model"]: r for r in result["rows"] if "epochs" in r}
     assert list(rows) == [f"locomotion-phys-vae (dim_z_aux2=3, kl_weight={k}, retime={r})"
@@ -132,6 +139,12 @@ def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_valida
         for f, ms in enumerate(mine):
             assert row["folds"][f]["mae"] == pytest.approx(np.mean([m["test"]["mae"] for m in ms]))
             assert row["folds"][f]["valid_mae"] == pytest.approx(np.mean([m["valid"]["mae"] for m in ms]))
+            # the learning curve of these members only: their mean validation error at epochs 1 and 2
+            ids = [i for i, m in enumerate(swept[f]) if m in ms]
+            log = [json.loads(line)["valid_sse_per_seq"] for line in (sweep_dir / f"fold{f}" / "metrics.jsonl")
+                   .read_text().splitlines()]
+            first, second = (np.mean([epoch[i] for i in ids]) for epoch in log)
+            assert row["folds"][f]["tail_drop"] == pytest.approx((first - min(first, second)) / first, rel=1e-5)
         assert row["hparams"] == {"kl_weight": kl, "retime": retime} and row["seeds"] == 2
     # the chosen row: per fold, the combination whose seeds' mean validation MAE is the lowest
     chosen = rows["locomotion-phys-vae (dim_z_aux2=3, kl_weight/retime chosen on valid)"]

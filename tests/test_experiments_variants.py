@@ -1,4 +1,4 @@
-"""experiments/variants.py: the learning curve's flattening figure, and a quick run's table against its sweeps."""
+"""experiments/variants.py: a quick run's table against its sweeps, with its learning curves."""
 
 import json
 
@@ -8,20 +8,6 @@ import pytest
 from experiments import variants
 from jaxphysvae.data import pendulum
 from jaxphysvae.errors import ConfigError
-
-
-def test_the_learning_curve_averages_members_and_measures_the_last_fifth(tmp_path):
-    rows = [{"epoch": e, "loss": [1.0, 1.0], "valid_sse_per_seq": [12.0 - e, None if e == 3 else 10.0 - e]}
-            for e in range(1, 10)] + [{"epoch": 10, "loss": [1.0, 1.0], "valid_sse_per_seq": [30.0, 30.0]}]
-    rows.insert(4, {"epoch": 5, "loss": [1.0, 1.0]})  # a line without validation (eval_every > 1) is skipped
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    curve = variants.learning_curve(tmp_path)
-    assert curve["epoch"] == list(range(1, 11))
-    assert curve["valid_sse_per_seq"][2] == 9.0  # epoch 3: the one member with a value
-    assert curve["valid_sse_per_seq"][0] == 10.0  # epoch 1: (11 + 9) / 2
-    # the best of the mean by epoch 8 (of 10): 3.0; by the end: 2.0 (epoch 9; epoch 10 is worse): it fell by 1/3
-    assert curve["valid_sse_per_seq"][-1] == 30.0 and curve["tail_drop"] == pytest.approx(1 / 3)
-    assert variants.learning_curve(tmp_path / "nothing") is None
 
 
 def test_quick_run_tabulates_its_sweeps_beside_the_baselines(tmp_path):
