@@ -266,8 +266,8 @@ def markdown(result: dict) -> str:
              f"fold's validation people) is what settings are chosen on" + fitted + "; the rows of a grid share one "
              "sweep per fold and its training time:", "",
              f"| model | code size | epochs | seeds | diverged | training (s, all folds) | best valid error still "
-             f"falling (last {100 * TAIL:.0f} % of epochs) | valid MAE | test MAE | RMSE | squared error per stride | valid "
-             f"MAE, fitted code | test MAE, fitted code | test MAE per fold |",
+             f"falling (last {100 * TAIL:.0f} % of epochs) | valid MAE | test MAE | RMSE | squared error per stride "
+             f"| valid MAE, fitted code | test MAE, fitted code | test MAE per fold |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         cells = " | ".join(f"{r[key]:.4f} +- {r[key + '_std']:.4f}" if key in r else "-"
