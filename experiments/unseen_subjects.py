@@ -275,7 +275,7 @@ def markdown(result: dict) -> str:
         per_fold = ", ".join(f"{f['mae']:.4f}" for f in r["folds"])
         code = "-" if r["code_size"] is None else str(r["code_size"])
         seconds = f"{r['seconds']:.0f}" if "seconds" in r else "-"
-        falling = (f"{100 * r['tail_drop']:.1f} +- {100 * r['tail_drop_std']:.1f} %" if "tail_drop" in r else "-")
+        falling = f"{100 * r['tail_drop']:.1f} +- {100 * r['tail_drop_std']:.1f} %" if "tail_drop" in r else "-"
         model = r["model"] + (": " + ", ".join("/".join(f"{v:g}" for v in c.values()) for c in r["chosen"])
                               if "chosen" in r else "")
         lines.append(f"| {model} | {code} | {r.get('epochs', '-')} | {r.get('seeds', '-')} | "
