@@ -36,6 +36,9 @@ the amortisation gap, what remains against PCA is the decoder's.
 Learning curves (the stopping rule's check, docs/protocol.md): each model row also says how much the best validation
 error (the mean over the row's members, from each fold's metrics.jsonl; experiments.sweeps.learning_curve) still fell
 over the last fifth of the epochs, per fold and as mean +- std over folds: near 0 when the budget was long enough.
+
+A model row lists its seeds and best epochs per fold (`seed_ids`, `best_epoch`), so that the tables of a model trained
+in pieces (seed 0 on every fold, then other seeds one fold at a time) pool into one: experiments.pool_seeds.
 """
 
 from __future__ import annotations
@@ -194,8 +197,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     rows = [summary(r["model"], [fold[i] for fold in baseline_folds], r.get("code_size"))
             for i, r in enumerate(baseline_folds[0])]
     for preset in model_presets:
-        # per combination of the grid: each fold's figures, best epochs and statuses
-        per_fold, best, statuses = ([[] for _ in combos] for _ in range(3))
+        # per combination of the grid: each fold's figures, seeds, best epochs and statuses
+        per_fold, seed_ids, best, statuses = ([[] for _ in combos] for _ in range(4))
         seconds = 0.0
         for k, split in zip(fold_ids, splits):
             target = out / by / "+".join((preset, *sets, *grid_items(grid))) / f"fold{k}"
@@ -217,6 +220,7 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
                     fitted = [fitted_code_mae(target, i, datasets, refine_steps, refine_method) for i in ids]
                     figures.update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
                 per_fold[c].append(figures)
+                seed_ids[c].append([int(m["seed"]) for m in members])
                 best[c].append([m["best_epoch"] for m in members])
                 statuses[c].append([m["status"] for m in members])
         code = locomotion.code_size(result["config"])
@@ -224,13 +228,15 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
         labels = model_labels(preset, sets, grid)
         for c, combo in enumerate(combos):
             rows.append(summary(labels[c], per_fold[c], code,
-                                {**common, "best_epoch": best[c], **({"hparams": combo} if grid else {}),
+                                {**common, "seed_ids": seed_ids[c], "best_epoch": best[c],
+                                 **({"hparams": combo} if grid else {}),
                                  "diverged": sum(s != "completed" for fold in statuses[c] for s in fold)}))
         if len(combos) > 1:  # each fold's combination with the lowest validation MAE (over its seeds)
             valid = np.array([[f["valid_mae"] for f in figures] for figures in per_fold])  # (combination, fold)
             pick = np.argmin(np.where(np.isfinite(valid), valid, np.inf), axis=0).tolist()
             rows.append(summary(chosen_label(preset, sets, grid), [per_fold[c][f] for f, c in enumerate(pick)], code,
-                                {**common, "best_epoch": [best[c][f] for f, c in enumerate(pick)],
+                                {**common, "seed_ids": [seed_ids[c][f] for f, c in enumerate(pick)],
+                                 "best_epoch": [best[c][f] for f, c in enumerate(pick)],
                                  "chosen": [combos[c] for c in pick],
                                  "diverged": sum(s != "completed"
                                                  for f, c in enumerate(pick) for s in statuses[c][f])}))

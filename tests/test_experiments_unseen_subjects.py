@@ -62,6 +62,7 @@ def test_quick_run_trains_every_fold_and_writes_the_table(tmp_path):
     assert model["mae"] == pytest.approx(np.mean(maes)) and model["mae_std"] == pytest.approx(np.std(maes))
     assert model["seconds"] == pytest.approx(sum(f["seconds"] for f in per_fold))
     assert model["code_size"] == 2 + 15 + 2 * 3 and model["epochs"] == 2 and model["diverged"] == 0
+    assert model["seed_ids"] == [[0], [0]]  # the seeds per fold, as experiments.pool_seeds reads them
     assert [f["members"][0]["test"] for f in per_fold] != [None, None]
     # how much the best validation error fell over the last fifth of the 2 epochs: from epoch 1's to the best
     for k in range(2):
@@ -146,6 +147,7 @@ def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_valida
             first, second = (np.mean([epoch[i] for i in ids]) for epoch in log)
             assert row["folds"][f]["tail_drop"] == pytest.approx((first - min(first, second)) / first, rel=1e-5)
         assert row["hparams"] == {"kl_weight": kl, "retime": retime} and row["seeds"] == 2
+        assert row["seed_ids"] == [[0, 1], [0, 1]]
     # the chosen row: per fold, the combination whose seeds' mean validation MAE is the lowest
     chosen = rows["locomotion-phys-vae (dim_z_aux2=3, kl_weight/retime chosen on valid)"]
     for f in range(2):
@@ -153,7 +155,7 @@ def test_a_grid_gives_a_row_per_combination_and_one_chosen_on_each_fold_s_valida
                                     if np.isclose(m["kl_weight"], kl) and np.isclose(m["retime"], rt)])
                  for kl in (1.0, 2.5) for rt in (0.0, 0.05)}
         best = min(valid, key=valid.get)
-        assert chosen["chosen"][f] == {"kl_weight": best[0], "retime": best[1]}
+        assert chosen["chosen"][f] == {"kl_weight": best[0], "retime": best[1]} and chosen["seed_ids"][f] == [0, 1]
         assert chosen["folds"][f]["mae"] == pytest.approx(np.mean([m["test"]["mae"] for m in swept[f] if np.isclose(
             m["kl_weight"], best[0]) and np.isclose(m["retime"], best[1])]))
     picks = ", ".join(f"{c['kl_weight']:g}/{c['retime']:g}" for c in chosen["chosen"])
