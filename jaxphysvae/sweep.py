@@ -9,7 +9,8 @@ several hosts call `jax.distributed.initialize()` first and the mesh spans every
 loss turns non-finite is rolled back to its best-validation state with a lower learning rate (config.schedule.rollbacks
 times at most, as `fit` does), then marked diverged and frozen at its last good state while the others go on. Each
 member's result equals the same configuration trained alone by `jaxphysvae.fit.fit` (up to float rounding of vmapped
-arithmetic), because member m uses exactly the keys fit uses for its seed.
+arithmetic, which thousands of epochs can grow into a seed's worth of difference), because member m uses exactly the
+keys fit uses for its seed.
 """
 
 from __future__ import annotations
