@@ -88,6 +88,15 @@ def test_pieces_that_did_not_measure_the_same_thing_are_refused(other, message):
         pool_seeds.pool({"seed0.json": SEED0, "other.json": other})
 
 
+def test_uneven_seeds_per_fold_are_counted_per_fold():
+    # fold 0 has seeds 0, 1, 2; fold 1 only seed 0: each fold's figure is the mean over its own seeds
+    result = pool_seeds.pool({"seed0.json": SEED0, "fold0.json": FOLD0})
+    model = result["rows"][1]
+    assert model["seeds"] == [3, 1] and model["seed_ids"] == [[0, 1, 2], [0]]
+    assert [f["mae"] for f in model["folds"]] == pytest.approx([0.012, 0.008])
+    assert f"| {MODEL} | 23 | 5000 | [3, 1] | 0 | 300 |" in pool_seeds.markdown(result)
+
+
 def test_a_model_missing_on_a_fold_is_refused():
     with pytest.raises(ConfigError, match=r"'another model' has no run on fold\(s\) \[0\]"):
         pool_seeds.pool({"seed0.json": SEED0, "fold0.json": FOLD0, "fold1.json": changed(
