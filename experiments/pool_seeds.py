@@ -30,12 +30,6 @@ from jaxphysvae import files
 from jaxphysvae.errors import ConfigError
 
 SAME = ("by", "folds", "split_seed", "source", "refine_steps", "refine_method")  # what every piece must share
-FIGURES = unseen_subjects.SUMMARY_KEYS + ("rmse", "sse_per_seq")
-
-
-def is_model(row: dict) -> bool:
-    """Whether a table's row is a trained model's (it has seeds), not a baseline's."""
-    return "seeds" in row
 
 
 def pool(tables: dict[str, dict]) -> dict:
@@ -68,11 +62,11 @@ def pool(tables: dict[str, dict]) -> dict:
         seconds += table.get("seconds", 0.0)
         for row in table["rows"]:
             label = row["model"]
-            if not is_model(row):
+            if not unseen_subjects.is_model(row):
                 for k, figures in zip(ids, row["folds"]):
                     held = baselines.setdefault(label, {}).setdefault(k, figures)
                     if any(not np.isclose(held[key], figures[key], rtol=1e-9, atol=0.0)
-                           for key in FIGURES if key in held and key in figures):
+                           for key in unseen_subjects.SUMMARY_KEYS if key in held and key in figures):
                         raise ConfigError(f"{name}: the baseline {label!r} differs on fold {k} from another table's; "
                                           f"the pieces do not hold the same strides")
                 continue

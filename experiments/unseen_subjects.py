@@ -117,6 +117,11 @@ def preset_code_size(preset: str, sets: tuple[str, ...] = ()) -> int:
 SUMMARY_KEYS = ("mae", "rmse", "sse_per_seq", "valid_mae", "fitted_mae", "fitted_valid_mae", "tail_drop")
 
 
+def is_model(row: dict) -> bool:
+    """Whether a table's row is a trained model's (it has seeds), not a baseline's."""
+    return "seeds" in row
+
+
 def summary(name: str, per_fold: list[dict], code: int | None, extra: dict | None = None,
             keys: tuple[str, ...] = SUMMARY_KEYS) -> dict:
     """A table row: the per-fold figures and, for each of `keys` that every fold has, its mean and std over folds."""
@@ -387,7 +392,7 @@ def main(argv=None) -> dict:
     targets = [out] + ([RESULTS] if args.results else [])
     report.check_same_models(name, targets, [label for p in model_presets
                                              for label in model_labels(p, tuple(args.set), grid)],
-                             lambda row: "seeds" in row)
+                             is_model)
     strides = read_raw_strides(parser, args.raw_dir)
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
