@@ -5,8 +5,9 @@
 A long model is often trained in pieces: seed 0 on every fold, then seeds 1 and 2 one fold at a time (`--only-folds K
 --seeds 1,2`), each piece in a table of its own. Pooling them gives the table one call with every seed would have
 written, as long as the pieces agree on what they measured: the same raw data, folds (count, split seed, `--by`, and
-each fold's people) and fitted-code setting (`--refine-steps`, `--refine-method`), and for a model (a row with seeds,
-matched by its label) the same epochs and no seed counted twice on a fold. Anything else is refused, naming it.
+each fold's people) and fitted-code setting (`--refine-steps`, `--refine-method`, `--refine-parts`), and for a model (a
+row with seeds, matched by its label) the same epochs and no seed counted twice on a fold. Anything else is refused,
+naming it.
 
 A model's figure on a fold is the mean of the pieces' figures on it weighted by their numbers of seeds: the mean over
 every seed, as one run's. The learning curve's fall (`tail_drop`) is the seed-weighted mean of the pieces' falls, not
@@ -29,7 +30,8 @@ from experiments import report, unseen_subjects
 from jaxphysvae import files
 from jaxphysvae.errors import ConfigError
 
-SAME = ("by", "folds", "split_seed", "source", "refine_steps", "refine_method")  # what every piece must share
+SAME = ("by", "folds", "split_seed", "source", "refine_steps", "refine_method", "refine_parts")  # what every piece
+# must share (refine_parts only in a table of codes fitted in part)
 
 
 def pool(tables: dict[str, dict]) -> dict:
@@ -118,7 +120,7 @@ def pool(tables: dict[str, dict]) -> dict:
                  **({"hparams": model["hparams"]} if model["hparams"] is not None else {}),
                  "diverged": model["diverged"]}
         rows.append(unseen_subjects.summary(label, per_fold, model["code_size"], extra))
-    return {**{key: first.get(key) for key in SAME}, "fold_ids": fold_ids,
+    return {**{key: first[key] for key in SAME if key in first}, "fold_ids": fold_ids,
             "strides": [folds[k]["strides"] for k in fold_ids], "subjects": [folds[k]["subjects"] for k in fold_ids],
             "rows": rows, "seconds": seconds, "pooled_from": list(tables)}
 

@@ -31,7 +31,9 @@ name of a table of others is refused before it trains; give it a --name of its o
 Fitted code (--refine-steps N, default 200 Adam steps or 10 with --refine-method gauss-newton; 0 skips it): each model
 is also scored with every valid and test stride's code fitted to that stride by N steps on its reconstruction error
 (jaxphysvae.refine), the decoder fixed, as PCA's projection fits its code: the difference to the encoder's code is
-the amortisation gap, what remains against PCA is the decoder's.
+the amortisation gap, what remains against PCA is the decoder's. `--refine-parts s0,aux2` fits those parts of the
+code only (of phy, aux1, aux2, s0; the others the encoder's), to see which part carries the gap; the table's name
+then ends in _fitted_PARTS.
 
 Learning curves (the stopping rule's check, docs/protocol.md): each model row also says how much the best validation
 error (the mean over the row's members, from each fold's metrics.jsonl; experiments.sweeps.learning_curve) still fell
@@ -57,7 +59,7 @@ from experiments.sweeps import TAIL, changed_label, changed_suffix, learning_cur
 from jaxphysvae import presets
 from jaxphysvae.config import apply_overrides
 from jaxphysvae.data import raw
-from jaxphysvae.refine import DEFAULT_STEPS, METHODS, refine
+from jaxphysvae.refine import DEFAULT_STEPS, METHODS, PARTS, check_parts, refine
 from jaxphysvae.sweep import grid_members, load_member, parse_grid
 from jaxphysvae.errors import ConfigError, DataError
 
@@ -142,15 +144,17 @@ def check_fold_ids(folds: int, only: list[int] | None) -> list[int]:
     return fold_ids
 
 
-def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int, method: str = "adam") -> dict:
+def fitted_code_mae(target: Path, member: int, datasets: dict, steps: int, method: str = "adam",
+                    parts: tuple[str, ...] = PARTS) -> dict:
     """MAE on the valid and test strides of member `member` of the sweep in `target` (trained on `datasets`) when
-    each stride's code is fitted to it by `steps` steps of `method` (jaxphysvae.refine) instead of taken from the
-    encoder."""
+    each stride's code (its `parts`, the rest the encoder's) is fitted to it by `steps` steps of `method`
+    (jaxphysvae.refine) instead of taken from the encoder."""
     _, _, model, _, params, _, _ = load_member(target, member, splits=datasets)
     mae = {}
     for split in ("valid", "test"):
         x = datasets[split].x
-        mae[split] = float(np.abs(refine(model, params, x, steps=steps, method=method)["x_PAB"] - x).mean())
+        fitted = refine(model, params, x, steps=steps, method=method, parts=parts)["x_PAB"]
+        mae[split] = float(np.abs(fitted - x).mean())
     return {"fitted_mae": mae["test"], "fitted_valid_mae": mae["valid"]}
 
 
@@ -179,14 +183,15 @@ def model_labels(preset: str, sets: tuple[str, ...], grid: dict[str, list]) -> l
 
 def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, model_presets, seeds: list[int],
         epochs: int | None, quick: bool = False, sets: tuple[str, ...] = (), only: list[int] | None = None,
-        refine_steps: int = 0, refine_method: str = "adam", grid: dict[str, list] | None = None) -> dict:
+        refine_steps: int = 0, refine_method: str = "adam", grid: dict[str, list] | None = None,
+        refine_parts: tuple[str, ...] = PARTS) -> dict:
     """Every fold's baselines and, unless `model_presets` is empty, every preset's sweep (each preset changed by the
     `key=value` strings `sets`); the table's rows. `only`: the indices of the folds to run (default: all), e.g. one
     fold to compare settings on its validation people before running them on every fold. `refine_steps` > 0: each
-    model's rows also give the MAE with every stride's code fitted to it by that many steps of `refine_method`
-    (`fitted_code_mae`). `grid`: hyper-parameter values ({key: [values]}) swept with the seeds: a row per
-    combination (each fold's figure the mean over its seeds) and, for several, a row of the combination with the
-    lowest validation MAE on each fold ("chosen": the combination per fold).
+    model's rows also give the MAE with every stride's code (its `refine_parts`) fitted to it by that many steps of
+    `refine_method` (`fitted_code_mae`). `grid`: hyper-parameter values ({key: [values]}) swept with the seeds: a
+    row per combination (each fold's figure the mean over its seeds) and, for several, a row of the combination with
+    the lowest validation MAE on each fold ("chosen": the combination per fold).
 
     Raises:
       DataError: an index in `only` that is not a fold.
@@ -222,7 +227,8 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
                 if curve and curve["tail_drop"] is not None:
                     figures["tail_drop"] = curve["tail_drop"]
                 if refine_steps:
-                    fitted = [fitted_code_mae(target, i, datasets, refine_steps, refine_method) for i in ids]
+                    fitted = [fitted_code_mae(target, i, datasets, refine_steps, refine_method, refine_parts)
+                              for i in ids]
                     figures.update({key: float(np.mean([f[key] for f in fitted])) for key in fitted[0]})
                 per_fold[c].append(figures)
                 seed_ids[c].append([int(m["seed"]) for m in members])
@@ -248,20 +254,22 @@ def run(strides: raw.Strides, out: Path, folds: int, by: str, split_seed: int, m
     sizes = [{split: s.num_sequences for split, s in fold.items()} for fold in splits]
     people = [{split: sorted(np.unique(s.covariates["subject"]).astype(int).tolist()) for split, s in fold.items()}
               for fold in splits]
-    return {"refine_steps": refine_steps, "refine_method": refine_method, "by": by, "folds": folds,
+    partial = {"refine_parts": list(refine_parts)} if refine_steps and tuple(refine_parts) != PARTS else {}
+    return {"refine_steps": refine_steps, "refine_method": refine_method, **partial, "by": by, "folds": folds,
             "fold_ids": fold_ids, "split_seed": split_seed,
             "source": strides.source,
             "strides": sizes, "subjects": people, "rows": rows, "seconds": time.time() - started}
 
 
 def table_name(by: str, folds: int, only: list[int] | None, sets: tuple[str, ...],
-               grid: dict[str, list] | None = None) -> str:
-    """unseen_subjects_BY, with _foldsK-K when only some folds ran and _KEY=VALUE+... for changed presets and a
-    grid, so that a screen never overwrites the table of every fold."""
+               grid: dict[str, list] | None = None, refine_parts: tuple[str, ...] = PARTS) -> str:
+    """unseen_subjects_BY, with _foldsK-K when only some folds ran, _KEY=VALUE+... for changed presets and a grid,
+    and _fitted_PART+PART for codes fitted in part, so that a screen never overwrites the table of every fold."""
     name = f"unseen_subjects_{by}"
     if only is not None and sorted(set(only)) != list(range(folds)):
         name += "_folds" + "-".join(map(str, only))
-    return name + changed_suffix((*sets, *grid_items(grid or {})))
+    name += changed_suffix((*sets, *grid_items(grid or {})))
+    return name + ("" if tuple(refine_parts) == PARTS else "_fitted_" + "+".join(refine_parts))
 
 
 def markdown(result: dict) -> str:
@@ -270,8 +278,9 @@ def markdown(result: dict) -> str:
     which = f"{k} folds" if len(ids) == k else f"fold{'s' * (len(ids) > 1)} {', '.join(map(str, ids))} of {k}"
     sizes = ", ".join(f"{f['train']}/{f['valid']}/{f['test']}" for f in result["strides"])
     steps = result.get("refine_steps", 0)
+    parts = result.get("refine_parts")
     fitted = (f"; a fitted code: {steps} {result.get('refine_method', 'adam')} steps per stride from the encoder's "
-              f"(jaxphysvae.refine)" if steps else "")
+              f"(jaxphysvae.refine)" + (f", fitting {', '.join(parts)} only" if parts else "") if steps else "")
     lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "
              f"fold's validation people) is what settings are chosen on" + fitted + "; the rows of a grid share one "
@@ -353,6 +362,9 @@ def main(argv=None) -> dict:
                              "(default 200 Adam, 10 Gauss-Newton; 0: skip)")
     parser.add_argument("--refine-method", choices=METHODS, default="adam",
                         help="how the fitted code is found (jaxphysvae.refine)")
+    parser.add_argument("--refine-parts", default=",".join(PARTS), metavar="PART,PART",
+                        help=f"the parts of the code fitted (of {', '.join(PARTS)}; default all), the others the "
+                             "encoder's")
     parser.add_argument("--quick", action="store_true", help="toy widths and 2 epochs (the test's)")
     parser.add_argument("--results", action="store_true", help="also write experiments/results/unseen_subjects_*")
     parser.add_argument("--name", default=None, type=report.file_name,
@@ -386,9 +398,14 @@ def main(argv=None) -> dict:
     refine_steps = DEFAULT_STEPS[args.refine_method] if args.refine_steps is None else args.refine_steps
     if refine_steps < 0:
         parser.error(f"--refine-steps {refine_steps}: expected a number of steps >= 0")
+    try:
+        refine_parts = check_parts(args.refine_parts)
+    except ConfigError as e:
+        parser.error(f"--refine-parts: {e}")
     epochs = quick_epochs(args.quick, args.epochs)
     out = Path(args.out)
-    name = args.name or table_name(args.by, args.folds, only, tuple(args.set), grid)
+    name = args.name or table_name(args.by, args.folds, only, tuple(args.set), grid,
+                                   refine_parts if refine_steps else PARTS)
     targets = [out] + ([RESULTS] if args.results else [])
     report.check_same_models(name, targets, [label for p in model_presets
                                              for label in model_labels(p, tuple(args.set), grid)],
@@ -397,7 +414,7 @@ def main(argv=None) -> dict:
     try:
         result = run(strides, out, args.folds, args.by, args.split_seed, model_presets,
                      [int(s) for s in args.seeds.split(",")], epochs, args.quick, tuple(args.set), only,
-                     refine_steps, args.refine_method, grid)
+                     refine_steps, args.refine_method, grid, refine_parts)
     except DataError as e:
         parser.error(str(e))
     text = markdown(result)

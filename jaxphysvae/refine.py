@@ -5,12 +5,13 @@ s0. On sequences unlike the training ones (new people, other conditions) that ma
 would reconstruct best: the amortisation gap. `refine` starts from the encoder's code and minimises each sequence's
 squared reconstruction error of x_PAB over that code, by Adam or by Gauss-Newton (Levenberg-Marquardt) steps, the
 decoder's weights fixed, as PCA's projection does for its linear decoder: the code size is unchanged, only the way to
-find it differs.
+find it differs. `parts` fits some of the code and keeps the encoder's for the rest, to see which part carries the gap.
 
     config, hparams, model, fns, params, splits, _ = jaxphysvae.fit.load_run("runs/demo")
     out = refine(model, params, splits["test"].x, steps=200, lr=1e-2)
     out["sse_start"].mean(), out["sse"].mean()          # squared error per sequence, encoder's code vs fitted code
     out = refine(model, params, splits["test"].x, method="gauss-newton", steps=5)   # the same fit in 5 steps
+    out = refine(model, params, splits["test"].x, parts=("s0",))   # the initial states fitted, the latents kept
 
 On the 344 locomotion test strides (code size 23; `python -m benchmarks.refine_speed`, 2 CPU cores), 3
 Gauss-Newton steps reach the error of 200 Adam steps in 1.6 s against 22.6 s, compiled.
@@ -36,14 +37,22 @@ DEFAULT_LR = 1e-2  # Adam's step on the code (latents of about unit scale); on l
 DEFAULT_DAMPING = 1e-3  # Levenberg-Marquardt's starting mu, relative to the diagonal of J^T J
 METHODS = ("adam", "gauss-newton")
 DEFAULT_STEPS = {"adam": 200, "gauss-newton": 10}
+PARTS = ("phy", "aux1", "aux2", "s0")  # the code's parts: the three latent groups (jaxphysvae.latents.GROUPS), s0
 _FNS: "weakref.WeakKeyDictionary[PhysVAE, dict]" = weakref.WeakKeyDictionary()
 
 
-def _fit_function(model: PhysVAE, steps: int, method: str):
-    """The jitted batch function of `model` for `steps` steps of `method`, kept while the model lives."""
+def _fit_function(model: PhysVAE, steps: int, method: str, parts: tuple[str, ...]):
+    """The jitted batch function of `model` for `steps` steps of `method` on the code's `parts`, kept while the
+    model lives."""
     cache = _FNS.setdefault(model, {})
-    if (steps, method) in cache:
-        return cache[steps, method]
+    if (steps, method, parts) in cache:
+        return cache[steps, method, parts]
+
+    def free(code):
+        """1 on the units of `code` that are fitted, 0 on those kept at the encoder's (a tree like `code`)."""
+        z, s0 = code
+        one = lambda a, part: jnp.full_like(a, float(part in parts))
+        return z._replace(**{g: one(getattr(z, g), g) for g in GROUPS}), one(s0, "s0")
 
     def clipped(z):
         return z._replace(phy=model.physics.clip(z.phy)) if model.config.clip_z_phy else z
@@ -59,10 +68,11 @@ def _fit_function(model: PhysVAE, steps: int, method: str):
         # each sequence's error depends on its own code only, and Adam scales every coordinate alone: the sum's
         # gradient steps every sequence as if it were fitted by itself (batching does not change the result)
         grad = jax.grad(lambda code: sse(params, code, x)[0].sum())
+        mask = free(start)  # a kept unit's gradient is 0, and so is Adam's update of it
 
         def step(carry, _):
             code, state = carry
-            updates, state = optimiser.update(grad(code), state)
+            updates, state = optimiser.update(jax.tree.map(jnp.multiply, grad(code), mask), state)
             return (optax.apply_updates(code, updates), state), None
 
         (code, _), _ = jax.lax.scan(step, (start, optimiser.init(start)), None, length=steps)
@@ -71,6 +81,7 @@ def _fit_function(model: PhysVAE, steps: int, method: str):
     def gauss_newton(params, start, x, damping):
         def one(code, target):
             flat, unflatten = ravel_pytree(code)
+            fitted, _ = ravel_pytree(free(code))  # (n,) 1 on a fitted unit
 
             def residual(v):  # (C T,) the reconstruction error of one sequence's flat code v
                 z, s0 = jax.tree.map(lambda a: a[None], unflatten(v))
@@ -82,6 +93,7 @@ def _fit_function(model: PhysVAE, steps: int, method: str):
             def step(carry, _):
                 v, mu, err = carry
                 jac, r = jacobian_and_residual(v)
+                jac = jac * fitted  # a kept unit's column is 0, and so its step (the floor below decouples it)
                 a, g = jac.T @ jac, jac.T @ r
                 # Levenberg-Marquardt: the Gauss-Newton step damped along the diagonal of J^T J, plus a floor for the
                 # directions the reconstruction ignores (a clipped z_P, a unit without effect)
@@ -111,17 +123,18 @@ def _fit_function(model: PhysVAE, steps: int, method: str):
         return {"x_PAB": pick(x_after, x_before), "s0": s0, **{f"z_{g}": v for g, v in zip(GROUPS, clipped(z))},
                 "sse_start": before, "sse": jnp.minimum(after, before)}
 
-    cache[steps, method] = jax.jit(fit)
-    return cache[steps, method]
+    cache[steps, method, parts] = jax.jit(fit)
+    return cache[steps, method, parts]
 
 
 def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFAULT_LR, batch_size: int = 500,
-           method: str = "adam", damping: float = DEFAULT_DAMPING) -> dict:
+           method: str = "adam", damping: float = DEFAULT_DAMPING, parts=PARTS) -> dict:
     """Each sequence's code fitted to it by `steps` steps of `method` on the squared reconstruction error of x_PAB,
     from the encoder's posterior mean (z_P kept in its physical range where the model clips it).
 
     The code is every input of the decoder: z_phy (N, d_P), z_aux1 (N, d_A1), z_aux2 (N, d_A2) and the initial
-    states s0 (N, S). A sequence whose fitted code reconstructs it worse than the encoder's keeps the encoder's.
+    states s0 (N, S); `parts` says which of them are fitted, the others keep the encoder's values. A sequence whose
+    fitted code reconstructs it worse than the encoder's keeps the encoder's.
 
     Methods:
       "adam": gradient steps by Adam at learning rate `lr`, all sequences in one batched gradient.
@@ -142,13 +155,17 @@ def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFA
         attention context, whose starting code depends on the batch (as in `predict`).
       method: "adam" or "gauss-newton" (METHODS).
       damping: Levenberg-Marquardt's starting mu (Gauss-Newton only).
+      parts: the parts of the code fitted, a non-empty collection of PARTS ("phy", "aux1", "aux2", "s0"; default
+        all of them). A model whose z_A2 mean is its least-squares code (config.aux2_least_squares) gets that code
+        for the encoder's s0 and z_P: fitting s0 or z_P without "aux2" keeps it, not the least-squares code of the
+        new s0 and z_P. One compiled program per collection.
 
     Returns numpy arrays: z_phy, z_aux1, z_aux2, s0 (the fitted code), x_PAB (N, C, T) its reconstruction, sse_start
     and sse (N,) the squared error summed over channels and time of the encoder's code and of the fitted one.
 
     Raises:
       DataError: x of the wrong shape or with NaN / Inf; ConfigError: an unknown method, a negative or non-integer
-        steps, a non-positive or non-finite lr or damping, a batch size below 1.
+        steps, a non-positive or non-finite lr or damping, a batch size below 1, no parts or an unknown part.
     """
     x = check_sequences(x, "refine: x", channels=model.num_channels, length=model.num_steps)
     if method not in METHODS:
@@ -161,10 +178,22 @@ def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFA
     for name, value in (("lr", lr), ("damping", damping)):
         if not (np.isfinite(value) and value > 0):
             raise ConfigError(f"refine: {name} must be a positive number, got {value!r}")
-    fn = _fit_function(model, int(steps), method)
+    parts = check_parts(parts)
+    fn = _fit_function(model, int(steps), method, parts)
     knob = jnp.float32(lr if method == "adam" else damping)
     parts = []
     for b in batches(x, min(batch_size, x.shape[0]), remainder="pad"):
         out = fn(params, jnp.asarray(b.x), jnp.asarray(b.mask), knob)
         parts.append({k: np.compress(b.mask, np.asarray(v), axis=0) for k, v in out.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def check_parts(parts) -> tuple[str, ...]:
+    """`parts` (a collection of PARTS, or one comma-separated string of them) in PARTS's order, duplicates dropped.
+    Raises ConfigError for an empty collection or an unknown part."""
+    given = [p.strip() for p in parts.split(",")] if isinstance(parts, str) else list(parts)
+    unknown = [p for p in given if p not in PARTS]
+    if unknown or not given:
+        raise ConfigError(f"refine: parts {given!r}: expected a non-empty selection of {', '.join(PARTS)}"
+                          + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
+    return tuple(p for p in PARTS if p in given)

@@ -78,11 +78,13 @@ def model_row(record):
     (changed(FOLD0, lambda t: t["rows"][0]["folds"][0].__setitem__("mae", 0.0101)), "baseline .* differs on fold 0"),
     (changed(FOLD0, lambda t: model_row(t).__setitem__("epochs", 3000)), "trained 3000 epochs, another piece 5000"),
     (changed(FOLD0, lambda t: t.__setitem__("refine_steps", 0)), "refine_steps 0 differs"),
+    (changed(FOLD0, lambda t: t.__setitem__("refine_parts", ["s0"])), r"refine_parts \['s0'\] differs"),
     (changed(FOLD0, lambda t: t.__setitem__("split_seed", 1)), "split_seed 1 differs"),
     (changed(FOLD0, lambda t: t["subjects"][0].__setitem__("test", [5])), "fold 0's people or strides differ"),
     (changed(FOLD0, lambda t: model_row(t).__setitem__("chosen", [{"retime": 0.12}])), "grid's choice"),
     (changed(FOLD0, lambda t: model_row(t).pop("seed_ids")), "does not say its seeds"),
-], ids=["seed_twice", "baseline", "epochs", "refine_steps", "split_seed", "people", "chosen_row", "no_seed_ids"])
+], ids=["seed_twice", "baseline", "epochs", "refine_steps", "refine_parts", "split_seed", "people", "chosen_row",
+        "no_seed_ids"])
 def test_pieces_that_did_not_measure_the_same_thing_are_refused(other, message):
     with pytest.raises(ConfigError, match=message):
         pool_seeds.pool({"seed0.json": SEED0, "other.json": other})

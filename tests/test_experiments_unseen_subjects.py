@@ -111,11 +111,27 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
         assert row[key] == pytest.approx(np.abs(fitted - x).mean())
     assert all("fitted_mae" not in r for r in result["rows"] if "epochs" not in r)
     assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
-    assert "a fitted code: 2 gauss-newton steps per stride" in unseen_subjects.markdown(result)
+    assert "a fitted code: 2 gauss-newton steps per stride from the encoder's (jaxphysvae.refine);" in (
+        unseen_subjects.markdown(result))
+    assert "refine_parts" not in result
+    # the same sweep resumed (nothing trained), its codes' initial states alone fitted
+    part = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
+                               quick=True, sets=sets, only=[1], refine_steps=2, refine_method="gauss-newton",
+                               refine_parts=("s0",))
+    part_row = next(r for r in part["rows"] if "epochs" in r)
+    assert part_row["mae"] == row["mae"] and part["refine_parts"] == ["s0"]
+    for split, key in (("valid", "fitted_valid_mae"), ("test", "fitted_mae")):
+        x = datasets[split].x
+        fitted = refine(model, params, x, steps=2, method="gauss-newton", parts=("s0",))["x_PAB"]
+        assert part_row[key] == pytest.approx(np.abs(fitted - x).mean())
+    assert "gauss-newton steps per stride from the encoder's (jaxphysvae.refine), fitting s0 only" in (
+        unseen_subjects.markdown(part))
     assert (unseen_subjects.table_name("subject", 2, [1], sets)
             == "unseen_subjects_subject_folds1_dim_z_aux2=3+kl_weight=2.5")
+    assert (unseen_subjects.table_name("subject", 2, [1], sets, refine_parts=("aux2", "s0"))
+            == "unseen_subjects_subject_folds1_dim_z_aux2=3+kl_weight=2.5_fitted_aux2+s0")
     assert unseen_subjects.table_name("subject", 2, [1, 0], ()) == "unseen_subjects_subject"
-    for bad in (["--set", "no_such=1"], ["--only-folds", "5"]):
+    for bad in (["--set", "no_such=1"], ["--only-folds", "5"], ["--refine-parts", "s0,z"]):
         with pytest.raises(SystemExit):
             unseen_subjects.main(["--raw-dir", str(tmp_path), "--presets", "locomotion-phys-vae", *bad])
 

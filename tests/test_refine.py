@@ -1,6 +1,7 @@
 """jaxphysvae.refine: the fitted code starts from the encoder's, finds a planted code (by Adam and by Gauss-Newton),
-is a stationary point of the error (Gauss-Newton), does not depend on the batching, and refuses bad arguments; the
-decoder's forward-mode solve, which Gauss-Newton differentiates, against its reverse-mode one."""
+is a stationary point of the error (Gauss-Newton), fits only the parts asked for, does not depend on the batching,
+and refuses bad arguments; the decoder's forward-mode solve, which Gauss-Newton differentiates, against its
+reverse-mode one."""
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,39 @@ def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(m
     x_hat = np.asarray(model.decode(params, fitted, jnp.asarray(out["s0"])).x_PAB)
     np.testing.assert_allclose(out["x_PAB"], x_hat, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["sse"], ((x_hat - target) ** 2).sum((1, 2)), rtol=1e-3, atol=1e-7)
+
+
+def test_fitting_the_initial_states_alone_keeps_the_latents_and_stops_where_their_gradient_vanishes(
+        model_and_params):
+    model, params = model_and_params
+    x = pendulum_splits()["test"].x
+    z, _ = model.latents(params, model.encode(params, x), None)
+    out = refine(model, params, x, parts=("s0",), method="gauss-newton", steps=20)
+    for name, kept in (("z_phy", z.phy), ("z_aux1", z.aux1), ("z_aux2", z.aux2)):
+        np.testing.assert_array_equal(out[name], np.asarray(kept))
+    assert np.all(out["sse"] <= out["sse_start"]) and out["sse"].sum() < 0.9 * out["sse_start"].sum()
+    # the error's gradient in s0 (reverse mode through the default solve) vanishes at the fitted s0; in the kept
+    # latents it does not
+    sse = lambda latents, s0: jnp.sum((model.decode(params, latents, s0).x_PAB - x) ** 2)
+    grad_z, grad_s0 = jax.grad(sse, argnums=(0, 1))(z, jnp.asarray(out["s0"]))
+    _, grad_s0_start = jax.grad(sse, argnums=(0, 1))(z, model.encode(params, x).s0)
+    assert np.linalg.norm(grad_s0) < 1e-3 * np.linalg.norm(grad_s0_start)
+    assert np.linalg.norm(np.asarray(grad_z.aux2)) > 1e-2 * np.linalg.norm(grad_s0_start)
+
+
+@pytest.mark.parametrize("fit", [dict(steps=50, lr=3e-2), dict(method="gauss-newton", steps=3)],
+                         ids=["adam", "gauss-newton"])
+def test_fitting_some_parts_keeps_the_others(model_and_params, fit):
+    model, params = model_and_params
+    x = pendulum_splits()["test"].x
+    post = model.encode(params, x)
+    z, _ = model.latents(params, post, None)
+    out = refine(model, params, x, parts="phy, aux1,aux2", **fit)
+    np.testing.assert_array_equal(out["s0"], np.asarray(post.s0))
+    out = refine(model, params, x, parts=("s0", "aux1"), **fit)
+    np.testing.assert_array_equal(out["z_phy"], np.asarray(z.phy))
+    np.testing.assert_array_equal(out["z_aux2"], np.asarray(z.aux2))
+    assert np.all(out["sse"] < out["sse_start"])
 
 
 def test_the_batching_does_not_change_the_fit(model_and_params):
@@ -109,7 +143,8 @@ def test_the_forward_mode_solve_is_the_reverse_mode_solve():
     ({"lr": float("nan")}, ConfigError, "lr"), ({"batch_size": 0}, ConfigError, "batch_size"),
     ({"method": "newton"}, ConfigError, "unknown method 'newton'"),
     ({"method": "gauss-newton", "damping": 0.0}, ConfigError, "damping"),
-    ({"method": "gauss-newton", "damping": float("inf")}, ConfigError, "damping")])
+    ({"method": "gauss-newton", "damping": float("inf")}, ConfigError, "damping"),
+    ({"parts": ()}, ConfigError, "parts"), ({"parts": ("s0", "z_P")}, ConfigError, "unknown: 'z_P'")])
 def test_bad_arguments_are_refused(model_and_params, kwargs, error, words):
     model, params = model_and_params
     with pytest.raises(error, match=words):
