@@ -10,6 +10,7 @@ from jaxphysvae.errors import ConfigError, JaxPhysVAEError
 
 EXIT_ERROR = 2  # bad input: a one-line error on stderr
 REFINE_METHODS = ("adam", "gauss-newton")  # jaxphysvae.refine.METHODS, here without importing JAX
+REFINE_PARTS = ("phy", "aux1", "aux2", "s0")  # jaxphysvae.refine.PARTS, likewise
 EXIT_DIVERGED = 3  # training stopped on a non-finite loss; the best checkpoint and the last good state are kept
 
 
@@ -187,7 +188,7 @@ def _predict(args) -> None:
     if args.refine_steps:
         step = {} if args.refine_lr is None else {"lr": args.refine_lr}
         fitted = refine(model, params, ds.x, steps=args.refine_steps, batch_size=config.schedule.eval_batch_size,
-                        method=args.refine_method, **step)
+                        method=args.refine_method, parts=args.refine_parts, **step)
         out.update({f"fitted_{k}": v for k, v in fitted.items()})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
     save_npz(target, **arrays)
@@ -199,7 +200,8 @@ def _predict(args) -> None:
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
     if args.refine_steps:
         fitted_rmse = float(np.sqrt(np.mean((out["fitted_x_PAB"] - ds.x) ** 2)))
-        print(f"  with each sequence's code fitted ({args.refine_steps} {args.refine_method} steps): "
+        parts = "" if args.refine_parts == ",".join(REFINE_PARTS) else f" of {args.refine_parts}"
+        print(f"  with each sequence's code fitted ({args.refine_steps} {args.refine_method} steps{parts}): "
               f"RMSE {fitted_rmse:.4g} (fitted_*)")
     for name in (model.physics.param_names if config.model.use_physics else ()):
         if name not in out:
@@ -406,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "steps (5 to 10)")
     pd.add_argument("--refine-lr", type=float, default=None, metavar="LR",
                     help="Adam's step for --refine-steps (default: jaxphysvae.refine's)")
+    pd.add_argument("--refine-parts", default=",".join(REFINE_PARTS), metavar="PART,PART",
+                    help=f"the parts of the code --refine-steps fits (of {', '.join(REFINE_PARTS)}; default all), "
+                         "the others the encoder's")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxphysvae.cli import REFINE_METHODS, host_device_flags, main
+from jaxphysvae.cli import REFINE_METHODS, REFINE_PARTS, host_device_flags, main
 from jaxphysvae.config import HParams
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.fit import fit
 from jaxphysvae.predict import predict
-from jaxphysvae.refine import METHODS, refine
+from jaxphysvae.refine import METHODS, PARTS, refine
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.sweep import grid_members, load_any, load_member, parse_grid, sweep
 from tests.helpers import CLI_SMALL, pendulum_splits, small_config
@@ -189,8 +189,18 @@ def test_cli_sweep(tmp_path, capsys):
     for key in ("x_PAB", "z_aux2", "s0", "sse"):
         np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
     assert "code fitted (3 gauss-newton steps)" in capsys.readouterr().out
-    assert REFINE_METHODS == METHODS  # the CLI's choices, written out to keep `jaxphysvae --help` free of JAX
+    assert main(["predict", f"{tmp_path}:3", "--refine-steps", "3", "--refine-method", "gauss-newton",
+                 "--refine-parts", "s0"]) == 0
+    fitted = refine(model, params, splits["test"].x, steps=3, method="gauss-newton", parts=("s0",))
+    written = np.load(tmp_path / "predict_member3_test.npz")
+    for key in ("x_PAB", "z_aux2", "s0", "sse"):
+        np.testing.assert_allclose(written[f"fitted_{key}"], fitted[key], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(written["fitted_z_aux2"], written["z_aux2_mean"])
+    assert "code fitted (3 gauss-newton steps of s0)" in capsys.readouterr().out
+    assert REFINE_METHODS == METHODS and REFINE_PARTS == PARTS  # the CLI's, written out to keep --help free of JAX
     assert main(["predict", f"{tmp_path}:3", "--refine-steps", "-1"]) == 2
+    assert main(["predict", f"{tmp_path}:3", "--refine-steps", "3", "--refine-parts", "s0,q0"]) == 2
+    assert "unknown: 'q0'" in capsys.readouterr().err
     # a sweep stopped before its end (its state saved, no sweep.json yet): refused by name, however it is loaded
     unfinished = tmp_path / "unfinished"
     shutil.copytree(tmp_path, unfinished, ignore=shutil.ignore_patterns("sweep.json", "*.npz", "unfinished"))
