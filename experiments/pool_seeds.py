@@ -30,8 +30,8 @@ from experiments import report, unseen_subjects
 from jaxphysvae import files
 from jaxphysvae.errors import ConfigError
 
-SAME = ("by", "folds", "split_seed", "source", "refine_steps", "refine_method", "refine_parts")  # what every piece
-# must share (refine_parts only in a table of codes fitted in part)
+# what every piece must share (refine_parts is only in a table of codes fitted in part)
+SAME = ("by", "folds", "split_seed", "source", "refine_steps", "refine_method", "refine_parts")
 
 
 def pool(tables: dict[str, dict]) -> dict:
