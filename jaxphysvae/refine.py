@@ -155,10 +155,10 @@ def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFA
         attention context, whose starting code depends on the batch (as in `predict`).
       method: "adam" or "gauss-newton" (METHODS).
       damping: Levenberg-Marquardt's starting mu (Gauss-Newton only).
-      parts: the parts of the code fitted, a non-empty collection of PARTS ("phy", "aux1", "aux2", "s0"; default
-        all of them). A model whose z_A2 mean is its least-squares code (config.aux2_least_squares) gets that code
-        for the encoder's s0 and z_P: fitting s0 or z_P without "aux2" keeps it, not the least-squares code of the
-        new s0 and z_P. One compiled program per collection.
+      parts: the parts of the code fitted, a non-empty collection of PARTS ("phy", "aux1", "aux2", "s0") or one
+        comma-separated string of them (default all). A model whose z_A2 mean is its least-squares code
+        (config.aux2_least_squares) gets that code for the encoder's s0 and z_P: fitting s0 or z_P without "aux2"
+        keeps it, not the least-squares code of the new s0 and z_P. One compiled program per selection.
 
     Returns numpy arrays: z_phy, z_aux1, z_aux2, s0 (the fitted code), x_PAB (N, C, T) its reconstruction, sse_start
     and sse (N,) the squared error summed over channels and time of the encoder's code and of the fitted one.
