@@ -22,6 +22,12 @@ def model_and_params():
     return model, model.init(jax.random.key(0), HParams.create(x_lnvar=-2.0))
 
 
+def encoded(model, params, x):
+    """The encoder's posterior of x and its mean latents."""
+    post = model.encode(params, x)
+    return post, model.latents(params, post, None)[0]
+
+
 def test_no_steps_is_the_encoder_s_code(model_and_params):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
@@ -38,8 +44,7 @@ def test_no_steps_is_the_encoder_s_code(model_and_params):
 def test_a_planted_code_is_found_and_the_errors_are_those_of_the_returned_code(model_and_params, fit):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
-    post = model.encode(params, x)
-    z, _ = model.latents(params, post, None)
+    post, z = encoded(model, params, x)
     # sequences the decoder makes exactly, from codes away from what the encoder gives for them
     shift = lambda a, k: a + 0.3 * jax.random.normal(jax.random.key(k), a.shape)
     planted = z._replace(phy=model.physics.clip(shift(z.phy, 1)), aux1=shift(z.aux1, 2), aux2=shift(z.aux2, 3))
@@ -58,7 +63,7 @@ def test_fitting_the_initial_states_alone_keeps_the_latents_and_stops_where_thei
         model_and_params):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
-    z, _ = model.latents(params, model.encode(params, x), None)
+    post, z = encoded(model, params, x)
     out = refine(model, params, x, parts=("s0",), method="gauss-newton", steps=20)
     for name, kept in (("z_phy", z.phy), ("z_aux1", z.aux1), ("z_aux2", z.aux2)):
         np.testing.assert_array_equal(out[name], np.asarray(kept))
@@ -67,7 +72,7 @@ def test_fitting_the_initial_states_alone_keeps_the_latents_and_stops_where_thei
     # latents it does not
     sse = lambda latents, s0: jnp.sum((model.decode(params, latents, s0).x_PAB - x) ** 2)
     grad_z, grad_s0 = jax.grad(sse, argnums=(0, 1))(z, jnp.asarray(out["s0"]))
-    _, grad_s0_start = jax.grad(sse, argnums=(0, 1))(z, model.encode(params, x).s0)
+    _, grad_s0_start = jax.grad(sse, argnums=(0, 1))(z, post.s0)
     assert np.linalg.norm(grad_s0) < 1e-3 * np.linalg.norm(grad_s0_start)
     assert np.linalg.norm(np.asarray(grad_z.aux2)) > 1e-2 * np.linalg.norm(grad_s0_start)
 
@@ -77,8 +82,7 @@ def test_fitting_the_initial_states_alone_keeps_the_latents_and_stops_where_thei
 def test_fitting_some_parts_keeps_the_others(model_and_params, fit):
     model, params = model_and_params
     x = pendulum_splits()["test"].x
-    post = model.encode(params, x)
-    z, _ = model.latents(params, post, None)
+    post, z = encoded(model, params, x)
     out = refine(model, params, x, parts="phy, aux1,aux2", **fit)
     np.testing.assert_array_equal(out["s0"], np.asarray(post.s0))
     out = refine(model, params, x, parts=("s0", "aux1"), **fit)
@@ -100,8 +104,7 @@ def test_the_batching_does_not_change_the_fit(model_and_params):
 def test_gauss_newton_stops_where_the_error_s_gradient_vanishes(model_and_params):
     model, params = model_and_params
     x = pendulum_splits()["test"].x  # the generator's pendulums, which the untrained decoder cannot make exactly
-    post = model.encode(params, x)
-    z, _ = model.latents(params, post, None)
+    post, z = encoded(model, params, x)
     out = refine(model, params, x, method="gauss-newton", steps=20)
     assert np.all(out["sse"] < 0.9 * out["sse_start"])
 
