@@ -200,7 +200,8 @@ def _predict(args) -> None:
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
     if args.refine_steps:
         fitted_rmse = float(np.sqrt(np.mean((out["fitted_x_PAB"] - ds.x) ** 2)))
-        parts = "" if args.refine_parts == ",".join(REFINE_PARTS) else f" of {args.refine_parts}"
+        given = {p.strip() for p in args.refine_parts.split(",")}
+        parts = "" if given == set(REFINE_PARTS) else f" of {args.refine_parts}"
         print(f"  with each sequence's code fitted ({args.refine_steps} {args.refine_method} steps{parts}): "
               f"RMSE {fitted_rmse:.4g} (fitted_*)")
     for name in (model.physics.param_names if config.model.use_physics else ()):

@@ -181,11 +181,11 @@ def refine(model: PhysVAE, params, x, steps: int | None = None, lr: float = DEFA
     parts = check_parts(parts)
     fn = _fit_function(model, int(steps), method, parts)
     knob = jnp.float32(lr if method == "adam" else damping)
-    parts = []
+    pieces = []
     for b in batches(x, min(batch_size, x.shape[0]), remainder="pad"):
         out = fn(params, jnp.asarray(b.x), jnp.asarray(b.mask), knob)
-        parts.append({k: np.compress(b.mask, np.asarray(v), axis=0) for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        pieces.append({k: np.compress(b.mask, np.asarray(v), axis=0) for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 
 
 def check_parts(parts) -> tuple[str, ...]:
