@@ -214,6 +214,9 @@ class ModelConfig:
       ppc: which reconstruction R_ppc regularises ("all", "residual"); learn_x_lnvar: learn the observation noise.
       init: the initialisation of the encoder's and decoder's MLPs and linear heads: "lecun" (flax's default) or
         "torch" (PyTorch nn.Linear's, as the reference implementations; jaxphysvae.nets.initializers).
+      init_window: the learned initial-state head (a physics model with learned_initial_state) reads the first
+        init_window samples of every channel instead of the whole sequence (None): the state at t = 0 from the start
+        of the sequence only, a head with fewer inputs to fit; at most the sequence length.
       correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
       clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
         z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).
@@ -258,6 +261,7 @@ class ModelConfig:
     correction_hidden: tuple[int, ...] = (64, 64)
     residual_hidden: tuple[int, ...] = (128, 128)
     init_hidden: tuple[int, ...] = (128, 128)
+    init_window: int | None = None
     flow_phy: int = 0
     flow_aux1: int = 0
     flow_aux2: int = 0
@@ -309,6 +313,9 @@ class ModelConfig:
                 raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.flow_margin < 1.0:
             raise ConfigError(f"flow_margin must lie in [0, 1), got {self.flow_margin}")
+        if self.init_window is not None and (isinstance(self.init_window, bool) or
+                                             not isinstance(self.init_window, int) or self.init_window < 1):
+            raise ConfigError(f"init_window must be a positive number of samples or None, got {self.init_window!r}")
         if self.lnvar_min is not None and not np.isfinite(self.lnvar_min):
             raise ConfigError(f"lnvar_min must be a finite number or None, got {self.lnvar_min}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:

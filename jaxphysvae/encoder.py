@@ -49,13 +49,18 @@ class Encoder:
     (gated by a `seq` attention context when configured), Gaussian mean and log-variance heads (softplus on a
     positive z_P; a smooth floor at config.lnvar_min) and a linear head giving the planar flows' parameters. The
     z_A branches read x; the unmixer maps x and their means to u, which the z_P branch reads. The initial state is
-    the physics model's `initial_state(x)`, or an MLP head of x when the physics learns it."""
+    the physics model's `initial_state(x)`, or an MLP head of x (its first config.init_window samples) when the
+    physics learns it."""
 
     def __init__(self, config: ModelConfig, layout: Layout, physics: PhysicsModel, num_channels: int, num_steps: int,
                  data_stats: dict | None):
         self.config, self.layout, self.physics = config, layout, physics
         self.num_channels, self.num_steps = num_channels, num_steps
         self.data_stats = data_stats
+        self.init_window = num_steps if config.init_window is None else config.init_window
+        if self.init_window > num_steps:
+            raise ConfigError(f"init_window={config.init_window}: the initial-state head cannot read more samples "
+                              f"than a sequence has ({num_steps})")
         self.networks = self._networks()
         self._apply = applier(self.networks)
 
@@ -84,7 +89,7 @@ class Encoder:
                                  self.num_channels)
             nets["unmixer"] = (mlp(c.unmixer_hidden + (ct,)), d.aux1 + d.aux2)
         if p.learned_initial_state:
-            nets["initial_state"] = (mlp(c.init_hidden + (p.state_size,)), ct)
+            nets["initial_state"] = (mlp(c.init_hidden + (p.state_size,)), self.num_channels * self.init_window)
         return nets
 
     def branch(self, params, name: str, x: Float[Array, "B C T"], noise: Noise | None):
@@ -136,7 +141,7 @@ class Encoder:
             u = x
         mp, vp, fp = self.branch(params, "phy", u, noise)
         if self.physics.learned_initial_state:
-            s0 = self._apply(params, "initial_state", flat)
+            s0 = self._apply(params, "initial_state", x[:, :, :self.init_window].reshape(b, -1))
         else:
             s0 = jax.vmap(self.physics.initial_state)(x)
         return Posterior(Latents(mp, m1, m2), Latents(vp, v1, v2), Latents(fp, f1, f2), u, s0)

@@ -205,6 +205,24 @@ def test_user_physics_plugs_in_without_editing_the_library():
     assert np.isfinite(float(loss))
 
 
+def test_a_windowed_initial_state_head_reads_the_first_samples_only():
+    """init_window=10: s0 is the head's MLP (elu between its layers) of the first 10 samples of every channel."""
+    config = small_config(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual",
+                          init_window=10)
+    model = PhysVAE(config, 3, 30, 0.05)
+    params = model.init(jax.random.key(0))
+    x = _data(3, 30)
+    head = params["nets"]["initial_state"]["params"]
+    assert head["Dense_0"]["kernel"].shape[0] == 3 * 10
+    h = np.asarray(x)[:, :, :10].reshape(4, -1) @ np.asarray(head["Dense_0"]["kernel"]) + np.asarray(
+        head["Dense_0"]["bias"])
+    h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
+    expected = h @ np.asarray(head["Dense_1"]["kernel"]) + np.asarray(head["Dense_1"]["bias"])
+    np.testing.assert_allclose(model.encode(params, x).s0, expected, rtol=1e-5, atol=1e-6)
+    later_changed = x.at[:, :, 10:].set(7.0)
+    np.testing.assert_array_equal(model.encode(params, later_changed).s0, model.encode(params, x).s0)
+
+
 @pytest.mark.parametrize("changes, shape, match", [
     (dict(dataset="galaxy"), (1, 50), "unknown dataset 'galaxy'"),
     (dict(physics="lorenz"), (1, 50), "unknown physics 'lorenz'"),
@@ -227,6 +245,9 @@ def test_user_physics_plugs_in_without_editing_the_library():
     (dict(time_warp=0.1, time_warp_anchor=0.05), (1, 50), r"time_warp must lie in \[0, 0.05\)"),
     (dict(time_warp_anchor=1.0), (1, 50), r"time_warp_anchor must lie in \(0, 1\)"),
     (dict(time_warp=0.1, dim_z_aux2=0), (1, 50), "needs dim_z_aux2 >= 1"),
+    (dict(init_window=0), (1, 50), "init_window must be a positive number of samples or None, got 0"),
+    (dict(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual", init_window=51), (3, 50),
+     r"init_window=51: the initial-state head cannot read more samples than a sequence has \(50\)"),
 ])
 def test_bad_configuration_is_a_clear_error_before_compilation(changes, shape, match):
     with pytest.raises(ConfigError, match=match):
