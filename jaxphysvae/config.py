@@ -217,6 +217,10 @@ class ModelConfig:
       init_window: the learned initial-state head (a physics model with learned_initial_state) reads the first
         init_window samples of every channel instead of the whole sequence (None): the state at t = 0 from the start
         of the sequence only, a head with fewer inputs to fit; at most the sequence length.
+      init_refine_steps: the encoder's initial state is followed by this many damped Gauss-Newton steps on the
+        squared error of x_PAB at the posterior mean (PhysVAE.refine_initial_state; 0: none, as published), in
+        training, which differentiates through them, and wherever the model encodes: semi-amortised inference of
+        s0, each step costing S + 2 decoder passes (S the state size).
       correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
       clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
         z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).
@@ -262,6 +266,7 @@ class ModelConfig:
     residual_hidden: tuple[int, ...] = (128, 128)
     init_hidden: tuple[int, ...] = (128, 128)
     init_window: int | None = None
+    init_refine_steps: int = 0
     flow_phy: int = 0
     flow_aux1: int = 0
     flow_aux2: int = 0
@@ -316,6 +321,9 @@ class ModelConfig:
         if self.init_window is not None and (isinstance(self.init_window, bool) or
                                              not isinstance(self.init_window, int) or self.init_window < 1):
             raise ConfigError(f"init_window must be a positive number of samples or None, got {self.init_window!r}")
+        if isinstance(self.init_refine_steps, bool) or not isinstance(self.init_refine_steps, int) \
+                or self.init_refine_steps < 0:
+            raise ConfigError(f"init_refine_steps must be an integer >= 0, got {self.init_refine_steps!r}")
         if self.lnvar_min is not None and not np.isfinite(self.lnvar_min):
             raise ConfigError(f"lnvar_min must be a finite number or None, got {self.lnvar_min}")
         if not 0.0 <= self.noise_seq_fraction <= 1.0:

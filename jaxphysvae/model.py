@@ -34,6 +34,8 @@ from jaxphysvae.posterior import LatentPosterior
 
 # the ridge of PhysVAE.fit_aux2_mean, a fraction of the mean diagonal of W W^T
 AUX2_RIDGE = 1e-5
+INIT_REFINE_FD_STEP = 1e-3  # forward-difference step of refine_initial_state's Jacobian, in the state's units
+INIT_REFINE_DAMPING = 1e-3  # its Levenberg-Marquardt mu, relative to the diagonal of J^T J
 
 __all__ = ["GROUPS", "Latents", "Noise", "PhysVAE", "Posterior", "Reconstructions", "masked_mean"]
 
@@ -137,9 +139,44 @@ class PhysVAE:
         """The posterior of a batch (see Encoder), z_A2's mean fitted by least squares where
         config.aux2_least_squares (`fit_aux2_mean`)."""
         post = self.encoder(params, x, noise)
+        seen = self.encoder.seen(x, noise)
         if self.config.aux2_least_squares:
-            post = self.fit_aux2_mean(params, self.encoder.seen(x, noise), post)
+            post = self.fit_aux2_mean(params, seen, post)
+        for _ in range(self.config.init_refine_steps):
+            post = self.refine_initial_state(params, seen, post)
         return post
+
+    def refine_initial_state(self, params, x: Float[Array, "B C T"], post: Posterior) -> Posterior:
+        """`post` after one damped Gauss-Newton step on each sequence's initial state s0 (config.init_refine_steps).
+
+        The step lowers the squared error of x_PAB at the posterior mean (with z_A2's least-squares code re-fitted to
+        every s0 where config.aux2_least_squares): delta = (J^T J + mu diag(J^T J) + floor I)^-1 J^T r, r = x - x_PAB,
+        mu = INIT_REFINE_DAMPING, and J (C T, S) the Jacobian of x_PAB in s0 by forward differences of
+        INIT_REFINE_FD_STEP (state units): S + 1 decoder passes, batched, that training differentiates through
+        (the solver's reverse mode; no forward mode is needed). A sequence keeps its s0 where the step does not
+        lower its error. x: (B, C, T) what the encoder read."""
+        b, n = x.shape[0], self.physics.state_size
+
+        def reconstruct(s0):  # (B, S) -> the (B, C T) reconstruction and the posterior with that initial state
+            trial = post._replace(s0=s0)
+            if self.config.aux2_least_squares:
+                trial = self.fit_aux2_mean(params, x, trial)
+            z, _ = self.posterior(params, trial, None)
+            return self.decoder(params, z, s0).x_PAB.reshape(b, -1), trial
+
+        shifted = post.s0[None] + INIT_REFINE_FD_STEP * jnp.eye(n)[:, None, :]  # (S, B, S)
+        x_hat = jax.vmap(lambda s0: reconstruct(s0)[0])(jnp.concatenate([post.s0[None], shifted]))
+        jac = jnp.moveaxis((x_hat[1:] - x_hat[0]) / INIT_REFINE_FD_STEP, 0, -1)  # (B, C T, S)
+        r = x.reshape(b, -1) - x_hat[0]
+        a = jnp.einsum("bki,bkj->bij", jac, jac)
+        diag = jnp.diagonal(a, axis1=1, axis2=2)
+        floor = 1e-9 * jnp.sum(diag, -1, keepdims=True) / n + 1e-30
+        lhs = a + jax.vmap(jnp.diag)(INIT_REFINE_DAMPING * diag + floor)
+        step = jnp.linalg.solve(lhs, jnp.einsum("bki,bk->bi", jac, r)[..., None])[..., 0]
+        x_new, moved = reconstruct(post.s0 + step)
+        better = jnp.sum((x.reshape(b, -1) - x_new) ** 2, -1) < jnp.sum(r ** 2, -1)  # False for a NaN
+        return jax.tree.map(lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                            moved, post)
 
     def fit_aux2_mean(self, params, x: Float[Array, "B C T"], post: Posterior) -> Posterior:
         """`post` with z_A2's mean replaced by the code that best reconstructs x given the rest of the posterior.

@@ -223,6 +223,75 @@ def test_a_windowed_initial_state_head_reads_the_first_samples_only():
     np.testing.assert_array_equal(model.encode(params, later_changed).s0, model.encode(params, x).s0)
 
 
+class FixedSpring(PhysicsModel):
+    """ds/dt = (s_1, -4 s_0), observed s_0, with the initial state from an encoder head: x_P is linear in s0."""
+
+    def __init__(self):
+        super().__init__(dim_z=0, state_size=2, learned_initial_state=True)
+
+    def vector_field(self, params, t, state, z):
+        return jnp.stack([state[1], -4.0 * state[0]])
+
+    def observe(self, params, state):
+        return state[:1]
+
+
+@pytest.mark.parametrize("least_squares", [False, True], ids=["z_A2 the encoder's", "z_A2 least squares"])
+def test_a_gauss_newton_step_on_the_initial_state_reaches_the_least_squares_state_of_a_linear_decoder(least_squares):
+    """With physics linear in s0 and a linear residual, x_PAB = c + A s0 + W z_A2: one (lightly damped) step from
+    the head's s0 lands on the least-squares s0, jointly with z_A2 where z_A2 is itself the least-squares code."""
+    config = small_config(dim_z_phy=0, dim_z_aux1=-1, dim_z_aux2=2, unmixer="none", residual_hidden=(),
+                          ppc="residual", aux2_least_squares=least_squares)
+    x = _data(1, 40, b=5)
+    plain = PhysVAE(config, 1, 40, 0.05, physics=FixedSpring())
+    refined = PhysVAE(config.replace(init_refine_steps=1), 1, 40, 0.05, physics=FixedSpring())
+    params = plain.init(jax.random.key(0))
+    head = plain.encode(params, x)
+    z, _ = plain.latents(params, head, None)
+    decode = lambda s0, aux2: np.asarray(plain.decode(params, z._replace(aux2=aux2), s0).x_PAB).reshape(5, -1)
+    zero_s, zero_a = jnp.zeros((5, 2)), jnp.zeros((5, 2))
+    c = decode(zero_s, zero_a)
+    a = np.stack([decode(zero_s + e, zero_a) - c for e in np.eye(2)], -1)  # (B, T, 2)
+    w = np.stack([decode(zero_s, zero_a + e) - c for e in np.eye(2)], -1)
+    target = np.asarray(x).reshape(5, -1) - c
+    expected = []
+    for i in range(5):
+        if least_squares:
+            expected.append(np.linalg.lstsq(np.concatenate([a[i], w[i]], 1), target[i], rcond=None)[0][:2])
+        else:
+            expected.append(np.linalg.lstsq(a[i], target[i] - w[i] @ np.asarray(z.aux2[i]), rcond=None)[0])
+    expected = np.stack(expected)
+    got = np.asarray(refined.encode(params, x).s0)
+    start = np.abs(np.asarray(head.s0) - expected).max()
+    assert start > 0.1  # the head's state is far from the optimum
+    np.testing.assert_allclose(got, expected, atol=1e-2 * start)
+
+
+def test_training_differentiates_through_the_initial_state_steps():
+    """init_refine_steps=1 on the learned Hamiltonian: the step lowers (or keeps) every sequence's error at the
+    posterior mean, and the loss and its gradient are finite, the initial-state head's nonzero."""
+    config = small_config(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual",
+                          residual_hidden=(), aux2_least_squares=True)
+    x = _data(3, 30)
+    models = [PhysVAE(config.replace(init_refine_steps=k), 3, 30, 0.05) for k in (0, 1)]
+    params = models[0].init(jax.random.key(0))
+
+    @jax.jit
+    def errors(params):  # (2, B) each model's squared error per sequence at the posterior mean
+        def one(model):
+            post = model.encode(params, x)
+            z, _ = model.latents(params, post, None)
+            return jnp.sum((model.decode(params, z, post.s0).x_PAB - x) ** 2, axis=(1, 2))
+        return jnp.stack([one(m) for m in models])
+
+    e0, e1 = np.asarray(errors(params))
+    assert np.all(e1 <= e0) and e1.sum() < 0.9 * e0.sum()
+    loss, grads = jax.jit(jax.value_and_grad(
+        lambda p: models[1].loss(p, x, jnp.ones(4, bool), jax.random.key(1), HP)[0]))(params)
+    assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+    assert float(jnp.abs(grads["nets"]["initial_state"]["params"]["Dense_0"]["kernel"]).sum()) > 0
+
+
 @pytest.mark.parametrize("changes, shape, match", [
     (dict(dataset="galaxy"), (1, 50), "unknown dataset 'galaxy'"),
     (dict(physics="lorenz"), (1, 50), "unknown physics 'lorenz'"),
@@ -246,6 +315,7 @@ def test_a_windowed_initial_state_head_reads_the_first_samples_only():
     (dict(time_warp_anchor=1.0), (1, 50), r"time_warp_anchor must lie in \(0, 1\)"),
     (dict(time_warp=0.1, dim_z_aux2=0), (1, 50), "needs dim_z_aux2 >= 1"),
     (dict(init_window=0), (1, 50), "init_window must be a positive number of samples or None, got 0"),
+    (dict(init_refine_steps=-1), (1, 50), "init_refine_steps must be an integer >= 0, got -1"),
     (dict(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual", init_window=51), (3, 50),
      r"init_window=51: the initial-state head cannot read more samples than a sequence has \(50\)"),
 ])
