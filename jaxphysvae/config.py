@@ -220,7 +220,7 @@ class ModelConfig:
       init_refine_steps: the encoder's initial state is followed by this many damped Gauss-Newton steps on the
         squared error of x_PAB at the posterior mean (PhysVAE.refine_initial_state; 0: none, as published), in
         training, which differentiates through them, and wherever the model encodes: semi-amortised inference of
-        s0, each step costing S + 2 decoder passes (S the state size).
+        s0, each step costing S + 2 reconstructions (S the state size).
       correction_time: the in-ODE correction f_A also reads the time t (the reference pendulum code's does).
       clip_z_phy: clip samples of z_P to the physical range (True); False keeps them as drawn but for a positive
         z_P, which is kept >= 0 (the reference pendulum code clips omega to [0, 20] only).

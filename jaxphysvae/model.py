@@ -152,9 +152,10 @@ class PhysVAE:
         The step lowers the squared error of x_PAB at the posterior mean (with z_A2's least-squares code re-fitted to
         every s0 where config.aux2_least_squares): delta = (J^T J + mu diag(J^T J) + floor I)^-1 J^T r, r = x - x_PAB,
         mu = INIT_REFINE_DAMPING, and J (C T, S) the Jacobian of x_PAB in s0 by forward differences of
-        INIT_REFINE_FD_STEP (state units): S + 1 decoder passes, batched, that training differentiates through
-        (the solver's reverse mode; no forward mode is needed). A sequence keeps its s0 where the step does not
-        lower its error. x: (B, C, T) what the encoder read."""
+        INIT_REFINE_FD_STEP (state units). The step costs S + 2 reconstructions (the S + 1 of the Jacobian batched,
+        and the trial's), each one decoder pass, or two with the least-squares z_A2; training differentiates
+        through them by the solver's reverse mode (no forward mode needed). A sequence keeps its s0 (and z_A2) where
+        the step does not lower its error. x: (B, C, T) what the encoder read."""
         b, n = x.shape[0], self.physics.state_size
 
         def reconstruct(s0):  # (B, S) -> the (B, C T) reconstruction and the posterior with that initial state
