@@ -137,7 +137,8 @@ class PhysVAE:
     # --- the parts ------------------------------------------------------------------------------------------------
     def encode(self, params, x: Float[Array, "B C T"], noise: Noise | None = None) -> Posterior:
         """The posterior of a batch (see Encoder), z_A2's mean fitted by least squares where
-        config.aux2_least_squares (`fit_aux2_mean`)."""
+        config.aux2_least_squares (`fit_aux2_mean`), then config.init_refine_steps Gauss-Newton steps on the initial
+        state (`refine_initial_state`)."""
         post = self.encoder(params, x, noise)
         seen = self.encoder.seen(x, noise)
         if self.config.aux2_least_squares:

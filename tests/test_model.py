@@ -251,7 +251,7 @@ def test_a_gauss_newton_step_on_the_initial_state_reaches_the_least_squares_stat
     decode = lambda s0, aux2: np.asarray(plain.decode(params, z._replace(aux2=aux2), s0).x_PAB).reshape(5, -1)
     zero_s, zero_a = jnp.zeros((5, 2)), jnp.zeros((5, 2))
     c = decode(zero_s, zero_a)
-    a = np.stack([decode(zero_s + e, zero_a) - c for e in np.eye(2)], -1)  # (B, T, 2)
+    a = np.stack([decode(zero_s + e, zero_a) - c for e in np.eye(2)], -1)  # (B, C T, 2)
     w = np.stack([decode(zero_s, zero_a + e) - c for e in np.eye(2)], -1)
     target = np.asarray(x).reshape(5, -1) - c
     expected = []
