@@ -236,7 +236,7 @@ class FixedSpring(PhysicsModel):
         return state[:1]
 
 
-@pytest.mark.parametrize("least_squares", [False, True], ids=["z_A2 the encoder's", "z_A2 least squares"])
+@pytest.mark.parametrize("least_squares", [False, True], ids=["encoder_z_A2", "least_squares_z_A2"])
 def test_a_gauss_newton_step_on_the_initial_state_reaches_the_least_squares_state_of_a_linear_decoder(least_squares):
     """With physics linear in s0 and a linear residual, x_PAB = c + A s0 + W z_A2: one (lightly damped) step from
     the head's s0 lands on the least-squares s0, jointly with z_A2 where z_A2 is itself the least-squares code."""
