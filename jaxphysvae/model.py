@@ -24,6 +24,7 @@ from jaxphysvae.decoder import GreyBoxDecoder, Reconstructions
 from jaxphysvae.encoder import Encoder, Noise, Posterior
 from jaxphysvae.errors import ConfigError
 from jaxphysvae.flows import flow_forward, stack_params
+from jaxphysvae.gauss_newton import damped_step
 from jaxphysvae.latents import GROUPS, Latents, Layout, applier
 from jaxphysvae.objective import masked_mean
 from jaxphysvae.physics import NoPhysics, PhysicsModel, SeparablePhysicsModel, make_physics
@@ -152,8 +153,8 @@ class PhysVAE:
 
         The step lowers the squared error of x_PAB at the posterior mean (with z_A2's least-squares code re-fitted to
         every s0 where config.aux2_least_squares): delta = (J^T J + mu diag(J^T J) + floor I)^-1 J^T r, r = x - x_PAB,
-        mu = INIT_REFINE_DAMPING, and J (C T, S) the Jacobian of x_PAB in s0 by forward differences of
-        INIT_REFINE_FD_STEP (state units). The step costs S + 2 reconstructions (the S + 1 of the Jacobian batched,
+        mu = INIT_REFINE_DAMPING (jaxphysvae.gauss_newton.damped_step), and J (C T, S) the Jacobian of x_PAB in s0
+        by forward differences of INIT_REFINE_FD_STEP (state units). The step costs S + 2 reconstructions (the S + 1 of the Jacobian batched,
         and the trial's), each one decoder pass, or two with the least-squares z_A2; training differentiates
         through them by the solver's reverse mode (no forward mode needed). A sequence keeps its s0 (and z_A2) where
         the step does not lower its error. x: (B, C, T) what the encoder read."""
@@ -170,11 +171,7 @@ class PhysVAE:
         x_hat = jax.vmap(lambda s0: reconstruct(s0)[0])(jnp.concatenate([post.s0[None], shifted]))
         jac = jnp.moveaxis((x_hat[1:] - x_hat[0]) / INIT_REFINE_FD_STEP, 0, -1)  # (B, C T, S)
         r = x.reshape(b, -1) - x_hat[0]
-        a = jnp.einsum("bki,bkj->bij", jac, jac)
-        diag = jnp.diagonal(a, axis1=1, axis2=2)
-        floor = 1e-9 * jnp.sum(diag, -1, keepdims=True) / n + 1e-30
-        lhs = a + jax.vmap(jnp.diag)(INIT_REFINE_DAMPING * diag + floor)
-        step = jnp.linalg.solve(lhs, jnp.einsum("bki,bk->bi", jac, r)[..., None])[..., 0]
+        step = jax.vmap(damped_step, (0, 0, None))(jac, r, INIT_REFINE_DAMPING)
         x_new, moved = reconstruct(post.s0 + step)
         better = jnp.sum((x.reshape(b, -1) - x_new) ** 2, -1) < jnp.sum(r ** 2, -1)  # False for a NaN
         return jax.tree.map(lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),

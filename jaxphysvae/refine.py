@@ -29,6 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxphysvae.data import batches, check_sequences
 from jaxphysvae.errors import ConfigError
+from jaxphysvae.gauss_newton import damped_step
 from jaxphysvae.latents import GROUPS
 from jaxphysvae.model import PhysVAE
 
@@ -93,12 +94,8 @@ def _fit_function(model: PhysVAE, steps: int, method: str, parts: tuple[str, ...
             def step(carry, _):
                 v, mu, err = carry
                 jac, r = jacobian_and_residual(v)
-                jac = jac * fitted  # a kept unit's column is 0, and so its step (the floor below decouples it)
-                a, g = jac.T @ jac, jac.T @ r
-                # Levenberg-Marquardt: the Gauss-Newton step damped along the diagonal of J^T J, plus a floor for the
-                # directions the reconstruction ignores (a clipped z_P, a unit without effect)
-                floor = 1e-9 * jnp.trace(a) / a.shape[0] + 1e-30
-                trial = v - jnp.linalg.solve(a + mu * jnp.diag(jnp.diag(a)) + floor * jnp.eye(a.shape[0]), g)
+                jac = jac * fitted  # a kept unit's column is 0, and so its step (the damping's floor decouples it)
+                trial = v - damped_step(jac, r, mu)  # r is the reconstruction minus the target
                 trial_err = jnp.sum(residual(trial) ** 2)
                 better = trial_err < err  # False for a NaN: the step is refused and the damping grows
                 return (jnp.where(better, trial, v), jnp.where(better, mu / 3, mu * 10),
