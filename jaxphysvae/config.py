@@ -318,9 +318,7 @@ class ModelConfig:
                 raise ConfigError(f"{key} (number of planar steps) must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.flow_margin < 1.0:
             raise ConfigError(f"flow_margin must lie in [0, 1), got {self.flow_margin}")
-        if self.init_window is not None and (isinstance(self.init_window, bool) or
-                                             not isinstance(self.init_window, int) or self.init_window < 1):
-            raise ConfigError(f"init_window must be a positive number of samples or None, got {self.init_window!r}")
+        _positive_ints(self, ["init_window"] if self.init_window is not None else [])
         if isinstance(self.init_refine_steps, bool) or not isinstance(self.init_refine_steps, int) \
                 or self.init_refine_steps < 0:
             raise ConfigError(f"init_refine_steps must be an integer >= 0, got {self.init_refine_steps!r}")

@@ -141,6 +141,8 @@ class PhysVAE:
         config.aux2_least_squares (`fit_aux2_mean`), then config.init_refine_steps Gauss-Newton steps on the initial
         state (`refine_initial_state`)."""
         post = self.encoder(params, x, noise)
+        if not (self.config.aux2_least_squares or self.config.init_refine_steps):
+            return post
         seen = self.encoder.seen(x, noise)
         if self.config.aux2_least_squares:
             post = self.fit_aux2_mean(params, seen, post)
@@ -154,10 +156,10 @@ class PhysVAE:
         The step lowers the squared error of x_PAB at the posterior mean (with z_A2's least-squares code re-fitted to
         every s0 where config.aux2_least_squares): delta = (J^T J + mu diag(J^T J) + floor I)^-1 J^T r, r = x - x_PAB,
         mu = INIT_REFINE_DAMPING (jaxphysvae.gauss_newton.damped_step), and J (C T, S) the Jacobian of x_PAB in s0
-        by forward differences of INIT_REFINE_FD_STEP (state units). The step costs S + 2 reconstructions (the S + 1 of the Jacobian batched,
-        and the trial's), each one decoder pass, or two with the least-squares z_A2; training differentiates
-        through them by the solver's reverse mode (no forward mode needed). A sequence keeps its s0 (and z_A2) where
-        the step does not lower its error. x: (B, C, T) what the encoder read."""
+        by forward differences of INIT_REFINE_FD_STEP (state units). The step costs S + 2 reconstructions (the S + 1
+        of the Jacobian batched, and the trial's), each one decoder pass, or two with the least-squares z_A2;
+        training differentiates through them by the solver's reverse mode (no forward mode needed). A sequence keeps
+        its s0 (and z_A2) where the step does not lower its error. x: (B, C, T) what the encoder read."""
         b, n = x.shape[0], self.physics.state_size
 
         def reconstruct(s0):  # (B, S) -> the (B, C T) reconstruction and the posterior with that initial state

@@ -314,7 +314,7 @@ def test_training_differentiates_through_the_initial_state_steps():
     (dict(time_warp=0.1, time_warp_anchor=0.05), (1, 50), r"time_warp must lie in \[0, 0.05\)"),
     (dict(time_warp_anchor=1.0), (1, 50), r"time_warp_anchor must lie in \(0, 1\)"),
     (dict(time_warp=0.1, dim_z_aux2=0), (1, 50), "needs dim_z_aux2 >= 1"),
-    (dict(init_window=0), (1, 50), "init_window must be a positive number of samples or None, got 0"),
+    (dict(init_window=0), (1, 50), "init_window must be a positive integer, got 0"),
     (dict(init_refine_steps=-1), (1, 50), "init_refine_steps must be an integer >= 0, got -1"),
     (dict(physics="hamiltonian", dim_z_phy=2, dim_z_aux1=-1, dim_z_aux2=3, ppc="residual", init_window=51), (3, 50),
      r"init_window=51: the initial-state head cannot read more samples than a sequence has \(50\)"),
