@@ -32,7 +32,7 @@ from jaxphysvae.config import HParams, apply_overrides
 from jaxphysvae.runs import compiled, load_splits
 from jaxphysvae.flows import Planar, stack_params
 from jaxphysvae.latents import GROUPS
-from jaxphysvae.train import as_float32, epoch_batches
+from jaxphysvae.train import as_float32, epoch_batches, with_parameter_average
 
 
 def _group_norms(grads) -> dict:
@@ -151,7 +151,7 @@ def replay(args) -> dict:
     batch_size = config.optimisation.batch_size
     template = {"state": fns.init(jax.random.key(0), hparams), "index": jnp.zeros(batch_size, jnp.int32),
                 "mask": jnp.ones(batch_size, bool), "key": jax.random.key_data(jax.random.key(0))}
-    saved, meta = checkpoint.load(args.replay, template)
+    saved, meta = checkpoint.load(args.replay, template, with_parameter_average)  # older files too
     x = jnp.asarray(splits["train"].x)[saved["index"]]
     row = make_diagnostics(model, fns)(saved["state"], x, saved["mask"], jax.random.wrap_key_data(saved["key"]),
                                        hparams)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import flax.serialization
 import jax
@@ -33,12 +34,22 @@ def _payload(path: Path) -> dict:
     return payload
 
 
-def load(path: str | os.PathLike, template) -> tuple[object, dict]:
-    """Read a checkpoint into the structure of `template`; return (tree, meta)."""
+def _upgraded(node, upgrade: Callable[[dict], dict]):
+    """`node` (a stored state dict) with `upgrade` applied to each of its dicts, outermost first."""
+    if not isinstance(node, dict):
+        return node
+    return {k: _upgraded(v, upgrade) for k, v in upgrade(node).items()}
+
+
+def load(path: str | os.PathLike, template, upgrade: Callable[[dict], dict] | None = None) -> tuple[object, dict]:
+    """Read a checkpoint into the structure of `template`; return (tree, meta). `upgrade`, if given, rewrites each
+    dict of the stored tree before it is matched to `template` (a file written before a field was added: e.g.
+    jaxphysvae.train.with_parameter_average)."""
     path = Path(path)
     payload = _payload(path)
+    stored = payload["tree"] if upgrade is None else _upgraded(payload["tree"], upgrade)
     try:
-        tree = flax.serialization.from_state_dict(template, payload["tree"])
+        tree = flax.serialization.from_state_dict(template, stored)
     except Exception as e:
         raise DataError(f"{path}: corrupt or incompatible checkpoint ({type(e).__name__}: {e})") from None
     shapes = jax.tree.map(np.shape, template), jax.tree.map(np.shape, tree)

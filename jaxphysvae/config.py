@@ -56,6 +56,10 @@ class HParams(NamedTuple):
         retime_sequences; 0 = none): each training sequence re-timed about the model's time_warp_anchor by a shift
         drawn from Uniform(-retime, retime) times (T - 1) samples; below min(time_warp_anchor, 1 -
         time_warp_anchor), which keeps time's order (`check_hparams`).
+      ema_decay: the decay d of the exponential moving average of the parameters that evaluation, the best
+        checkpoints and the results use (jaxphysvae.train.average_parameters; Polyak averaging): after step t,
+        avg <- d_t avg + (1 - d_t) params with d_t = min(d, (1 + t) / (10 + t)). In [0, 1); 0 = none (the average is
+        the parameters; the references). Its half-life is about 0.69 / (1 - d) steps.
     """
 
     kl_weight: Any = 1.0
@@ -72,6 +76,7 @@ class HParams(NamedTuple):
     decoder_decay: Any = 0.0
     encoder_lr_scale: Any = 1.0
     retime: Any = 0.0
+    ema_decay: Any = 0.0
 
     @classmethod
     def create(cls, **values) -> "HParams":
@@ -87,6 +92,8 @@ class HParams(NamedTuple):
             v = np.asarray(getattr(merged, name))
             if np.any((v < 0) | (v > 1)):
                 raise ConfigError(f"{what} must lie in [0, 1], got {getattr(merged, name)}")
+        if np.any((np.asarray(merged.ema_decay) < 0) | (np.asarray(merged.ema_decay) >= 1)):
+            raise ConfigError(f"ema_decay (the parameter average's decay) must lie in [0, 1), got {merged.ema_decay}")
         if np.any(np.asarray(merged.lr) <= 0):
             raise ConfigError(f"learning rate must be positive, got {merged.lr}")
         for name in ("kl_weight", "alpha", "beta", "gamma", "warmup_steps", "decay_steps", "decoder_decay",

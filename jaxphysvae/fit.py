@@ -24,6 +24,7 @@ from jaxphysvae.errors import ConfigError
 from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
                              with_physics)
+from jaxphysvae.train import with_parameter_average
 
 
 def fit(config: Config, hparams: HParams, out: str | os.PathLike, seed: int = 0, resume: bool = False,
@@ -108,11 +109,12 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     best_state = state
     if resume and has_checkpoint:
         template = state
-        state, meta = checkpoint.load(out / "last.ckpt", template)
+        state, meta = checkpoint.load(out / "last.ckpt", template, with_parameter_average)
         if (out / "best_state.ckpt").is_file():
-            best_state, _ = checkpoint.load(out / "best_state.ckpt", template)
+            best_state, _ = checkpoint.load(out / "best_state.ckpt", template, with_parameter_average)
         else:  # a run from before rollbacks: its best parameters, with the last optimiser state
-            best_state = state._replace(params=checkpoint.load(out / "best.ckpt", state.params)[0])
+            best_params = checkpoint.load(out / "best.ckpt", state.params)[0]
+            best_state = state._replace(params=best_params, ema_params=best_params)
         start, best = meta["epoch"], meta["best"]
         recovery = meta.get("recovery", recovery)
         if config.schedule.epochs < start:
@@ -140,7 +142,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
     def save_checkpoints():
         meta = {"epoch": done, "best": best, "recovery": recovery}
         if saved["best_epoch"] != best["epoch"] or not (out / "best_state.ckpt").is_file():  # only when it changed
-            checkpoint.save(out / "best.ckpt", best_state.params, meta)
+            checkpoint.save(out / "best.ckpt", best_state.ema_params, meta)
             checkpoint.save(out / "best_state.ckpt", best_state, meta)
         checkpoint.save(out / "last.ckpt", state, meta)
         saved.update(epoch=done, time=time.monotonic(), best_epoch=best["epoch"])
@@ -183,7 +185,7 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                     valid = None
                     if epoch % config.schedule.eval_every == 0 or epoch == config.schedule.epochs:
                         t0 = time.perf_counter()
-                        valid, _ = evaluate(fns, new_state.params, splits["valid"], hparams,
+                        valid, _ = evaluate(fns, new_state.ema_params, splits["valid"], hparams,
                                             config.schedule.eval_batch_size)
                         timing["validation_s"] += time.perf_counter() - t0
                         row.update({f"valid_{k}": v for k, v in valid.items()})
@@ -218,7 +220,8 @@ def _fit(config, hparams, out: Path, seed, resume, progress, checkpoint_every, c
                        "rollbacks": recovery["rollbacks"], "lr_scale": recovery["lr_scale"]}
             if status != "failed":
                 clock = time.perf_counter()
-                summary = _summarise(fns, model, best_state.params, splits, hparams, config, summary, train_times)
+                summary = _summarise(fns, model, best_state.ema_params, splits, hparams, config, summary,
+                                     train_times)
                 timing["final_evaluation_s"] = time.perf_counter() - clock
             summary["timing"] = {**timing, "first_epoch_s": train_times[0] if train_times else None,
                                  "other_epochs_s": float(sum(train_times[1:]))}

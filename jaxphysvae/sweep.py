@@ -38,6 +38,7 @@ from jaxphysvae.evaluation import evaluate, physics_errors
 from jaxphysvae.parallel import member_mesh
 from jaxphysvae.runs import (check_physics, compiled, load_splits, physics_description, rebuild, versions,
                              with_physics)
+from jaxphysvae.train import with_parameter_average
 
 
 CONFIG_FILE = "sweep_config.json"  # the sweep's configuration, members and data identity
@@ -161,7 +162,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
     if resume and state_path.is_file():
         template = {"state": state, "best_state": best_state, "alive": alive}
         template = jax.tree.map(lambda a: a[:count], template)
-        tree, meta = checkpoint.load(state_path, template)
+        tree, meta = checkpoint.load(state_path, template, with_parameter_average)
         pad = lambda a: np.concatenate([a, np.repeat(a[-1:], len(padded) - count, axis=0)])
         tree = jax.tree.map(lambda a: put(pad(np.asarray(a))), tree)
         state, best_state = tree["state"], tree["best_state"]
@@ -230,7 +231,8 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                 if retry.any():
                     row["rolled_back"] = np.flatnonzero(retry[:count]).tolist()
                 if e % config.schedule.eval_every == 0 or e == config.schedule.epochs:
-                    valid = evaluate_members(state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
+                    valid = evaluate_members(state.ema_params, splits["valid"], hparams,
+                                             config.schedule.eval_batch_size)
                     improved = (valid["sse_per_seq"] < best_sse) & np.asarray(alive)
                     best_sse = np.where(improved, valid["sse_per_seq"], best_sse)
                     best_epoch[improved] = e
@@ -260,8 +262,8 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
                         f"every member's state is saved in {out}: {interrupt.RESUME_HINT}"))
             raise interrupt.Interrupted(stop.signum, message)  # its front end prints the message
     seconds = seconds_before + time.perf_counter() - t_start
-    valid = evaluate_members(best_state.params, splits["valid"], hparams, config.schedule.eval_batch_size)
-    test = evaluate_members(best_state.params, splits["test"], hparams, config.schedule.eval_batch_size)
+    valid = evaluate_members(best_state.ema_params, splits["valid"], hparams, config.schedule.eval_batch_size)
+    test = evaluate_members(best_state.ema_params, splits["test"], hparams, config.schedule.eval_batch_size)
     rows = []
     for m in range(count):
         rows.append({**members[m], "status": "diverged" if diverged_at[m] else "completed",
@@ -273,7 +275,7 @@ def _sweep(config, members, out, devices, progress, splits, resume, checkpoint_e
               "config": config.to_json(), "data": record["data"], "physics": record["physics"],
               "versions": versions()}
     if out is not None:
-        _write(out, result, jax.tree.map(lambda a: a[:count], best_state.params))
+        _write(out, result, jax.tree.map(lambda a: a[:count], best_state.ema_params))
     return result
 
 

@@ -7,7 +7,7 @@ importable from here as `evaluate` and `physics_errors`).
     state = fns.init(key, hparams)
     state, metrics = fns.train_step(state, (x, mask), key, hparams)
     state, metrics = fns.train_epoch(state, x_train, key, hparams)   # all batches of an epoch in one call
-    metrics, per_sequence = evaluate(fns, state.params, dataset, hparams, batch_size)
+    metrics, per_sequence = evaluate(fns, state.ema_params, dataset, hparams, batch_size)  # the parameter average
 
 `train_step` and `train_epoch` take hyper-parameters as data; `jax.vmap(fns.train_step_raw, in_axes=(0, None, 0, 0))`
 trains several models at once (jaxphysvae.sweep does this for whole runs). The `*_raw` functions are the un-jitted
@@ -35,11 +35,22 @@ from jaxphysvae.timewarp import retime_sequences
 
 
 class TrainState(NamedTuple):
-    """params: the model's parameters; opt_state: the optimiser's state; step: int32 count of steps taken."""
+    """params: the model's parameters; opt_state: the optimiser's state; step: int32 count of steps taken;
+    ema_params: the exponential moving average of params at hparams.ema_decay (`average_parameters`; params itself
+    when the decay is 0), the parameters that validation, the best checkpoints and the results use."""
 
     params: dict
     opt_state: optax.OptState
     step: jax.Array
+    ema_params: dict
+
+
+def with_parameter_average(state_dict: dict) -> dict:
+    """A TrainState's state dict (flax.serialization) from before `ema_params` existed, given one: its params as
+    the average (what such a state was evaluated with). Other dicts are returned unchanged."""
+    if {"params", "opt_state", "step"} <= state_dict.keys() and "ema_params" not in state_dict:
+        return {**state_dict, "ema_params": state_dict["params"]}
+    return state_dict
 
 
 def make_optimizer(config: OptimisationConfig) -> optax.GradientTransformation:
@@ -88,17 +99,28 @@ def encoder_lr_scales(params: dict, scale) -> dict:
     return scales
 
 
+def average_parameters(average: dict, params: dict, step: jax.Array, decay) -> dict:
+    """The exponential moving average after optimisation step `step` (0-based) has produced `params`:
+    d_t average + (1 - d_t) params with d_t = min(decay, (1 + step) / (10 + step)), the warm-up keeping the
+    average from lingering at the initial parameters. decay = 0 returns params exactly."""
+    t = jnp.asarray(step, jnp.float32)
+    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    return jax.tree.map(lambda a, p: d * a + (1.0 - d) * p, average, params)
+
+
 def apply_gradients(optimizer: optax.GradientTransformation, state: "TrainState", grads, hparams: HParams):
     """One update of `state` with `grads` by `optimizer` (see `make_optimizer`) at `learning_rate(state.step)`, the
     inference side's updates scaled by hparams.encoder_lr_scale (`encoder_lr_scales`), plus the decoder's decoupled
-    weight decay (`decoder_decay` at hparams.decoder_decay): p <- p - lr (s u + d).
+    weight decay (`decoder_decay` at hparams.decoder_decay): p <- p - lr (s u + d); the parameter average follows
+    (`average_parameters` at hparams.ema_decay).
     Returns (the new TrainState, the learning rate used)."""
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     lr = learning_rate(state.step, hparams)
     decay = decoder_decay(state.params, hparams.decoder_decay)
     scales = encoder_lr_scales(state.params, hparams.encoder_lr_scale)
     params = optax.apply_updates(state.params, jax.tree.map(lambda u, s, d: -lr * (s * u + d), updates, scales, decay))
-    return TrainState(params, opt_state, state.step + 1), lr
+    average = average_parameters(state.ema_params, params, state.step, hparams.ema_decay)
+    return TrainState(params, opt_state, state.step + 1, average), lr
 
 
 class Functions(NamedTuple):
@@ -171,7 +193,7 @@ def make_functions(model: PhysVAE, optimisation: OptimisationConfig | Config, de
 
     def init(key, hparams: HParams) -> TrainState:
         params = model.init(key, hparams)
-        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), params)
 
     def split(a):
         return split_groups(a, mesh)

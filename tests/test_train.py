@@ -8,10 +8,11 @@ import pytest
 from jaxphysvae import checkpoint
 from jaxphysvae.config import HParams, stack
 from jaxphysvae.data import Dataset
-from jaxphysvae.errors import DataError
+from jaxphysvae.errors import ConfigError, DataError
 from jaxphysvae.fit import fit
 from jaxphysvae.model import PhysVAE
-from jaxphysvae.train import epoch_batches, evaluate, learning_rate, make_functions, physics_errors
+from jaxphysvae.train import (epoch_batches, evaluate, learning_rate, make_functions, physics_errors,
+                              with_parameter_average)
 from tests.helpers import assert_trees_close, pendulum_splits, small_config
 
 HP = HParams.create(alpha=1e-2, beta=1e-1, gamma=1e-3, x_lnvar=-4.0)
@@ -267,3 +268,66 @@ def test_encoder_lr_scale_slows_the_inference_side_alone(locomotion_step):
     assert moved > 1e-3  # the plain step moves the inference side visibly
     generative = lambda params: {"physics": params["physics"], "residual": params["nets"]["residual"]}
     assert_trees_close(generative(slow.params), generative(plain.params), rtol=0, atol=0)
+
+
+def test_the_parameter_average_follows_every_step_and_is_the_parameters_at_decay_0(setup):
+    """Three steps at ema_decay 0.9: the average is d_t avg + (1 - d_t) p_{t+1} from avg = p_0, with d_t = min(0.9,
+    (1 + t) / (10 + t)) (recomputed here in float64 from the steps' parameters); the parameters themselves are those
+    of the same steps at decay 0, whose average is the parameters exactly."""
+    config, splits, model, fns = setup
+    batch = (jnp.asarray(splits["train"].x[:8]), jnp.ones(8, bool))
+    averaged = plain = fns.init(jax.random.key(0), HP)
+    expected = jax.tree.map(lambda p: np.asarray(p, np.float64), plain.params)
+    for t in range(3):
+        averaged, _ = fns.train_step(averaged, batch, jax.random.key(t), HP._replace(ema_decay=jnp.float32(0.9)))
+        plain, _ = fns.train_step(plain, batch, jax.random.key(t), HP)
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = jax.tree.map(lambda a, p: d * a + (1 - d) * np.asarray(p, np.float64), expected, averaged.params)
+    assert fns.train_step.cache_size() == 1
+    assert_trees_close(averaged.params, plain.params, rtol=0, atol=0)  # the average does not feed back
+    assert_trees_close(averaged.ema_params, expected, rtol=1e-5, atol=1e-7)
+    assert_trees_close(plain.ema_params, plain.params, rtol=0, atol=0)
+    gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(p))))
+              for a, p in zip(jax.tree.leaves(averaged.ema_params), jax.tree.leaves(averaged.params)))
+    assert gap > 1e-4  # the average lags the parameters visibly
+    with pytest.raises(ConfigError, match="ema_decay .* must lie in \\[0, 1\\), got 1.0"):
+        HParams.create(ema_decay=1.0)
+
+
+def test_fit_validates_and_keeps_the_parameter_average(tmp_path, setup):
+    """With ema_decay > 0 the validation error of every epoch, best.ckpt and the summary are the average's."""
+    config, splits, model, fns = setup
+    hp = HP._replace(ema_decay=jnp.float32(0.8), lr=jnp.float32(3e-3))
+    summary = fit(config.replace(epochs=2), hp, tmp_path, progress=False, splits=splits)
+    template = fns.init(jax.random.key(0), hp)
+    best_state, meta = checkpoint.load(tmp_path / "best_state.ckpt", template)
+    best_params, _ = checkpoint.load(tmp_path / "best.ckpt", template.params)
+    assert_trees_close(best_params, best_state.ema_params, rtol=0, atol=0)
+    assert not np.allclose(best_state.params["nets"]["residual"]["params"]["Dense_0"]["kernel"],
+                           best_state.ema_params["nets"]["residual"]["params"]["Dense_0"]["kernel"])
+    valid, _ = evaluate(fns, best_state.ema_params, splits["valid"], hp, config.schedule.eval_batch_size)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    [row] = [r for r in rows if r["epoch"] == meta["best"]["epoch"]]
+    assert row["valid_sse_per_seq"] == pytest.approx(valid["sse_per_seq"], rel=1e-5)
+    assert summary["valid"]["sse_per_seq"] == pytest.approx(valid["sse_per_seq"], rel=1e-5)
+
+
+def test_a_state_saved_before_the_parameter_average_loads_with_its_parameters_as_the_average(tmp_path, setup):
+    """A TrainState written before ema_params existed (a run's last.ckpt, or nested as in a sweep's state file)
+    loads with with_parameter_average; without it the file is named as incompatible."""
+    _, _, _, fns = setup
+    state = fns.init(jax.random.key(0), HP)
+    moved = state._replace(params=jax.tree.map(lambda p: p + 1.0, state.params))
+    old = lambda s: {"params": s.params, "opt_state": s.opt_state, "step": s.step}
+    checkpoint.save(tmp_path / "last.ckpt", old(moved), {"epoch": 3})
+    loaded, meta = checkpoint.load(tmp_path / "last.ckpt", state, with_parameter_average)
+    assert meta == {"epoch": 3}
+    assert_trees_close(loaded.params, moved.params, rtol=0, atol=0)
+    assert_trees_close(loaded.ema_params, moved.params, rtol=0, atol=0)
+    checkpoint.save(tmp_path / "sweep.ckpt", {"state": old(moved), "best_state": old(state)}, {})
+    nested, _ = checkpoint.load(tmp_path / "sweep.ckpt", {"state": state, "best_state": state},
+                                with_parameter_average)
+    assert_trees_close(nested["state"].ema_params, moved.params, rtol=0, atol=0)
+    assert_trees_close(nested["best_state"].ema_params, state.params, rtol=0, atol=0)
+    with pytest.raises(DataError, match="last.ckpt: corrupt or incompatible checkpoint"):
+        checkpoint.load(tmp_path / "last.ckpt", state)
