@@ -75,12 +75,17 @@ def test_every_member_of_a_grid_with_two_seeds_equals_its_run_alone(tmp_path):
     splits = pendulum_splits()
     config = small_config(epochs=2)
     base = {**BASE, "ema_decay": 0.8}
-    rows = sweep(config, base, {"seed": [2, 0], "alpha": [0.5, 1e-2]}, None, progress=False, splits=splits)["members"]
+    rows = sweep(config, base, {"seed": [2, 0], "alpha": [0.5, 1e-2]}, tmp_path / "sweep", progress=False,
+                 splits=splits)["members"]
     assert [(r["seed"], r["alpha"]) for r in rows] == [(2, 0.5), (2, 1e-2), (0, 0.5), (0, 1e-2)]
-    for r in rows:
-        alone = fit(config, HParams.create(**{**base, "alpha": r["alpha"]}), tmp_path / f"{r['seed']}-{r['alpha']}",
-                    seed=r["seed"], progress=False, splits=splits)
+    log = [json.loads(line) for line in (tmp_path / "sweep" / "metrics.jsonl").read_text().splitlines()]
+    for m, r in enumerate(rows):
+        run = tmp_path / f"{r['seed']}-{r['alpha']}"
+        alone = fit(config, HParams.create(**{**base, "alpha": r["alpha"]}), run, seed=r["seed"], progress=False,
+                    splits=splits)
         assert r["best_epoch"] == alone["best_epoch"]
+        logged = [json.loads(line)["valid_sse_per_seq"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [e["valid_sse_per_seq"][m] for e in log] == pytest.approx(logged, rel=1e-4)  # every epoch's
         for k in ("mae", "rmse", "sse_per_seq"):
             assert r["test"][k] == pytest.approx(alone["test"][k], rel=1e-4), (r["seed"], r["alpha"], k)
     assert len({r["test"]["sse_per_seq"] for r in rows}) == 4
