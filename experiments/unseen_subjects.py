@@ -279,7 +279,8 @@ def markdown(result: dict) -> str:
     sizes = ", ".join(f"{f['train']}/{f['valid']}/{f['test']}" for f in result["strides"])
     steps = result.get("refine_steps", 0)
     parts = result.get("refine_parts")
-    fitted = (f"; a fitted code: {steps} {result.get('refine_method', 'adam')} steps per stride from the encoder's "
+    method = result.get("refine_method", "adam")
+    fitted = (f"; a fitted code: {steps} {method} step{'s' * (steps != 1)} per stride from the encoder's "
               f"(jaxphysvae.refine)" + (f", fitting {', '.join(parts)} only" if parts else "") if steps else "")
     lines = [f"Locomotion, {which} by {by} ({result['source']}; train/valid/test strides per fold: {sizes}). "
              f"Errors in radians, mean +- std over folds (each fold: the mean over its seeds); the valid MAE (the "

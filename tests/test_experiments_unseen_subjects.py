@@ -113,6 +113,7 @@ def test_set_and_only_folds_change_the_sweeps_and_label_the_table(tmp_path):
     assert "Locomotion, fold 1 of 2 by subject" in unseen_subjects.markdown(result)
     assert "a fitted code: 2 gauss-newton steps per stride from the encoder's (jaxphysvae.refine);" in (
         unseen_subjects.markdown(result))
+    assert "a fitted code: 1 gauss-newton step per stride" in unseen_subjects.markdown({**result, "refine_steps": 1})
     assert "refine_parts" not in result
     # the same sweep resumed (nothing trained), its codes' initial states alone fitted
     part = unseen_subjects.run(fake_strides(), tmp_path, 2, "subject", 0, ["locomotion-phys-vae"], [0], 1,
