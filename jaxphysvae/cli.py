@@ -88,8 +88,8 @@ def _hparams_and_config(args):
 
 
 def _print_metrics(summary: dict) -> None:
-    for split in ("valid", "test"):
-        if split in summary:
+    for split in ("train", "valid", "test"):
+        if isinstance(summary.get(split), dict):
             m = summary[split]
             extra = "  ".join(f"{k} {v:.4g}" for k, v in m.items()
                               if k not in ("mae", "rmse", "sse_per_seq") and isinstance(v, float))
@@ -112,6 +112,63 @@ def _train(args) -> int:
     return EXIT_DIVERGED if summary["status"] == "diverged" else 0
 
 
+def _fitted_metrics(fitted: dict, x, args) -> dict:
+    """The metrics of `evaluate` (mae, rmse, sse_per_seq) of the fitted reconstructions fitted["x_PAB"] against
+    x (N, C, T), and how the codes were fitted."""
+    import numpy as np
+
+    from jaxphysvae.refine import DEFAULT_LR
+    err = np.asarray(fitted["x_PAB"], np.float64) - np.asarray(x, np.float64)
+    lr = {"lr": DEFAULT_LR if args.refine_lr is None else args.refine_lr} if args.refine_method == "adam" else {}
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+            "sse_per_seq": float((err ** 2).sum(axis=(1, 2)).mean()),
+            "sse_per_seq_encoder": float(np.mean(fitted["sse_start"])), "steps": args.refine_steps,
+            "method": args.refine_method, "parts": _refine_parts(args), **lr}
+
+
+def _refine_options(parser: argparse.ArgumentParser, written: str) -> None:
+    """--refine-steps, --refine-method, --refine-lr and --refine-parts (jaxphysvae.refine); `written` says what a
+    command writes of the fitted codes (fitted_*)."""
+    parser.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                        help=f"also fit each sequence's code to it by N steps of --refine-method, decoder fixed "
+                             f"(fitted_*: {written}; jaxphysvae.refine)")
+    parser.add_argument("--refine-method", choices=REFINE_METHODS, default="adam",
+                        help="how --refine-steps fits: Adam steps (200 is typical) or Gauss-Newton "
+                             "(Levenberg-Marquardt) steps (1 to 10)")
+    parser.add_argument("--refine-lr", type=float, default=None, metavar="LR",
+                        help="Adam's step for --refine-steps (default: jaxphysvae.refine's)")
+    parser.add_argument("--refine-parts", default=",".join(REFINE_PARTS), metavar="PART,PART",
+                        help=f"the parts of the code --refine-steps fits (of {', '.join(REFINE_PARTS)}; default "
+                             "all), the others the encoder's")
+
+
+def _check_refine_steps(args) -> None:
+    if args.refine_steps < 0:
+        raise ConfigError(f"--refine-steps must be 0 (no fitting) or a positive number of steps, got "
+                          f"{args.refine_steps}")
+
+
+def _refine_label(args) -> str:
+    """How --refine-steps fitted the codes, for printed lines: "3 adam steps", "1 gauss-newton step of s0"."""
+    parts = _refine_parts(args)
+    of = "" if parts == list(REFINE_PARTS) else f" of {', '.join(parts)}"
+    return f"{args.refine_steps} {args.refine_method} step{'s' * (args.refine_steps != 1)}{of}"
+
+
+def _refine_parts(args) -> list[str]:
+    """--refine-parts in REFINE_PARTS's order (jaxphysvae.refine has checked them)."""
+    given = {p.strip() for p in args.refine_parts.split(",")}
+    return [p for p in REFINE_PARTS if p in given]
+
+
+def _refined(args, model, params, ds, batch_size: int) -> dict:
+    """jaxphysvae.refine of the sequences of `ds` as --refine-* say."""
+    from jaxphysvae.refine import refine
+    step = {} if args.refine_lr is None else {"lr": args.refine_lr}
+    return refine(model, params, ds.x, steps=args.refine_steps, batch_size=batch_size, method=args.refine_method,
+                  parts=args.refine_parts, **step)
+
+
 def _eval(args) -> None:
     import contextlib
 
@@ -123,6 +180,7 @@ def _eval(args) -> None:
     if args.samples < 0:
         raise ConfigError(f"--samples must be 0 (posterior mean) or a positive number of samples, got {args.samples}")
     rundir.check_seed(args.seed)
+    _check_refine_steps(args)
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir() or not (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
@@ -142,11 +200,22 @@ def _eval(args) -> None:
         metrics.update(physics_errors(model, per["z_phy"], ds))
         metrics["protocol"] = ("posterior mean" if args.samples == 0 else
                                f"mean reconstruction of {args.samples} posterior samples (seed {args.seed})")
+        if args.refine_steps:
+            metrics["fitted"] = _fitted_metrics(_refined(args, model, params, ds, config.schedule.eval_batch_size),
+                                               ds.x, args)
         identity = rundir.data_identity({args.split: ds})[args.split]
         metrics["data"] = identity
         _print_metrics({args.split: metrics})
+        if args.refine_steps:
+            fitted = metrics["fitted"]
+            print(f"  with each sequence's code fitted ({_refine_label(args)}): MAE {fitted['mae']:.4g}, RMSE "
+                  f"{fitted['rmse']:.4g}, sse_per_seq {fitted['sse_per_seq']:.4g}")
         if target is None:
             name = f"eval_{args.split}_samples{args.samples}" + (f"_seed{args.seed}" if args.samples else "")
+            if args.refine_steps:  # a file of its own per fitting, beside the encoder's
+                parts = _refine_parts(args)
+                name += (f"_fitted-{args.refine_method}{args.refine_steps}"
+                         + ("" if parts == list(REFINE_PARTS) else "-" + "+".join(parts)))
             if args.other_data:  # named by the data used, so that no evaluation on the run's own data is replaced
                 name += f"_data-{identity['sha256'][:12]}"
             target = run_dir / f"{name}.json"
@@ -162,12 +231,9 @@ def _predict(args) -> None:
     from jaxphysvae.data.arrays import read_sequences
     from jaxphysvae.data.cache import save_npz
     from jaxphysvae.predict import predict
-    from jaxphysvae.refine import refine
     from jaxphysvae.sweep import load_any, parse_member
     rundir.check_seed(args.seed)
-    if args.refine_steps < 0:
-        raise ConfigError(f"--refine-steps must be 0 (no fitting) or a positive number of steps, got "
-                          f"{args.refine_steps}")
+    _check_refine_steps(args)
     run_dir, member = parse_member(args.run_dir)
     name = ("predict_" if member is None else f"predict_member{member}_") + (args.split if args.data is None else
                                                                             Path(args.data).stem)
@@ -186,10 +252,8 @@ def _predict(args) -> None:
                          z_phy=args.scale_z_phy * out["z_phy_mean"])
         out.update({k: v for k, v in scaled.items() if k.startswith("x_")})
     if args.refine_steps:
-        step = {} if args.refine_lr is None else {"lr": args.refine_lr}
-        fitted = refine(model, params, ds.x, steps=args.refine_steps, batch_size=config.schedule.eval_batch_size,
-                        method=args.refine_method, parts=args.refine_parts, **step)
-        out.update({f"fitted_{k}": v for k, v in fitted.items()})
+        out.update({f"fitted_{k}": v for k, v in _refined(args, model, params, ds,
+                                                          config.schedule.eval_batch_size).items()})
     arrays = {"x": ds.x, **out, **{f"true_{k}": v for k, v in ds.params.items()}}
     save_npz(target, **arrays)
     print(f"{ds.num_sequences} sequences of {ds.source}: reconstructions x_P, x_PA, x_PB, x_PAB "
@@ -200,10 +264,7 @@ def _predict(args) -> None:
     print(f"  reconstruction RMSE {rmse:.4g} (x_PAB against the input)")
     if args.refine_steps:
         fitted_rmse = float(np.sqrt(np.mean((out["fitted_x_PAB"] - ds.x) ** 2)))
-        given = {p.strip() for p in args.refine_parts.split(",")}
-        parts = "" if given == set(REFINE_PARTS) else f" of {args.refine_parts}"
-        print(f"  with each sequence's code fitted ({args.refine_steps} {args.refine_method} steps{parts}): "
-              f"RMSE {fitted_rmse:.4g} (fitted_*)")
+        print(f"  with each sequence's code fitted ({_refine_label(args)}): RMSE {fitted_rmse:.4g} (fitted_*)")
     for name in (model.physics.param_names if config.model.use_physics else ()):
         if name not in out:
             continue
@@ -371,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--other-data", action="store_true",
                     help="evaluate even though the data now found differ from those the run was trained on (the "
                          "output file is then named by the data's hash)")
+    _refine_options(ev, "mae, rmse and sse_per_seq of the fitted codes' reconstructions, under \"fitted\" in the "
+                        "JSON, written to eval_SPLIT_..._fitted-METHODN[-PARTS].json")
     ev.set_defaults(run=_eval, computes=True)
 
     sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
@@ -401,17 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also integrate the ODE part for this many steps (x_P_long, x_PA_long)")
     pd.add_argument("--scale-z-phy", type=float, default=None, metavar="FACTOR",
                     help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
-    pd.add_argument("--refine-steps", type=int, default=0, metavar="N",
-                    help="also fit each sequence's code to it by N steps of --refine-method, decoder fixed (fitted_*: "
-                         "the code, its x_PAB, sse before and after; jaxphysvae.refine)")
-    pd.add_argument("--refine-method", choices=REFINE_METHODS, default="adam",
-                    help="how --refine-steps fits: Adam steps (200 is typical) or Gauss-Newton (Levenberg-Marquardt) "
-                         "steps (5 to 10)")
-    pd.add_argument("--refine-lr", type=float, default=None, metavar="LR",
-                    help="Adam's step for --refine-steps (default: jaxphysvae.refine's)")
-    pd.add_argument("--refine-parts", default=",".join(REFINE_PARTS), metavar="PART,PART",
-                    help=f"the parts of the code --refine-steps fits (of {', '.join(REFINE_PARTS)}; default all), "
-                         "the others the encoder's")
+    _refine_options(pd, "the code, its x_PAB, sse before and after")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
 

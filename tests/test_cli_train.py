@@ -1,6 +1,11 @@
 import json
 
+import numpy as np
+import pytest
+
 from jaxphysvae.cli import main
+from jaxphysvae.fit import load_run
+from jaxphysvae.refine import DEFAULT_LR, refine
 from tests.helpers import CLI_SMALL as SMALL
 
 
@@ -20,6 +25,25 @@ def test_train_then_eval_writes_the_run_directory(tmp_path, capsys):
     assert main(["eval", str(out)]) == 0
     mean = json.loads((out / "eval_test_samples0.json").read_text())
     assert mean["sse_per_seq"] == summary["test"]["sse_per_seq"]
+    # the codes fitted at test time: their metrics beside the encoder's, recomputed from jaxphysvae.refine
+    _, _, model, _, params, splits, _ = load_run(out)
+    x = splits["test"].x
+    for args, name, fit in ((["--refine-steps", "2", "--refine-method", "gauss-newton"], "fitted-gauss-newton2",
+                             {"steps": 2, "method": "gauss-newton"}),
+                            (["--refine-steps", "1", "--refine-parts", "phy"], "fitted-adam1-phy",
+                             {"steps": 1, "parts": ("phy",)})):
+        assert main(["eval", str(out), *args]) == 0
+        written = json.loads((out / f"eval_test_samples0_{name}.json").read_text())
+        assert written["mae"] == mean["mae"]  # the encoder's metrics unchanged
+        fitted = refine(model, params, x, **fit)
+        err = fitted["x_PAB"].astype(np.float64) - x
+        assert written["fitted"]["mae"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+        assert written["fitted"]["sse_per_seq"] == pytest.approx((err ** 2).sum((1, 2)).mean(), rel=1e-6)
+        assert written["fitted"]["sse_per_seq"] < written["fitted"]["sse_per_seq_encoder"]
+    assert written["fitted"]["parts"] == ["phy"] and written["fitted"]["lr"] == DEFAULT_LR
+    assert "code fitted (1 adam step of phy): MAE" in capsys.readouterr().out
+    assert main(["eval", str(out), "--split", "train"]) == 0
+    assert "train: MAE" in capsys.readouterr().out
 
 
 def test_train_errors_are_one_line(tmp_path, capsys):
