@@ -142,10 +142,12 @@ def _refine_options(parser: argparse.ArgumentParser, written: str) -> None:
                              "all), the others the encoder's")
 
 
-def _check_refine_steps(args) -> None:
+def _check_refine(args) -> None:
     if args.refine_steps < 0:
         raise ConfigError(f"--refine-steps must be 0 (no fitting) or a positive number of steps, got "
                           f"{args.refine_steps}")
+    if args.refine_lr is not None and args.refine_method != "adam":
+        raise ConfigError(f"--refine-lr is the step of Adam; --refine-method {args.refine_method} takes none")
 
 
 def _refine_label(args) -> str:
@@ -180,7 +182,7 @@ def _eval(args) -> None:
     if args.samples < 0:
         raise ConfigError(f"--samples must be 0 (posterior mean) or a positive number of samples, got {args.samples}")
     rundir.check_seed(args.seed)
-    _check_refine_steps(args)
+    _check_refine(args)
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir() or not (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
@@ -233,7 +235,7 @@ def _predict(args) -> None:
     from jaxphysvae.predict import predict
     from jaxphysvae.sweep import load_any, parse_member
     rundir.check_seed(args.seed)
-    _check_refine_steps(args)
+    _check_refine(args)
     run_dir, member = parse_member(args.run_dir)
     name = ("predict_" if member is None else f"predict_member{member}_") + (args.split if args.data is None else
                                                                             Path(args.data).stem)

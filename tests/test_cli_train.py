@@ -44,6 +44,8 @@ def test_train_then_eval_writes_the_run_directory(tmp_path, capsys):
     assert "code fitted (1 adam step of phy): MAE" in capsys.readouterr().out
     assert main(["eval", str(out), "--split", "train"]) == 0
     assert "train: MAE" in capsys.readouterr().out
+    assert main(["eval", str(out), "--refine-steps", "1", "--refine-method", "gauss-newton", "--refine-lr", "0.1"]) == 2
+    assert "--refine-lr is the step of Adam" in capsys.readouterr().err
 
 
 def test_train_errors_are_one_line(tmp_path, capsys):
