@@ -177,15 +177,16 @@ def _eval(args) -> None:
     import jax
 
     from jaxphysvae import files, rundir
-    from jaxphysvae.fit import load_run
+    from jaxphysvae.sweep import load_any, parse_member
     from jaxphysvae.train import evaluate, physics_errors
     if args.samples < 0:
         raise ConfigError(f"--samples must be 0 (posterior mean) or a positive number of samples, got {args.samples}")
     rundir.check_seed(args.seed)
     _check_refine(args)
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir() or not (run_dir / "config.json").exists():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
+    run_dir, member = parse_member(args.run_dir)
+    if member is None and (not run_dir.is_dir() or not ((run_dir / "config.json").exists()
+                                                        or (run_dir / "sweep.json").exists())):
+        raise ConfigError(f"{run_dir}: not a run directory (no config.json) nor a sweep's member (SWEEP_DIR:M)")
     if args.out is None:  # into the run directory, which this process then owns while it writes
         rundir.check_writable(run_dir, "run directory")
         target, lock = None, rundir.RunLock(run_dir)
@@ -195,7 +196,7 @@ def _eval(args) -> None:
             raise ConfigError(f"--out {target} is a directory; give a file name such as {target / 'eval.json'}")
         rundir.prepare(target.parent, "directory of --out")
     with lock:
-        config, hparams, model, fns, params, splits, record = load_run(run_dir, other_data=args.other_data)
+        config, hparams, model, fns, params, splits, record = load_any(args.run_dir, other_data=args.other_data)
         ds = splits[args.split]
         metrics, per = evaluate(fns, params, ds, hparams, config.schedule.eval_batch_size, samples=args.samples,
                                 key=jax.random.key(args.seed))
@@ -213,7 +214,8 @@ def _eval(args) -> None:
             print(f"  with each sequence's code fitted ({_refine_label(args)}): MAE {fitted['mae']:.4g}, RMSE "
                   f"{fitted['rmse']:.4g}, sse_per_seq {fitted['sse_per_seq']:.4g}")
         if target is None:
-            name = f"eval_{args.split}_samples{args.samples}" + (f"_seed{args.seed}" if args.samples else "")
+            name = (f"eval_{'' if member is None else f'member{member}_'}{args.split}_samples{args.samples}"
+                    + (f"_seed{args.seed}" if args.samples else ""))
             if args.refine_steps:  # a file of its own per fitting, beside the encoder's
                 parts = _refine_parts(args)
                 name += (f"_fitted-{args.refine_method}{args.refine_steps}"
@@ -423,14 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train, computes=True)
 
-    ev = commands.add_parser("eval", help="evaluate a run's best checkpoint on a split")
-    ev.add_argument("run_dir", help="run directory")
+    ev = commands.add_parser("eval", help="evaluate a run's best checkpoint (or a sweep member's) on a split")
+    ev.add_argument("run_dir", help="run directory, or SWEEP_DIR:M for member M of a finished sweep")
     ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
     ev.add_argument("--samples", type=int, default=0,
                     help="0: posterior mean; S > 0: mean reconstruction of S posterior samples")
     ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
     ev.add_argument("--out", default=None,
-                    help="JSON file to write (default: eval_SPLIT_samplesS[_seedK].json in the run directory)")
+                    help="JSON file to write (default: eval_[memberM_]SPLIT_samplesS[_seedK].json in the run or "
+                         "sweep directory)")
     ev.add_argument("--other-data", action="store_true",
                     help="evaluate even though the data now found differ from those the run was trained on (the "
                          "output file is then named by the data's hash)")

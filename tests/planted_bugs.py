@@ -181,6 +181,9 @@ BUGS = [
     Bug("eval_fitted_sse_of_encoder", "eval --refine-steps reporting the encoder's squared error as the fitted one's",
         "jaxphysvae/cli.py", '"sse_per_seq": float((err ** 2).sum(axis=(1, 2)).mean()),',
         '"sse_per_seq": float(np.mean(fitted["sse_start"])),', ("tests/test_cli_train.py",)),
+    Bug("eval_member_unnamed", "eval of a sweep member writing the file a run's eval writes (members overwrite "
+        "each other)", "jaxphysvae/cli.py", "f\"eval_{'' if member is None else f'member{member}_'}{args.split}",
+        "f\"eval_{args.split}", ("tests/test_sweep.py",)),
     Bug("resume_new_hparam", "a sweep stored before a hyper-parameter was added compared without its default",
         "jaxphysvae/sweep.py", "members = [[resumable_hparams(m) for m in r[\"members\"]] for r in (stored, record)]",
         "members = [r[\"members\"] for r in (stored, record)]", ("tests/test_runs.py",)),

@@ -184,6 +184,14 @@ def test_cli_sweep(tmp_path, capsys):
     np.testing.assert_array_equal(written["x_PAB"], predict(model, params, splits["test"].x, samples=2)["x_PAB"])
     assert main(["predict", str(tmp_path)]) == 2
     assert "is a sweep: name one of its members" in capsys.readouterr().err
+    # eval of a member: the test metrics its sweep recorded, into the sweep directory under the member's name
+    assert main(["eval", f"{tmp_path}:3"]) == 0
+    evaluated = json.loads((tmp_path / "eval_member3_test_samples0.json").read_text())
+    recorded = json.loads((tmp_path / "sweep.json").read_text())["members"][3]["test"]
+    assert evaluated["mae"] == pytest.approx(recorded["mae"], rel=1e-5)
+    assert evaluated["sse_per_seq"] == pytest.approx(recorded["sse_per_seq"], rel=1e-5)
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "is a sweep: name one of its members" in capsys.readouterr().err
     assert main(["predict", f"{tmp_path}:3", "--refine-steps", "4", "--refine-lr", "0.02"]) == 0
     fitted = refine(model, params, splits["test"].x, steps=4, lr=0.02)
     written = np.load(tmp_path / "predict_member3_test.npz")
