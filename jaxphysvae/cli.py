@@ -128,10 +128,10 @@ def _fitted_metrics(fitted: dict, x, args) -> dict:
 
 def _refine_options(parser: argparse.ArgumentParser, written: str) -> None:
     """--refine-steps, --refine-method, --refine-lr and --refine-parts (jaxphysvae.refine); `written` says what a
-    command writes of the fitted codes (fitted_*)."""
+    command writes of the fitted codes."""
     parser.add_argument("--refine-steps", type=int, default=0, metavar="N",
                         help=f"also fit each sequence's code to it by N steps of --refine-method, decoder fixed "
-                             f"(fitted_*: {written}; jaxphysvae.refine)")
+                             f"({written}; jaxphysvae.refine)")
     parser.add_argument("--refine-method", choices=REFINE_METHODS, default="adam",
                         help="how --refine-steps fits: Adam steps (200 is typical) or Gauss-Newton "
                              "(Levenberg-Marquardt) steps (1 to 10)")
@@ -437,8 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--other-data", action="store_true",
                     help="evaluate even though the data now found differ from those the run was trained on (the "
                          "output file is then named by the data's hash)")
-    _refine_options(ev, "mae, rmse and sse_per_seq of the fitted codes' reconstructions, under \"fitted\" in the "
-                        "JSON, written to eval_SPLIT_..._fitted-METHODN[-PARTS].json")
+    _refine_options(ev, "\"fitted\" in the JSON: mae, rmse and sse_per_seq of their reconstructions, in a file "
+                        "of its own, eval_..._fitted-METHODN[-PARTS].json")
     ev.set_defaults(run=_eval, computes=True)
 
     sw = commands.add_parser("sweep", help="train every combination of a hyper-parameter grid in one compiled step")
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also integrate the ODE part for this many steps (x_P_long, x_PA_long)")
     pd.add_argument("--scale-z-phy", type=float, default=None, metavar="FACTOR",
                     help="decode with the inferred physics parameters times FACTOR (a counterfactual)")
-    _refine_options(pd, "the code, its x_PAB, sse before and after")
+    _refine_options(pd, "fitted_*: the code, its x_PAB, sse before and after")
     pd.add_argument("--out", default=None, help="output .npz (default RUN_DIR/predict_SPLIT.npz)")
     pd.set_defaults(run=_predict, computes=True)
 
