@@ -31,6 +31,7 @@ from experiments import report
 from experiments.sweeps import QUICK_EPOCHS, preset_sweep, quick_epochs
 from jaxphysvae import data, presets
 from jaxphysvae.config import HParams
+from jaxphysvae.evaluation import reconstruction_errors
 from jaxphysvae.files import atomic_path
 from jaxphysvae.refine import refine
 
@@ -47,12 +48,6 @@ PUBLISHED = [  # METHOD.md section 7: the published PyTorch code on this split
 ]
 
 
-def errors(x_hat: np.ndarray, x: np.ndarray) -> dict:
-    err = x_hat - x
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
-            "sse_per_seq": float((err**2).sum(axis=(1, 2)).mean())}
-
-
 def baselines(train: np.ndarray | None = None, test: np.ndarray | None = None,
               components=(5, 15, 21, 23, 30)) -> list[dict]:
     """All zeros, the mean training stride and PCA with each number of `components` fitted on the training strides,
@@ -60,9 +55,9 @@ def baselines(train: np.ndarray | None = None, test: np.ndarray | None = None,
     keeps per stride)."""
     train = data.load("locomotion", "train").x if train is None else train
     test = data.load("locomotion", "test").x if test is None else test
-    rows = [{"model": "all zeros", "code_size": 0, **errors(np.zeros_like(test), test)},
+    rows = [{"model": "all zeros", "code_size": 0, **reconstruction_errors(np.zeros_like(test), test)},
             {"model": "mean training stride", "code_size": 0,
-             **errors(np.broadcast_to(train.mean(0), test.shape), test)}]
+             **reconstruction_errors(np.broadcast_to(train.mean(0), test.shape), test)}]
     flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
     mean = flat_train.mean(0)
     _, _, vt = np.linalg.svd(flat_train - mean, full_matrices=False)
@@ -70,7 +65,7 @@ def baselines(train: np.ndarray | None = None, test: np.ndarray | None = None,
         basis = vt[:k]
         recon = (flat_test - mean) @ basis.T @ basis + mean
         rows.append({"model": f"PCA, {k} components (fitted on train)", "code_size": k,
-                     **errors(recon.reshape(test.shape), test)})
+                     **reconstruction_errors(recon.reshape(test.shape), test)})
     return rows
 
 
@@ -136,7 +131,7 @@ def fitted_errors(run: Path, member: int | None, steps: int) -> dict:
     from jaxphysvae.sweep import load_any
     _, _, model, _, params, splits, _ = load_any(run if member is None else f"{run}:{member}")
     x = splits["test"].x
-    return errors(refine(model, params, x, steps=steps)["x_PAB"], x)
+    return reconstruction_errors(refine(model, params, x, steps=steps)["x_PAB"], x)
 
 
 def collect(run_dirs, refine_steps: int = 0) -> list[dict]:

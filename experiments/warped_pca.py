@@ -40,6 +40,7 @@ from experiments import locomotion, report
 from experiments.unseen_subjects import add_fold_arguments, fold_splits, read_raw_strides, summary
 from jaxphysvae.data import raw
 from jaxphysvae.errors import DataError
+from jaxphysvae.evaluation import reconstruction_errors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ANCHORS = (0.4, 0.5, 0.6, 0.7)  # fractions of the cycle, chosen per fold on its validation people
@@ -144,7 +145,7 @@ def pca_reconstruct(directions: tuple[np.ndarray, np.ndarray], x: np.ndarray, co
 
 
 def errors(x_hat: np.ndarray, x: np.ndarray) -> dict:
-    return {key: value for key, value in locomotion.errors(x_hat, x).items() if key in ("mae", "rmse")}
+    return {key: value for key, value in reconstruction_errors(x_hat, x).items() if key in ("mae", "rmse")}
 
 
 def fold_rows(split: dict[str, raw.Strides], codes, anchors=ANCHORS, shifts: np.ndarray = SHIFTS,

@@ -113,17 +113,16 @@ def _train(args) -> int:
 
 
 def _fitted_metrics(fitted: dict, x, args) -> dict:
-    """The metrics of `evaluate` (mae, rmse, sse_per_seq) of the fitted reconstructions fitted["x_PAB"] against
-    x (N, C, T), and how the codes were fitted."""
+    """`reconstruction_errors` of the fitted reconstructions fitted["x_PAB"] against x (N, C, T), the encoder's
+    sse_per_seq, and how the codes were fitted."""
     import numpy as np
 
-    from jaxphysvae.refine import DEFAULT_LR
-    err = np.asarray(fitted["x_PAB"], np.float64) - np.asarray(x, np.float64)
+    from jaxphysvae.evaluation import reconstruction_errors
+    from jaxphysvae.refine import DEFAULT_LR, check_parts
     lr = {"lr": DEFAULT_LR if args.refine_lr is None else args.refine_lr} if args.refine_method == "adam" else {}
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
-            "sse_per_seq": float((err ** 2).sum(axis=(1, 2)).mean()),
-            "sse_per_seq_encoder": float(np.mean(fitted["sse_start"])), "steps": args.refine_steps,
-            "method": args.refine_method, "parts": _refine_parts(args), **lr}
+    return {**reconstruction_errors(fitted["x_PAB"], x), "sse_per_seq_encoder": float(np.mean(fitted["sse_start"])),
+            "steps": args.refine_steps, "method": args.refine_method,
+            "parts": list(check_parts(args.refine_parts)), **lr}
 
 
 def _refine_options(parser: argparse.ArgumentParser, written: str) -> None:
@@ -152,15 +151,16 @@ def _check_refine(args) -> None:
 
 def _refine_label(args) -> str:
     """How --refine-steps fitted the codes, for printed lines: "3 adam steps", "1 gauss-newton step of s0"."""
-    parts = _refine_parts(args)
-    of = "" if parts == list(REFINE_PARTS) else f" of {', '.join(parts)}"
+    parts = _partial_parts(args)
+    of = f" of {', '.join(parts)}" if parts else ""
     return f"{args.refine_steps} {args.refine_method} step{'s' * (args.refine_steps != 1)}{of}"
 
 
-def _refine_parts(args) -> list[str]:
-    """--refine-parts in REFINE_PARTS's order (jaxphysvae.refine has checked them)."""
-    given = {p.strip() for p in args.refine_parts.split(",")}
-    return [p for p in REFINE_PARTS if p in given]
+def _partial_parts(args) -> tuple[str, ...]:
+    """The parts of the code --refine-parts fits, in jaxphysvae.refine's order; () when it fits them all."""
+    from jaxphysvae.refine import PARTS, check_parts
+    parts = check_parts(args.refine_parts)
+    return () if parts == PARTS else parts
 
 
 def _refined(args, model, params, ds, batch_size: int) -> dict:
@@ -217,9 +217,8 @@ def _eval(args) -> None:
             name = (f"eval_{'' if member is None else f'member{member}_'}{args.split}_samples{args.samples}"
                     + (f"_seed{args.seed}" if args.samples else ""))
             if args.refine_steps:  # a file of its own per fitting, beside the encoder's
-                parts = _refine_parts(args)
-                name += (f"_fitted-{args.refine_method}{args.refine_steps}"
-                         + ("" if parts == list(REFINE_PARTS) else "-" + "+".join(parts)))
+                parts = _partial_parts(args)
+                name += f"_fitted-{args.refine_method}{args.refine_steps}" + ("-" + "+".join(parts) if parts else "")
             if args.other_data:  # named by the data used, so that no evaluation on the run's own data is replaced
                 name += f"_data-{identity['sha256'][:12]}"
             target = run_dir / f"{name}.json"

@@ -57,6 +57,16 @@ def evaluate(fns, params, dataset, hparams: HParams, batch_size: int, samples: i
     return {k: float(v) if np.ndim(v) == 0 else v for k, v in metrics.items()}, per
 
 
+def reconstruction_errors(x_hat, x) -> dict:
+    """`evaluate`'s reconstruction metrics of any reconstructions x_hat of x, both (N, C, T) in the data's units,
+    computed in float64 on the host: mae and rmse per value, sse_per_seq (squared error summed over channels and
+    time, averaged over sequences). For reconstructions made outside the model's compiled evaluation (fitted codes,
+    baselines)."""
+    err = np.asarray(x_hat, np.float64) - np.asarray(x, np.float64)
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+            "sse_per_seq": float((err ** 2).sum(axis=(1, 2)).mean())}
+
+
 def physics_errors(model, z_phy: np.ndarray, dataset) -> dict:
     """Errors of the inferred physics parameters against the dataset's true ones, where both exist."""
     out = {}
